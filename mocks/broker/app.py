@@ -1,0 +1,127 @@
+"""The simulated KIS broker as one ASGI app: gateway routes, fault injector, control plane."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mocks.broker import codes, oauth, quotations, trading
+from mocks.broker.config import BrokerConfig
+from mocks.broker.gateway import GatewayRefusal, Rejection
+from mocks.broker.state import Broker
+from mocks.clock import MockClock
+from mocks.control import PREFIX, ControlPlane
+from mocks.http_faults import FaultInjector
+
+
+def create_app(
+    config: BrokerConfig | None = None,
+    *,
+    control_token: str | None = None,
+    wall_origin: datetime | None = None,
+) -> FastAPI:
+    """A fresh broker. ``wall_origin`` pins the wall clock (token expiry strings, order
+    times) for reproducible bodies; by default it is the real time at start-up."""
+    config = config or BrokerConfig()
+    clock = MockClock(wall_origin)
+    broker = Broker(config, clock)
+    plane = ControlPlane(name="broker", seed=config.seed, control_token=control_token, clock=clock)
+    plane.on_reset(broker.reset)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        clock.start()
+        yield
+
+    app = FastAPI(
+        title="Squall mock KIS broker",
+        lifespan=lifespan,
+        docs_url=f"{PREFIX}/docs",
+        openapi_url=f"{PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.broker = broker
+    app.state.control = plane
+    app.include_router(oauth.router(broker))
+    app.include_router(quotations.router(broker))
+    app.include_router(trading.router(broker))
+    app.include_router(plane.router())
+    app.include_router(_broker_control(broker, plane))
+    _install_error_handlers(app, broker)
+    app.add_middleware(FaultInjector, plane=plane, render_error=broker.render_error)
+    return app
+
+
+def _install_error_handlers(app: FastAPI, broker: Broker) -> None:
+    @app.exception_handler(GatewayRefusal)
+    async def gateway_refusal(_: Request, exc: GatewayRefusal) -> JSONResponse:
+        # EGW messages are sent verbatim: clients match on them.
+        detail = None if exc.code.startswith("EGW") else exc.detail
+        return JSONResponse(
+            codes.gateway_error(exc.code, detail), status_code=broker.config.gateway_error_status
+        )
+
+    @app.exception_handler(Rejection)
+    async def rejection(_: Request, exc: Rejection) -> JSONResponse:
+        return JSONResponse(codes.rejection(exc.code, exc.detail))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_a_service(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(PREFIX):
+            return await http_exception_handler(request, exc)
+        # The real gateway answers unknown paths in its own terms, not with FastAPI's.
+        detail = f"{request.method} {request.url.path}"
+        return JSONResponse(codes.gateway_error("OPSQ0002", detail), status_code=exc.status_code)
+
+
+def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
+    """Broker-specific control: world state a scenario manipulates directly."""
+    from fastapi import Depends
+
+    api = APIRouter(prefix=f"{PREFIX}/broker", dependencies=[Depends(plane.authorize)])
+
+    @api.get("/config")
+    async def get_config() -> dict[str, Any]:
+        return {**broker.config.model_dump(), "budget": broker.config.budget}
+
+    @api.patch("/config")
+    async def patch_config(request: Request) -> dict[str, Any]:
+        changes = await request.json()
+        if not isinstance(changes, dict):
+            raise HTTPException(400, "send a JSON object of the settings to change")
+        unknown = set(changes) - set(BrokerConfig.model_fields) - {"profile", "seed"}
+        fixed = {"profile", "seed", "initial_cash"} & set(changes)
+        if unknown or fixed:
+            names = ", ".join(sorted(unknown | fixed))
+            raise HTTPException(
+                400,
+                f"cannot change {names} at run time; changeable: "
+                + ", ".join(
+                    sorted(set(BrokerConfig.model_fields) - {"profile", "seed", "initial_cash"})
+                ),
+            )
+        try:
+            for name, value in changes.items():
+                setattr(broker.config, name, value)
+        except ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {**broker.config.model_dump(), "budget": broker.config.budget}
+
+    @api.post("/tokens/expire")
+    async def expire_tokens() -> dict[str, int]:
+        """Expire every live token now: the next request with one gets EGW00123."""
+        return {"expired": broker.tokens.expire_all(broker.clock.now())}
+
+    @api.get("/tokens")
+    async def token_stats() -> dict[str, int]:
+        return {"issued": broker.tokens.issued}
+
+    return api

@@ -1,0 +1,154 @@
+"""The fault control plane every mock carries: rules, journal, clock and reset over HTTP.
+
+It lives under a reserved prefix (``/_squall``) on the mock's own port. Without a control
+token it answers loopback clients only: a mock bound to a shared interface must not let the
+network reconfigure it. With a token, every caller must present it in ``x-squall-control-token``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import ValidationError
+
+from mocks.clock import MockClock
+from mocks.faults import FaultPlan, FaultRule
+from mocks.journal import Journal
+
+PREFIX = "/_squall"
+TOKEN_HEADER = "x-squall-control-token"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class ControlPlane:
+    """The fault plan, journal and clock of one mock, and what a reset means for it."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        seed: int = 0,
+        control_token: str | None = None,
+        clock: MockClock | None = None,
+    ) -> None:
+        self.name = name
+        self.seed = seed
+        self.control_token = control_token
+        self.clock = clock or MockClock()
+        self.faults = FaultPlan(seed)
+        self.journal = Journal()
+        self._reset_hooks: list[Callable[[], None]] = []
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        self._reset_hooks.append(hook)
+
+    def reset(self) -> None:
+        """Back to the state at start: no rules, empty journal, clock at zero, world reseeded."""
+        self.faults.reset()
+        self.journal.clear()
+        self.clock.start()
+        for hook in self._reset_hooks:
+            hook()
+
+    def authorize(self, request: Request) -> None:
+        if self.control_token is not None:
+            given = request.headers.get(TOKEN_HEADER, "")
+            if not hmac.compare_digest(given.encode(), self.control_token.encode()):
+                raise HTTPException(
+                    403,
+                    f"the {self.name} control plane needs the control token in the "
+                    f"{TOKEN_HEADER} header (the one the mock was started with)",
+                )
+            return
+        host = request.client.host if request.client else None
+        if not _is_loopback(host):
+            raise HTTPException(
+                403,
+                f"the {self.name} control plane answers loopback clients only (you are "
+                f"{host}); start the mock with a control token to allow remote control",
+            )
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix=PREFIX, dependencies=[Depends(self.authorize)])
+        plane = self
+
+        @router.get("/health")
+        async def health() -> dict[str, Any]:
+            return {"mock": plane.name, "status": "ok", "now": plane.clock.now()}
+
+        @router.get("/clock")
+        async def clock() -> dict[str, float]:
+            return {"now": plane.clock.now()}
+
+        @router.get("/faults")
+        async def list_faults() -> list[dict[str, object]]:
+            return plane.faults.rules()
+
+        @router.post("/faults", status_code=201)
+        async def add_fault(request: Request) -> dict[str, Any]:
+            try:
+                rule = FaultRule.model_validate(await request.json())
+            except ValidationError as exc:
+                raise HTTPException(422, _validation_summary(exc)) from None
+            except ValueError as exc:  # not JSON at all
+                raise HTTPException(400, f"the fault rule is not valid JSON: {exc}") from None
+            try:
+                stored = plane.faults.add(rule, plane.clock.now())
+            except ValueError as exc:
+                raise HTTPException(409, str(exc)) from None
+            return stored.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+        @router.delete("/faults/{rule_id}")
+        async def remove_fault(rule_id: str) -> dict[str, bool]:
+            if not plane.faults.remove(rule_id):
+                raise HTTPException(404, f"no fault rule with id {rule_id!r}; GET {PREFIX}/faults")
+            return {"removed": True}
+
+        @router.delete("/faults")
+        async def clear_faults() -> dict[str, bool]:
+            plane.faults.clear()
+            return {"cleared": True}
+
+        @router.get("/journal")
+        async def journal(
+            since: Annotated[int, Query(ge=0)] = 0,
+            path: str | None = None,
+            method: str | None = None,
+            tr_id: str | None = None,
+            code: str | None = None,
+            limit: Annotated[int | None, Query(ge=1)] = None,
+        ) -> dict[str, Any]:
+            entries = plane.journal.entries(
+                since=since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
+            )
+            return {
+                "entries": [entry.to_json() for entry in entries],
+                "dropped": plane.journal.dropped,
+            }
+
+        @router.post("/reset")
+        async def reset() -> dict[str, bool]:
+            plane.reset()
+            return {"reset": True}
+
+        return router
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "rule"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid fault rule: " + "; ".join(problems)

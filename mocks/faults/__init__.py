@@ -1,0 +1,40 @@
+"""One fault model for every mock: a rule is *where* + *what* + *when*.
+
+The logic here is pure: deciding whether a request is faulted needs no sockets, only the
+request's description, the mock's clock reading and the plan's seeded RNG. Applying a
+decision to a wire (HTTP today; WebSocket frames and TCP streams later) is each mock's job.
+"""
+
+from mocks.faults.model import (
+    Close,
+    Delay,
+    Empty,
+    Error,
+    FaultAction,
+    FaultRule,
+    Hang,
+    Malformed,
+    Reset,
+    Truncated,
+    When,
+    Where,
+)
+from mocks.faults.plan import Decision, FaultPlan, Request
+
+__all__ = [
+    "Close",
+    "Decision",
+    "Delay",
+    "Empty",
+    "Error",
+    "FaultAction",
+    "FaultPlan",
+    "FaultRule",
+    "Hang",
+    "Malformed",
+    "Request",
+    "Reset",
+    "Truncated",
+    "When",
+    "Where",
+]

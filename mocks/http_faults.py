@@ -1,0 +1,219 @@
+"""ASGI middleware that journals every broker request and applies the fault plan to it.
+
+It sits in front of the mock's routes: a faulted request may never reach the broker logic
+(an error, a reset), reach it late (a delay) or reach it and have its answer spoiled (a
+truncated body). Control-plane requests pass untouched and unjournaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mocks import wire
+from mocks.control import PREFIX, ControlPlane
+from mocks.faults import Decision, Error, Request
+from mocks.faults.model import Close, Delay, Empty, Hang, Malformed, Reset, Truncated
+from mocks.journal import Entry, protocol_headers
+
+# (status, JSON body) a mock answers with for an Error action.
+ErrorRenderer = Callable[[Error], tuple[int, dict[str, Any]]]
+
+_JOURNALED_BODY_LIMIT = 64 * 1024
+_ID_HEADERS = ("tr_id", "api-id")  # KIS names its transaction in tr_id, Kiwoom in api-id
+
+
+class FaultInjector:
+    def __init__(self, app: ASGIApp, plane: ControlPlane, render_error: ErrorRenderer) -> None:
+        self.app = app
+        self.plane = plane
+        self.render_error = render_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_body(receive)
+        replay = _replaying(body, receive) if not more else receive
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        lowered = {name.lower(): value for name, value in headers}
+        tr_id = next((lowered[h] for h in _ID_HEADERS if h in lowered), None)
+        clock = self.plane.clock
+        started = clock.now()
+        entry = self.plane.journal.open(
+            at=round(started, 6),
+            method=scope["method"],
+            path=scope["path"],
+            tr_id=tr_id,
+            headers=protocol_headers(headers),
+            query=_query(scope),
+            body=_json_object(body),
+        )
+        decision = self.plane.faults.decide(Request(scope["method"], scope["path"], tr_id), started)
+        if decision is not None:
+            entry.fault = f"{decision.rule_id}:{decision.kind}"
+        recording = _recording(send, entry)
+        try:
+            await self._apply(decision, scope, replay, recording, entry)
+        finally:
+            entry.duration = round(clock.now() - started, 6)
+
+    async def _apply(
+        self, decision: Decision | None, scope: Scope, receive: Receive, send: Send, entry: Entry
+    ) -> None:
+        action = decision.action if decision else None
+        if action is None:
+            await self.app(scope, receive, send)
+        elif isinstance(action, Delay):
+            await asyncio.sleep(decision.delay if decision else 0.0)
+            await self.app(scope, receive, send)
+        elif isinstance(action, Error):
+            status, payload = self.render_error(action)
+            await _send_bytes(send, status, json.dumps(payload, ensure_ascii=False).encode())
+        elif isinstance(action, Empty):
+            await _send_bytes(send, action.status, b"")
+        elif isinstance(action, Malformed):
+            await _send_bytes(send, 200, action.text.encode())
+        elif isinstance(action, Hang):
+            entry.outcome = "abandoned"
+            await _until_disconnect(receive, action.max_seconds)
+            if action.max_seconds is not None:
+                wire.close(scope)
+                await _until_disconnect(receive, None)
+        elif isinstance(action, Reset):
+            entry.outcome = "reset"
+            wire.reset(scope)
+            await _until_disconnect(receive, None)
+        elif isinstance(action, Close):
+            entry.outcome = "closed"
+            wire.close(scope)
+            await _until_disconnect(receive, None)
+        elif isinstance(action, Truncated):
+            await self._truncate(action, scope, receive, entry)
+
+    async def _truncate(
+        self, action: Truncated, scope: Scope, receive: Receive, entry: Entry
+    ) -> None:
+        """Let the broker answer, then send its head and part of its body, and hang up."""
+        wire.transport_of(scope)  # fail before the broker acts if there is no socket
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        start = next(m for m in captured if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        entry.status = start["status"]
+        entry.code = _code_of(body)
+        entry.outcome = "truncated"
+        head = [f"HTTP/1.1 {start['status']} OK".encode()]
+        for name, value in start.get("headers", []):
+            if name.lower() not in (b"content-length", b"connection"):
+                head.append(name + b": " + value)
+        head += [f"content-length: {len(body)}".encode(), b"connection: close", b"", b""]
+        wire.write_raw(scope, b"\r\n".join(head) + body[: int(len(body) * action.fraction)])
+        wire.close(scope)
+        await _until_disconnect(receive, None)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body, unless it's larger than the journal keeps (then stream it on)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if size > _JOURNALED_BODY_LIMIT:
+            return b"".join(chunks), True
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _recording(send: Send, entry: Entry) -> Send:
+    """Note the status and the broker's result code of whatever the route answers."""
+    chunks: list[bytes] = []
+
+    async def record(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            entry.status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                entry.code = _code_of(b"".join(chunks))
+        await send(message)
+
+    return record
+
+
+def _code_of(body: bytes) -> str | None:
+    payload = _json_object(body)
+    if payload is None:
+        return None
+    for key in ("msg_cd", "error_code", "return_code"):
+        if key in payload:
+            return str(payload[key])
+    return None
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    if not body or len(body) > _JOURNALED_BODY_LIMIT:
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+async def _send_bytes(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _until_disconnect(receive: Receive, limit: float | None) -> None:
+    """Wait for the client to hang up (or ``limit`` seconds)."""
+
+    async def drain() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(drain(), limit)

@@ -1,0 +1,209 @@
+"""A seeded market simulator: real KRX instruments, price paths on the loop clock.
+
+The same seed gives the same world: instrument base prices, the price at every step and the
+order book at every step are pure functions of (seed, code, step). Requests arriving in a
+different order or at a different rate never change what a later step looks like, so a
+scenario's journal is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from mocks import krx
+
+# Real KOSPI/KOSDAQ codes and names, with a reference price the seed jitters around.
+# Prices are ballpark figures chosen to cover every KRX tick band, not market data.
+LISTINGS: tuple[tuple[str, str, int], ...] = (
+    ("005930", "삼성전자", 71_000),
+    ("000660", "SK하이닉스", 182_000),
+    ("373220", "LG에너지솔루션", 395_000),
+    ("207940", "삼성바이오로직스", 812_000),
+    ("005380", "현대차", 241_000),
+    ("000270", "기아", 101_000),
+    ("068270", "셀트리온", 178_000),
+    ("035420", "NAVER", 196_000),
+    ("035720", "카카오", 44_850),
+    ("051910", "LG화학", 352_000),
+    ("006400", "삼성SDI", 298_000),
+    ("005490", "POSCO홀딩스", 382_000),
+    ("105560", "KB금융", 81_200),
+    ("055550", "신한지주", 49_750),
+    ("012330", "현대모비스", 232_500),
+    ("066570", "LG전자", 91_300),
+    ("015760", "한국전력", 21_950),
+    ("017670", "SK텔레콤", 54_600),
+    ("030200", "KT", 39_900),
+    ("033780", "KT&G", 97_800),
+    ("011200", "HMM", 17_890),
+    ("003490", "대한항공", 22_150),
+    ("010140", "삼성중공업", 10_480),
+    ("034020", "두산에너빌리티", 19_960),
+    ("323410", "카카오뱅크", 23_400),
+    ("042700", "한미반도체", 118_300),
+    ("086520", "에코프로", 96_500),
+    ("247540", "에코프로비엠", 187_400),
+    ("293490", "카카오게임즈", 19_870),
+    ("003620", "KG모빌리티", 4_985),
+    ("000890", "보해양조", 1_013),
+)
+
+STEP_SECONDS = 1.0  # one price step per second of loop time
+_DAILY_VOLATILITY = 0.02  # per-step sigma is derived from this over a trading day
+_STEPS_PER_DAY = 6.5 * 3600 / STEP_SECONDS
+
+
+@dataclass(frozen=True)
+class Instrument:
+    code: str
+    name: str
+    base_price: int  # yesterday's close: the reference for limits and change
+    lower_limit: int
+    upper_limit: int
+    per: float
+    pbr: float
+    eps: int
+    bps: int
+    w52_high: int
+    w52_low: int
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The state of one instrument at one step."""
+
+    code: str
+    step: int
+    price: int
+    open: int
+    high: int
+    low: int
+    volume: int  # cumulative for the day
+    turnover: int  # cumulative traded value in won
+
+
+@dataclass(frozen=True)
+class BookLevel:
+    price: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    code: str
+    step: int
+    asks: tuple[BookLevel, ...]  # best (lowest) first
+    bids: tuple[BookLevel, ...]  # best (highest) first
+
+
+class UnknownInstrument(KeyError):
+    """The code is six digits but not listed in this simulated market."""
+
+
+@dataclass
+class _Path:
+    rng: random.Random
+    ticks: list[Tick] = field(default_factory=list)
+
+
+class Market:
+    """Instruments and their seeded price paths."""
+
+    def __init__(self, seed: int = 0, listings: tuple[tuple[str, str, int], ...] = LISTINGS):
+        self.seed = seed
+        self.instruments: dict[str, Instrument] = {}
+        for code, name, reference in listings:
+            self.instruments[code] = self._make_instrument(code, name, reference)
+        self._paths: dict[str, _Path] = {}
+
+    def _make_instrument(self, code: str, name: str, reference: int) -> Instrument:
+        # String seeds hash through SHA-512, so they are stable across runs and processes.
+        rng = random.Random(f"squall:{self.seed}:{code}:listing")
+        base = krx.round_to_tick(reference * rng.uniform(0.9, 1.1))
+        lower, upper = krx.daily_limits(base)
+        eps = max(1, int(base / rng.uniform(6, 40)))
+        bps = max(1, int(base / rng.uniform(0.5, 3.0)))
+        return Instrument(
+            code=code,
+            name=name,
+            base_price=base,
+            lower_limit=lower,
+            upper_limit=upper,
+            per=round(base / eps, 2),
+            pbr=round(base / bps, 2),
+            eps=eps,
+            bps=bps,
+            w52_high=krx.round_to_tick(base * rng.uniform(1.05, 1.6)),
+            w52_low=krx.round_to_tick(base * rng.uniform(0.5, 0.95)),
+        )
+
+    def instrument(self, code: str) -> Instrument:
+        try:
+            return self.instruments[code]
+        except KeyError:
+            raise UnknownInstrument(code) from None
+
+    def step_at(self, elapsed: float) -> int:
+        """The step index for ``elapsed`` seconds of loop time since the market opened."""
+        return max(0, int(elapsed // STEP_SECONDS))
+
+    def tick(self, code: str, step: int) -> Tick:
+        """The state of ``code`` at ``step``; computed once, then cached."""
+        instrument = self.instrument(code)
+        path = self._paths.get(code)
+        if path is None:
+            path = _Path(random.Random(f"squall:{self.seed}:{code}:path"))
+            self._paths[code] = path
+        while len(path.ticks) <= step:
+            path.ticks.append(self._next(instrument, path))
+        return path.ticks[step]
+
+    def _next(self, instrument: Instrument, path: _Path) -> Tick:
+        rng = path.rng
+        if not path.ticks:
+            opening = krx.round_to_tick(instrument.base_price * math.exp(rng.gauss(0, 0.01)))
+            opening = min(max(opening, instrument.lower_limit), instrument.upper_limit)
+            volume = rng.randint(1_000, 50_000)
+            return Tick(
+                instrument.code, 0, opening, opening, opening, opening, volume, volume * opening
+            )
+        last = path.ticks[-1]
+        sigma = _DAILY_VOLATILITY / math.sqrt(_STEPS_PER_DAY)
+        raw = last.price * math.exp(rng.gauss(0, sigma * 8))
+        price = krx.round_to_tick(raw)
+        price = min(max(price, instrument.lower_limit), instrument.upper_limit)
+        traded = int(rng.lognormvariate(5, 1.2))
+        return Tick(
+            code=instrument.code,
+            step=last.step + 1,
+            price=price,
+            open=last.open,
+            high=max(last.high, price),
+            low=min(last.low, price),
+            volume=last.volume + traded,
+            turnover=last.turnover + traded * price,
+        )
+
+    def order_book(self, code: str, step: int, depth: int = 10) -> OrderBook:
+        """Ten levels each side around the step's price, clipped at the daily limits."""
+        instrument = self.instrument(code)
+        price = self.tick(code, step).price
+        rng = random.Random(f"squall:{self.seed}:{code}:book:{step}")
+        asks: list[BookLevel] = []
+        level = price
+        while len(asks) < depth:
+            level += krx.tick_size(level)
+            if level > instrument.upper_limit:
+                break
+            asks.append(BookLevel(level, rng.randint(1, 5_000)))
+        bids: list[BookLevel] = []
+        level = price
+        while len(bids) < depth and level > instrument.lower_limit:
+            below = level - 1
+            level = below - below % krx.tick_size(below)
+            if level < instrument.lower_limit:
+                break
+            bids.append(BookLevel(level, rng.randint(1, 5_000)))
+        return OrderBook(code, step, tuple(asks), tuple(bids))
