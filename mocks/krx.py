@@ -5,6 +5,7 @@ Tick table in force since 2023-01-25 (KRX, all stocks on KOSPI and KOSDAQ alike)
 
 from __future__ import annotations
 
+import math
 import re
 
 _CODE = re.compile(r"^\d{6}$")
@@ -57,7 +58,7 @@ def daily_limits(base_price: int) -> tuple[int, int]:
     upper_raw = base_price * (1 + DAILY_LIMIT_RATE)
     lower_raw = base_price * (1 - DAILY_LIMIT_RATE)
     upper = round_to_tick(upper_raw, down=True)
-    lower = int(lower_raw)
+    lower = math.ceil(lower_raw - 1e-9)  # float noise must not push 70 % a won up
     tick = tick_size(lower)
     if lower % tick:
         lower += tick - lower % tick

@@ -83,13 +83,13 @@ class TokenBook:
             and now - current.issued_at < reuse
         ):
             return current, False
-        token = Token(self._mint(appkey, now, ttl), appkey, now, now + ttl)
+        token = Token(self._mint(appkey, ttl), appkey, now, now + ttl)
         self._by_value[token.value] = token
         self._current[appkey] = token
         self.issued += 1
         return token, True
 
-    def _mint(self, appkey: str, now: float, ttl: float) -> str:
+    def _mint(self, appkey: str, ttl: float) -> str:
         """A JWT-shaped opaque string, like KIS's, drawn from the seeded RNG."""
 
         def part(payload: dict[str, object]) -> str:
@@ -102,7 +102,7 @@ class TokenBook:
                 "sub": "token",
                 "aud": appkey[:8],
                 "jti": f"{self._rng.getrandbits(64):016x}",
-                "iat": round(now, 3),
+                "seq": self.issued + 1,  # not the clock: tokens must repeat run to run
                 "ttl": ttl,
             }
         )

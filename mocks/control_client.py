@@ -1,0 +1,128 @@
+"""An async client for a mock's control plane, for the harness and hand-written tests."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from mocks.control import PREFIX, TOKEN_HEADER
+from mocks.faults import FaultRule
+from mocks.journal import Entry
+
+
+class ControlError(Exception):
+    """The control plane refused a request; the message carries its reason."""
+
+    def __init__(self, method: str, url: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {url} -> {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class ControlClient:
+    """Rules, journal, clock and reset of any Squall mock."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        headers = {TOKEN_HEADER: token} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + PREFIX,
+            headers=headers,
+            transport=transport,
+            timeout=timeout,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._http.request(method, path, **kwargs)
+        if response.is_error:
+            try:
+                detail = str(response.json().get("detail", response.text))
+            except ValueError:
+                detail = response.text
+            raise ControlError(method, str(response.url), response.status_code, detail)
+        return response.json()
+
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/health")
+        return result
+
+    async def now(self) -> float:
+        """The mock's clock: seconds since it started or was last reset."""
+        return float((await self._call("GET", "/clock"))["now"])
+
+    async def add_fault(self, rule: FaultRule | dict[str, Any]) -> FaultRule:
+        """Add a rule; returns it as stored (with its id and any ``for`` pinned to times)."""
+        checked = rule if isinstance(rule, FaultRule) else FaultRule.model_validate(rule)
+        payload = checked.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return FaultRule.model_validate(await self._call("POST", "/faults", json=payload))
+
+    async def faults(self) -> list[dict[str, Any]]:
+        """Active rules with their ``matched`` and ``applied`` counters."""
+        result: list[dict[str, Any]] = await self._call("GET", "/faults")
+        return result
+
+    async def remove_fault(self, rule_id: str) -> None:
+        await self._call("DELETE", f"/faults/{rule_id}")
+
+    async def clear_faults(self) -> None:
+        await self._call("DELETE", "/faults")
+
+    async def journal(
+        self,
+        *,
+        since: int = 0,
+        path: str | None = None,
+        method: str | None = None,
+        tr_id: str | None = None,
+        code: str | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        filters = {"path": path, "method": method, "tr_id": tr_id, "code": code, "limit": limit}
+        params = {"since": since, **{k: v for k, v in filters.items() if v is not None}}
+        result = await self._call("GET", "/journal", params=params)
+        return [Entry(**entry) for entry in result["entries"]]
+
+    async def reset(self) -> None:
+        await self._call("POST", "/reset")
+
+
+class BrokerControl(ControlClient):
+    """The broker mock's control plane: the generic one plus broker world state."""
+
+    async def config(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/broker/config")
+        return result
+
+    async def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change run-time settings, e.g. ``gateway_error_status=200`` or budgets."""
+        result: dict[str, Any] = await self._call("PATCH", "/broker/config", json=changes)
+        return result
+
+    async def expire_tokens(self) -> int:
+        """Expire every live token now; returns how many were live."""
+        return int((await self._call("POST", "/broker/tokens/expire"))["expired"])
+
+    async def tokens_issued(self) -> int:
+        return int((await self._call("GET", "/broker/tokens"))["issued"])

@@ -1,0 +1,46 @@
+"""Squall's test tiers, one session each. ``./scripts/test`` runs the default ones."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "typecheck", "unit", "integration"]
+nox.options.error_on_missing_interpreters = True
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, and the import contract that keeps system, mocks and harness apart."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Single modules, no sockets: respx for HTTP, pure logic for the fault model."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/unit", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The system's client against the mock broker on real loopback sockets."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: a token storm against the system's KIS client, on virtual time."""
+    session.install("-e", ".")
+    session.run("squall", "demo", *session.posargs)
