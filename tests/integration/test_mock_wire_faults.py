@@ -20,22 +20,22 @@ QUERY = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
 
 @pytest.fixture
 async def wired() -> AsyncIterator[tuple[httpx.AsyncClient, BrokerControl, dict[str, str]]]:
-    async with serve(create_app(BrokerConfig(requests_per_second=1000))) as server:
-        async with (
-            httpx.AsyncClient(base_url=server.url, timeout=2) as http,
-            BrokerControl(server.url) as control,
-        ):
-            token = await http.post(
-                "/oauth2/tokenP",
-                json={"grant_type": "client_credentials", "appkey": APPKEY, "appsecret": APPSECRET},
-            )
-            headers = {
-                "authorization": f"Bearer {token.json()['access_token']}",
-                "appkey": APPKEY,
-                "appsecret": APPSECRET,
-                "tr_id": "FHKST01010100",
-            }
-            yield http, control, headers
+    async with (
+        serve(create_app(BrokerConfig(requests_per_second=1000))) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=2) as http,
+        BrokerControl(server.url) as control,
+    ):
+        token = await http.post(
+            "/oauth2/tokenP",
+            json={"grant_type": "client_credentials", "appkey": APPKEY, "appsecret": APPSECRET},
+        )
+        headers = {
+            "authorization": f"Bearer {token.json()['access_token']}",
+            "appkey": APPKEY,
+            "appsecret": APPSECRET,
+            "tr_id": "FHKST01010100",
+        }
+        yield http, control, headers
 
 
 async def fault(control: BrokerControl, what: dict[str, Any]) -> None:
@@ -62,7 +62,7 @@ async def test_close_is_an_empty_reply(wired: Any) -> None:
 async def test_truncated_body_is_an_incomplete_message(wired: Any) -> None:
     http, control, headers = wired
     await fault(control, {"kind": "truncated", "fraction": 0.3})
-    with pytest.raises(httpx.RemoteProtocolError, match="incomplete|complete message body"):
+    with pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|complete message body"):
         await http.get(PRICE, params=QUERY, headers=headers)
     (entry,) = await control.journal(path=PRICE)
     assert (entry.outcome, entry.code) == ("truncated", "MCA00000")

@@ -1,0 +1,229 @@
+"""One request to KIS, start to verdict: token, budget, headers, and what the answer means.
+
+Every answer is judged by its body first, whatever its HTTP status: KIS gateway errors come
+as ``{"rt_cd": "1", "msg_cd": "EGW…"}`` under HTTP 500 on most deployments and under 200 on
+others. Two gateway refusals are retried here because the gateway refused the request before
+it reached the exchange, so even an order can be sent again:
+
+- ``EGW00123``/``EGW00121`` (token expired/invalid): drop the token, retry once with a new one.
+- ``EGW00201`` (per-second budget exceeded): hold every caller back, wait, retry a few times.
+
+Anything that leaves the outcome open — a timeout or broken connection after the request may
+have left, an answer without a verdict — is ``BrokerUnavailable`` for reads (``read`` retries
+those with backoff) and ``OrderOutcomeUnknown`` for orders (never retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from system.broker.clock import loop_time
+from system.broker.errors import (
+    AuthExpired,
+    BrokerError,
+    BrokerRejected,
+    BrokerUnavailable,
+    MalformedResponse,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    RateLimited,
+    TokenUnavailable,
+)
+from system.broker.models import OrderRequest
+from system.broker.oauth import TokenIssuer
+from system.broker.ratelimit import RateLimiter
+from system.broker.settings import KisSettings
+from system.broker.token import TokenManager
+from system.broker.wire import JSON_CONTENT, NEVER_SENT, Counters, describe, json_or_none, snippet
+
+T = TypeVar("T")
+
+TOKEN_REFUSED = frozenset({"EGW00123", "EGW00121"})
+BUDGET_EXCEEDED = "EGW00201"
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request to send: ``endpoint`` (``"GET /uapi/…"``) names it in every error."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    tr_id: str | None = None
+    params: Mapping[str, str] | None = None
+    content: bytes | None = None
+    tr_cont: str = ""
+    hashkey: str | None = None
+    # /uapi/hashkey takes no token and answers without rt_cd.
+    authorized: bool = True
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer: the JSON body and the response headers (``tr_cont`` for paging)."""
+
+    body: Mapping[str, Any]
+    headers: httpx.Headers
+    status_code: int
+
+
+class KisGateway:
+    """Sends ``Call``s through one shared ``httpx.AsyncClient`` under the account's budget."""
+
+    def __init__(self, settings: KisSettings, http: httpx.AsyncClient, rng: random.Random) -> None:
+        self.settings = settings
+        self.http = http
+        self.rng = rng
+        self.limiter = RateLimiter(
+            settings.budget_per_second, margin_s=settings.rate_window_margin_s
+        )
+        self.counters = Counters()
+        self.tokens = TokenManager(
+            TokenIssuer(settings, http, self.counters),
+            cooldown_s=settings.token_cooldown_s,
+            renew_before_s=settings.token_renew_before_s,
+        )
+
+    def tr_id(self, real_tr_id: str) -> str:
+        """The profile's tr_id: paper accounts use V for a leading T/J/C (TTTC0012U → VTTC…)."""
+        if self.settings.profile == "paper" and real_tr_id[:1] in ("T", "J", "C"):
+            return "V" + real_tr_id[1:]
+        return real_tr_id
+
+    async def read(self, call: Call, parse: Callable[[Reply], T]) -> T:
+        """``exchange`` + ``parse``, retrying unusable answers with jittered backoff.
+
+        Only for requests that change nothing at the broker. Token trouble is not retried
+        here: waiting out a token cooldown is the caller's decision.
+        """
+        attempt = 0
+        while True:
+            try:
+                return parse(await self.exchange(call))
+            except TokenUnavailable:
+                raise
+            except BrokerUnavailable:
+                if attempt >= self.settings.read_retries:
+                    raise
+            attempt += 1
+            self.counters.retries += 1
+            await asyncio.sleep(self.backoff(attempt))
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1-based): exponential, capped, jittered by rng."""
+        settings = self.settings
+        ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** (attempt - 1))
+        # "Equal jitter": spread retries out without ever retrying immediately.
+        return ceiling * self.rng.uniform(0.5, 1.0)
+
+    async def exchange(self, call: Call, *, order: OrderRequest | None = None) -> Reply:
+        """Send ``call`` until the gateway gives a verdict; see the module docstring."""
+        token_renewed = False
+        budget_retries = 0
+        while True:
+            token = await self.tokens.get() if call.authorized else None
+            await self.limiter.acquire()
+            response, body, sent_at = await self._send(call, token, order)
+            if not isinstance(body, Mapping) or "rt_cd" not in body:
+                # Only /uapi/hashkey (no token) succeeds without rt_cd; its parser checks HASH.
+                if not call.authorized and isinstance(body, Mapping) and response.is_success:
+                    return Reply(body, response.headers, response.status_code)
+                raise self._no_verdict(call, response, order, sent_at)
+            rt_cd, msg_cd, msg1 = (str(body.get(key, "")) for key in ("rt_cd", "msg_cd", "msg1"))
+            if rt_cd == "0":
+                return Reply(body, response.headers, response.status_code)
+            if msg_cd in TOKEN_REFUSED and token is not None:
+                self.tokens.invalidate(token)
+                if token_renewed:
+                    raise AuthExpired(endpoint=call.endpoint, msg_cd=msg_cd, msg1=msg1)
+                token_renewed = True
+                continue
+            if msg_cd == BUDGET_EXCEEDED:
+                wait = self.settings.rate_limit_wait_s
+                self.limiter.penalize(wait)
+                if budget_retries >= self.settings.rate_limit_retries:
+                    raise RateLimited(
+                        endpoint=call.endpoint, retries=budget_retries, retry_after=wait, msg1=msg1
+                    )
+                budget_retries += 1
+                self.counters.rate_limited_retries += 1
+                await asyncio.sleep(wait * self.rng.uniform(1.0, 1.2))
+                continue
+            rejected = OrderRejected if order is not None else BrokerRejected
+            raise rejected(
+                endpoint=call.endpoint, msg_cd=msg_cd, msg1=msg1, status_code=response.status_code
+            )
+
+    def _headers(self, call: Call, token: str | None) -> dict[str, str]:
+        settings = self.settings
+        headers = {
+            "content-type": JSON_CONTENT,
+            "appkey": settings.appkey,
+            "appsecret": settings.appsecret.get_secret_value(),
+        }
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        if call.tr_id is not None:
+            headers["tr_id"] = call.tr_id
+        if call.authorized:
+            headers["tr_cont"] = call.tr_cont
+            headers["custtype"] = settings.custtype
+        if call.hashkey is not None:
+            headers["hashkey"] = call.hashkey
+        return headers
+
+    async def _send(
+        self, call: Call, token: str | None, order: OrderRequest | None
+    ) -> tuple[httpx.Response, object, float]:
+        request = self.http.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            content=call.content,
+            headers=self._headers(call, token),
+        )
+        sent_at = loop_time()
+        self.counters.requests_sent += 1
+        try:
+            response = await self.http.send(request)
+        except httpx.TransportError as exc:
+            self.counters.unavailable_errors += 1
+            reason = describe(exc, self.settings)
+            if order is not None and not isinstance(exc, NEVER_SENT):
+                raise OrderOutcomeUnknown(
+                    order=order, sent_at=sent_at, endpoint=call.endpoint, reason=reason
+                ) from exc
+            advice = (
+                "the order never left this client, so placing it again is safe"
+                if order is not None
+                else "nothing was executed; retry later, and check base_url and the network"
+            )
+            raise BrokerUnavailable(
+                f"{call.endpoint}: the broker is unavailable: {reason}; {advice}",
+                endpoint=call.endpoint,
+            ) from exc
+        return response, json_or_none(response), sent_at
+
+    def _no_verdict(
+        self, call: Call, response: httpx.Response, order: OrderRequest | None, sent_at: float
+    ) -> BrokerError:
+        self.counters.unavailable_errors += 1
+        what = f"HTTP {response.status_code} without a KIS verdict ({snippet(response)})"
+        if order is not None:
+            return OrderOutcomeUnknown(
+                order=order, sent_at=sent_at, endpoint=call.endpoint, reason=what
+            )
+        unavailable = BrokerUnavailable if response.status_code >= 500 else MalformedResponse
+        return unavailable(
+            f"{call.endpoint}: the broker answered {what}; nothing was executed — retry later",
+            endpoint=call.endpoint,
+        )

@@ -1,0 +1,304 @@
+"""``KisClient``: the system's async client for the KIS Open API (domestic stocks).
+
+Reads (quotes, order book, balance, today's orders, hashkey) are retried when the broker is
+unavailable. Orders are sent at most once per client order id: an order whose outcome is
+unknown raises ``OrderOutcomeUnknown`` and is settled by ``reconcile``, never re-sent blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from system.broker import parse
+from system.broker.clock import Today, kst_today, loop_time
+from system.broker.errors import MalformedResponse, OrderOutcomeUnknown
+from system.broker.gateway import Call, KisGateway, Reply
+from system.broker.ledger import OrderLedger
+from system.broker.models import (
+    Balance,
+    BrokerMetrics,
+    DailyOrder,
+    Holding,
+    OrderAck,
+    OrderBook,
+    OrderRequest,
+    Quote,
+    check_code,
+)
+from system.broker.paging import follow_pages, more_follows
+from system.broker.ratelimit import RateLimiter
+from system.broker.settings import KisSettings
+from system.broker.token import TokenManager
+
+PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
+ORDER_BOOK_PATH = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn"
+HASHKEY_PATH = "/uapi/hashkey"
+ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
+DAILY_ORDERS_PATH = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
+BALANCE_PATH = "/uapi/domestic-stock/v1/trading/inquire-balance"
+
+ORDER_TR_IDS = {"buy": "TTTC0012U", "sell": "TTTC0011U"}
+
+
+class KisClient:
+    """One KIS account over one shared ``httpx.AsyncClient``; use ``async with`` or ``aclose``.
+
+    ``transport`` is the test seam (respx, an ASGI app); ``rng`` makes retry jitter
+    reproducible; ``today`` gives the KST trading date for order inquiries.
+    """
+
+    def __init__(
+        self,
+        settings: KisSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        today: Today = kst_today,
+    ) -> None:
+        self.settings = settings
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(settings.timeout_s),
+        )
+        self._gateway = KisGateway(settings, self._http, rng or random.Random())
+        self._ledger = OrderLedger()
+        self._today = today
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def tokens(self) -> TokenManager:
+        return self._gateway.tokens
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._gateway.limiter
+
+    @property
+    def unknown_orders(self) -> list[OrderOutcomeUnknown]:
+        """Orders sent without a verdict and not yet reconciled, oldest first."""
+        return self._ledger.pending_unknown()
+
+    @property
+    def metrics(self) -> BrokerMetrics:
+        counters, tokens = self._gateway.counters, self._gateway.tokens
+        return BrokerMetrics(
+            requests_sent=counters.requests_sent,
+            token_issuance_attempts=tokens.issuance_attempts,
+            token_issuances_succeeded=tokens.issuances_succeeded,
+            token_cooldown_rejections=tokens.cooldown_rejections,
+            rate_limited_retries=counters.rate_limited_retries,
+            retries=counters.retries,
+            unavailable_errors=counters.unavailable_errors,
+            orders_unknown=counters.orders_unknown,
+            orders_reconciled=counters.orders_reconciled,
+            orders_confirmed_absent=counters.orders_confirmed_absent,
+        )
+
+    async def get_price(self, code: str) -> Quote:
+        """Current price, change, day range and limits of ``code`` (6 digits)."""
+        check_code(code)
+        call = Call("GET", PRICE_PATH, tr_id="FHKST01010100", params=_stock_query(code))
+        return await self._gateway.read(
+            call, lambda reply: parse.quote(code, reply.body, endpoint=call.endpoint)
+        )
+
+    async def get_order_book(self, code: str) -> OrderBook:
+        """Ten ask and bid levels of ``code``, best first."""
+        check_code(code)
+        call = Call("GET", ORDER_BOOK_PATH, tr_id="FHKST01010200", params=_stock_query(code))
+        return await self._gateway.read(
+            call, lambda reply: parse.order_book(code, reply.body, endpoint=call.endpoint)
+        )
+
+    async def hashkey(self, body: Mapping[str, Any]) -> str:
+        """The broker's hash of ``body`` as this client serialises it (``POST /uapi/hashkey``)."""
+        return await self._hashkey(_encode(body))
+
+    async def place_order(self, order: OrderRequest) -> OrderAck:
+        """Send a cash order once; ``ValueError`` if its client order id was already used.
+
+        Raises ``OrderRejected`` (not placed; fix and re-send), ``BrokerUnavailable`` or a
+        token/rate error (not sent; may be re-sent), or ``OrderOutcomeUnknown`` (may be placed:
+        do not re-send, call ``reconcile``).
+        """
+        self._ledger.begin(order)
+        sent_at: float | None = None
+        try:
+            content = _encode(self._order_body(order))
+            # The broker hashes the bytes it receives, so both requests carry these bytes.
+            hashkey = await self._hashkey(content)
+            tr_id = self._gateway.tr_id(ORDER_TR_IDS[order.side])
+            call = Call("POST", ORDER_PATH, tr_id=tr_id, content=content, hashkey=hashkey)
+            sent_at = loop_time()
+            reply = await self._gateway.exchange(call, order=order)
+            try:
+                ack = parse.order_ack(order.client_order_id, reply.body, endpoint=call.endpoint)
+            except MalformedResponse as exc:
+                # rt_cd "0": the broker took the order, but without its number only
+                # reconcile can tell which one it is.
+                reason = "the broker accepted it (rt_cd 0) but sent no usable order number (ODNO)"
+                raise OrderOutcomeUnknown(
+                    order=order, sent_at=sent_at, endpoint=call.endpoint, reason=reason
+                ) from exc
+        except OrderOutcomeUnknown as exc:
+            self._unknown(exc)
+            raise
+        except asyncio.CancelledError:
+            if sent_at is None:
+                self._ledger.release(order.client_order_id)
+            else:  # cancelled while the order was on the wire: it may have been placed
+                reason = "place_order() was cancelled while the order was in flight"
+                self._unknown(
+                    OrderOutcomeUnknown(
+                        order=order, sent_at=sent_at, endpoint=f"POST {ORDER_PATH}", reason=reason
+                    )
+                )
+            raise
+        except BaseException:
+            self._ledger.release(order.client_order_id)
+            raise
+        self._ledger.acked(ack)
+        return ack
+
+    async def reconcile(self, unknown: OrderOutcomeUnknown | OrderRequest) -> OrderAck | None:
+        """Settle an order of unknown outcome from today's orders at the broker.
+
+        Returns the ack if the broker has the order (it is recorded; never re-send it), or
+        ``None`` if it does not (its client order id is free to be placed again). Give the
+        broker a moment after the failure before asking, so a late order has been booked.
+        """
+        order = unknown.order if isinstance(unknown, OrderOutcomeUnknown) else unknown
+        known = self._ledger.ack_for(order.client_order_id)
+        if known is not None:
+            return known
+        self._ledger.check_not_in_flight(order)
+        booked = await self.daily_orders()
+        row = self._ledger.match(order, booked)
+        if row is None:
+            self._ledger.release(order.client_order_id)
+            self._gateway.counters.orders_confirmed_absent += 1
+            return None
+        ack = OrderAck(order.client_order_id, row.odno, row.org_no, row.order_time)
+        self._ledger.acked(ack)
+        self._gateway.counters.orders_reconciled += 1
+        return ack
+
+    async def daily_orders(self) -> list[DailyOrder]:
+        """Today's (KST) orders in this account, all pages."""
+        day = self._today().strftime("%Y%m%d")
+        query = {
+            **self._account_query(),
+            "INQR_STRT_DT": day,
+            "INQR_END_DT": day,
+            "SLL_BUY_DVSN_CD": "00",
+            "INQR_DVSN": "00",
+            "PDNO": "",
+            "CCLD_DVSN": "00",
+            "ORD_GNO_BRNO": "",
+            "ODNO": "",
+            "INQR_DVSN_3": "00",
+            "INQR_DVSN_1": "",
+            "EXCG_ID_DVSN_CD": "KRX",
+        }
+        endpoint = f"GET {DAILY_ORDERS_PATH}"
+        pages = await follow_pages(
+            self._gateway,
+            DAILY_ORDERS_PATH,
+            "TTTC0081R",
+            query,
+            lambda reply: [
+                parse.daily_order(row)
+                for row in parse.rows(reply.body, "output1", endpoint=endpoint)
+            ],
+        )
+        return [order for page in pages for order in page]
+
+    async def balance(self) -> Balance:
+        """Holdings (all pages) and the account's money totals (from the last page)."""
+        query = {
+            **self._account_query(),
+            "AFHR_FLPR_YN": "N",
+            "OFL_YN": "",
+            "INQR_DVSN": "02",
+            "UNPR_DVSN": "01",
+            "FUND_STTL_ICLD_YN": "N",
+            "FNCG_AMT_AUTO_RDPT_YN": "N",
+            "PRCS_DVSN": "00",
+        }
+        endpoint = f"GET {BALANCE_PATH}"
+
+        def page(reply: Reply) -> tuple[list[Holding], Balance | None]:
+            rows = parse.rows(reply.body, "output1", endpoint=endpoint)
+            holdings = [parse.holding(row) for row in rows]
+            # Totals are read from the last page only; earlier pages may omit them.
+            last = None if more_follows(reply) else parse.balance([], reply.body, endpoint=endpoint)
+            return holdings, last
+
+        pages = await follow_pages(self._gateway, BALANCE_PATH, "TTTC8434R", query, page)
+        holdings = [holding for page_holdings, _ in pages for holding in page_holdings]
+        totals = pages[-1][1]
+        if totals is None:  # unreachable: follow_pages returns after a last page
+            raise MalformedResponse(f"{endpoint}: no last page", endpoint=endpoint)
+        return replace(totals, holdings=holdings)
+
+    async def _hashkey(self, content: bytes) -> str:
+        call = Call("POST", HASHKEY_PATH, content=content, authorized=False)
+
+        def hash_of(reply: Reply) -> str:
+            value = reply.body.get("HASH")
+            if not isinstance(value, str) or not value:
+                raise MalformedResponse(
+                    f"{call.endpoint}: the answer carries no HASH; nothing was sent with it "
+                    "— retry",
+                    endpoint=call.endpoint,
+                )
+            return value
+
+        return await self._gateway.read(call, hash_of)
+
+    def _order_body(self, order: OrderRequest) -> dict[str, str]:
+        return {
+            **self._account_query(),
+            "PDNO": order.code,
+            "ORD_DVSN": "01" if order.price is None else "00",  # 01 market, 00 limit
+            "ORD_QTY": str(order.quantity),
+            "ORD_UNPR": str(order.price or 0),
+            "EXCG_ID_DVSN_CD": "KRX",
+        }
+
+    def _account_query(self) -> dict[str, str]:
+        return {"CANO": self.settings.cano, "ACNT_PRDT_CD": self.settings.acnt_prdt_cd}
+
+    def _unknown(self, error: OrderOutcomeUnknown) -> None:
+        self._ledger.unknown(error)
+        self._gateway.counters.orders_unknown += 1
+
+
+def _stock_query(code: str) -> dict[str, str]:
+    return {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code}
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

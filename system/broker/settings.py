@@ -1,0 +1,127 @@
+"""How to reach one KIS account: endpoint, credentials, and the knobs of the client's policy.
+
+The system is pointed at a real broker or a simulated one only through these settings; the
+defaults follow the KIS rules in ``BROKER_FACTS.md`` (18 requests/s real, 1/s paper, one token
+per minute, 24 h tokens).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+_ACCOUNT = re.compile(r"^(\d{8})-(\d{2})$")
+_DEFAULT_BUDGET = {"real": 18.0, "paper": 1.0}
+
+
+class SettingsError(ValueError):
+    """The settings are missing or invalid; the message names the variable to fix."""
+
+
+class KisSettings(BaseModel):
+    """One KIS account's connection settings (frozen; ``appsecret`` never printed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str
+    appkey: str
+    appsecret: SecretStr
+    account: str = Field(description='KIS account as "CANO-ACNT_PRDT_CD", e.g. "50012345-01"')
+    profile: Literal["real", "paper"] = "real"
+    requests_per_second: float | None = Field(default=None, gt=0)
+    # Requests leave at slightly irregular times and arrive with jitter; spacing the budget
+    # over a slightly longer window keeps the broker from ever counting budget+1 in 1 s.
+    rate_window_margin_s: float = Field(default=0.05, ge=0)
+    token_cooldown_s: float = Field(default=60.0, ge=0)
+    token_renew_before_s: float = Field(default=300.0, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    read_retries: int = Field(default=2, ge=0)
+    backoff_base_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    rate_limit_retries: int = Field(default=3, ge=0)
+    rate_limit_wait_s: float = Field(default=1.0, ge=0)
+    custtype: str = "P"
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "base_url must start with http:// or https://, e.g. "
+                "https://openapi.koreainvestment.com:9443"
+            )
+        return value.rstrip("/")
+
+    @field_validator("account")
+    @classmethod
+    def _check_account(cls, value: str) -> str:
+        if not _ACCOUNT.match(value):
+            raise ValueError(
+                'account must be "CANO-ACNT_PRDT_CD": 8 digits, a dash, 2 digits '
+                '(e.g. "50012345-01")'
+            )
+        return value
+
+    @field_validator("appkey")
+    @classmethod
+    def _check_appkey(cls, value: str) -> str:
+        if not value:
+            raise ValueError("appkey must not be empty")
+        return value
+
+    @property
+    def cano(self) -> str:
+        """The 8-digit account number (``CANO``)."""
+        return self.account[:8]
+
+    @property
+    def acnt_prdt_cd(self) -> str:
+        """The 2-digit account product code (``ACNT_PRDT_CD``)."""
+        return self.account[9:]
+
+    @property
+    def budget_per_second(self) -> float:
+        """Requests per second the client allows itself: the setting, else the profile's."""
+        if self.requests_per_second is not None:
+            return self.requests_per_second
+        return _DEFAULT_BUDGET[self.profile]
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "SQUALL_KIS_", environ: Mapping[str, str] | None = None
+    ) -> KisSettings:
+        """Read ``{prefix}{FIELD}`` variables (upper case), e.g. ``SQUALL_KIS_BASE_URL``.
+
+        Empty variables count as unset. Errors name the variable, never its value, so a
+        mistyped secret cannot leak into logs.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for name in cls.model_fields:
+            raw = env.get(f"{prefix}{name.upper()}", "")
+            if raw.strip():
+                values[name] = raw.strip()
+        missing = [
+            f"{prefix}{name.upper()}"
+            for name, field in cls.model_fields.items()
+            if field.is_required() and name not in values
+        ]
+        if missing:
+            raise SettingsError(
+                f"missing environment variable(s) {', '.join(missing)}: set them to configure "
+                "the KIS client (e.g. "
+                f"{prefix}BASE_URL=https://openapi.koreainvestment.com:9443, "
+                f'{prefix}ACCOUNT="50012345-01")'
+            )
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{prefix}{str(error['loc'][0]).upper()}: {error['msg']}"
+                for error in exc.errors(include_input=False, include_url=False)
+            )
+            raise SettingsError(f"invalid KIS settings from the environment: {problems}") from None
