@@ -8,6 +8,7 @@ unknown raises ``OrderOutcomeUnknown`` and is settled by ``reconcile``, never re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections.abc import Mapping
@@ -103,17 +104,12 @@ class KisClient:
     @property
     def metrics(self) -> BrokerMetrics:
         counters, tokens = self._gateway.counters, self._gateway.tokens
+        # The gateway's counters and the token manager's are the snapshot's fields.
         return BrokerMetrics(
-            requests_sent=counters.requests_sent,
+            **dataclasses.asdict(counters),
             token_issuance_attempts=tokens.issuance_attempts,
             token_issuances_succeeded=tokens.issuances_succeeded,
             token_cooldown_rejections=tokens.cooldown_rejections,
-            rate_limited_retries=counters.rate_limited_retries,
-            retries=counters.retries,
-            unavailable_errors=counters.unavailable_errors,
-            orders_unknown=counters.orders_unknown,
-            orders_reconciled=counters.orders_reconciled,
-            orders_confirmed_absent=counters.orders_confirmed_absent,
         )
 
     async def get_price(self, code: str) -> Quote:
