@@ -103,7 +103,9 @@ def _serve_until_interrupted(main: Coroutine[Any, Any, None]) -> None:
 
 @app.command()
 def demo(
-    requests: Annotated[int, typer.Option(help="Concurrent quote requests in the storm.")] = 200,
+    requests: Annotated[
+        int, typer.Option(min=1, help="Concurrent quote requests in the storm.")
+    ] = 200,
     seed: Annotated[int, typer.Option(help="Seed for the mock broker.")] = 0,
     real_time: Annotated[
         bool, typer.Option("--real-time", help="Run on the wall clock (takes over a minute).")

@@ -11,7 +11,7 @@ everything within the per-second budget.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -38,7 +38,6 @@ class Tally:
     unavailable_errors: int = 0
     first_served_after_storm: float | None = None
     all_served_at: float | None = None
-    waits: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -67,11 +67,12 @@ class FaultInjector:
     async def _apply(
         self, decision: Decision | None, scope: Scope, receive: Receive, send: Send, entry: Entry
     ) -> None:
-        action = decision.action if decision else None
-        if action is None:
+        if decision is None:
             await self.app(scope, receive, send)
-        elif isinstance(action, Delay):
-            await asyncio.sleep(decision.delay if decision else 0.0)
+            return
+        action = decision.action
+        if isinstance(action, Delay):
+            await asyncio.sleep(decision.delay)
             await self.app(scope, receive, send)
         elif isinstance(action, Error):
             status, payload = self.render_error(action)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -82,10 +82,12 @@ def _install_error_handlers(app: FastAPI, broker: Broker) -> None:
         return JSONResponse(codes.gateway_error("OPSQ0002", detail), status_code=exc.status_code)
 
 
+# What the world was built from (market, accounts) can't change under a running mock.
+_CHANGEABLE = set(BrokerConfig.model_fields) - {"profile", "seed", "initial_cash"}
+
+
 def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
     """Broker-specific control: world state a scenario manipulates directly."""
-    from fastapi import Depends
-
     api = APIRouter(prefix=f"{PREFIX}/broker", dependencies=[Depends(plane.authorize)])
 
     @api.get("/config")
@@ -97,22 +99,20 @@ def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
         changes = await request.json()
         if not isinstance(changes, dict):
             raise HTTPException(400, "send a JSON object of the settings to change")
-        unknown = set(changes) - set(BrokerConfig.model_fields) - {"profile", "seed"}
-        fixed = {"profile", "seed", "initial_cash"} & set(changes)
-        if unknown or fixed:
-            names = ", ".join(sorted(unknown | fixed))
+        refused = set(changes) - _CHANGEABLE
+        if refused:
             raise HTTPException(
                 400,
-                f"cannot change {names} at run time; changeable: "
-                + ", ".join(
-                    sorted(set(BrokerConfig.model_fields) - {"profile", "seed", "initial_cash"})
-                ),
+                f"cannot change {', '.join(sorted(refused))} at run time; changeable: "
+                + ", ".join(sorted(_CHANGEABLE)),
             )
+        # Validate the whole result first, so a bad value changes nothing.
         try:
-            for name, value in changes.items():
-                setattr(broker.config, name, value)
+            updated = BrokerConfig.model_validate({**broker.config.model_dump(), **changes})
         except ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
+        for name in changes:
+            setattr(broker.config, name, getattr(updated, name))
         return {**broker.config.model_dump(), "budget": broker.config.budget}
 
     @api.post("/tokens/expire")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from mocks.broker import codes
@@ -12,14 +13,6 @@ from mocks.broker.tokens import TokenBook
 from mocks.clock import MockClock
 from mocks.faults import Error
 from mocks.market import Market
-
-_REASONS = {
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    429: "Too Many Requests",
-}
 
 
 class Broker:
@@ -50,7 +43,7 @@ class Broker:
         """What a fault rule's Error answers: the broker's own body and status for its code."""
         if action.code is None and action.body is None:
             status = action.status or 500
-            return status, {"error": _REASONS.get(status, "Error")}
+            return status, {"error": _phrase(status)}
         body = (
             action.body
             if action.body is not None
@@ -63,3 +56,10 @@ class Broker:
         if action.code is not None and codes.is_gateway_code(action.code):
             return self.config.gateway_error_status, body
         return 200, body
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status IANA never named, e.g. 599: still a valid fault
+        return "Error"

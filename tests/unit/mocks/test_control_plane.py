@@ -157,3 +157,18 @@ async def test_same_seed_same_answers(make_app: Callable[..., FastAPI]) -> None:
             return seen
 
     assert await session() == await session()
+
+
+async def test_a_bad_config_change_changes_nothing(kis: Kis) -> None:
+    answer = await kis.http.patch(
+        "/_squall/broker/config", json={"requests_per_second": 5, "gateway_error_status": 42}
+    )
+    assert answer.status_code == 422
+    config = (await kis.http.get("/_squall/broker/config")).json()
+    assert (config["requests_per_second"], config["budget"]) == (None, 18)
+
+
+async def test_an_unnamed_status_still_answers(kis: Kis) -> None:
+    await kis.http.post("/_squall/faults", json={"what": {"kind": "error", "status": 599}})
+    answer = await kis.price()
+    assert (answer.status_code, answer.json()) == (599, {"error": "Error"})
