@@ -39,7 +39,10 @@ class PortInUse(OSError):
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on (host, port); port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # An explicit IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto
+    # says TCP, and accepted sockets inherit proto 0 otherwise. Without NODELAY, uvicorn's
+    # separate header and body writes meet the client's delayed ACK: 40 ms per exchange.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
