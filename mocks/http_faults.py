@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mocks import wire
 from mocks.control import PREFIX, ControlPlane
 from mocks.faults import Decision, Error, Request
-from mocks.faults.model import Close, Delay, Empty, Hang, Malformed, Reset, Truncated
+from mocks.faults.model import Close, Delay, Drop, Empty, Hang, Malformed, Reset, Truncated
 from mocks.journal import Entry, protocol_headers
 
 # (status, JSON body) a mock answers with for an Error action.
@@ -87,6 +87,8 @@ class FaultInjector:
             if action.max_seconds is not None:
                 wire.close(scope)
                 await _until_disconnect(receive, None)
+        elif isinstance(action, Drop):
+            await self._drop(action, scope, receive, entry)
         elif isinstance(action, Reset):
             entry.outcome = "reset"
             wire.reset(scope)
@@ -97,6 +99,25 @@ class FaultInjector:
             await _until_disconnect(receive, None)
         elif isinstance(action, Truncated):
             await self._truncate(action, scope, receive, entry)
+
+    async def _drop(self, action: Drop, scope: Scope, receive: Receive, entry: Entry) -> None:
+        """Let the broker answer into the void, then hold the connection like a hang."""
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        start = next((m for m in captured if m["type"] == "http.response.start"), None)
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        entry.status = None if start is None else start["status"]
+        entry.code = _code_of(body)
+        entry.ok = _succeeded(entry.status, body)
+        entry.outcome = "dropped"
+        await _until_disconnect(receive, action.max_seconds)
+        if action.max_seconds is not None:
+            wire.close(scope)
+            await _until_disconnect(receive, None)
 
     async def _truncate(
         self, action: Truncated, scope: Scope, receive: Receive, entry: Entry
@@ -113,6 +134,7 @@ class FaultInjector:
         body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
         entry.status = start["status"]
         entry.code = _code_of(body)
+        entry.ok = _succeeded(entry.status, body)
         entry.outcome = "truncated"
         head = [f"HTTP/1.1 {start['status']} OK".encode()]
         for name, value in start.get("headers", []):
@@ -164,7 +186,9 @@ def _recording(send: Send, entry: Entry) -> Send:
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                entry.code = _code_of(b"".join(chunks))
+                body = b"".join(chunks)
+                entry.code = _code_of(body)
+                entry.ok = _succeeded(entry.status, body)
         await send(message)
 
     return record
@@ -178,6 +202,23 @@ def _code_of(body: bytes) -> str | None:
         if key in payload:
             return str(payload[key])
     return None
+
+
+def _succeeded(status: int | None, body: bytes) -> bool:
+    """A 2xx answer whose body reports no error: rt_cd "0" (KIS), return_code 0 (Kiwoom),
+    or no verdict keys at all (token and hashkey answers); an error_code means refused."""
+    if status is None or not 200 <= status < 300:
+        return False
+    payload = _json_object(body)
+    if payload is None:
+        return False
+    if "error_code" in payload:
+        return False
+    if "rt_cd" in payload:
+        return str(payload["rt_cd"]) == "0"
+    if "return_code" in payload:
+        return str(payload["return_code"]) == "0"
+    return True
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

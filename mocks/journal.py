@@ -92,7 +92,8 @@ class Entry:
     code: str | None = None  # rt_cd/msg_cd or error_code of the answer, when it had one
     fault: str | None = None  # "<rule id>:<kind>" when a fault rule fired
     duration: float | None = None
-    outcome: str = "answered"  # answered | reset | closed | truncated | abandoned
+    ok: bool | None = None  # the broker's verdict: a 2xx answer with rt_cd "0" (or no error)
+    outcome: str = "answered"  # answered | reset | closed | truncated | abandoned | dropped
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ decision to a wire (HTTP today; WebSocket frames and TCP streams later) is each 
 from mocks.faults.model import (
     Close,
     Delay,
+    Drop,
     Empty,
     Error,
     FaultAction,
@@ -25,6 +26,7 @@ __all__ = [
     "Close",
     "Decision",
     "Delay",
+    "Drop",
     "Empty",
     "Error",
     "FaultAction",

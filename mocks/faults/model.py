@@ -105,6 +105,18 @@ class Close(_Strict):
     kind: Literal["close"] = "close"
 
 
+class Drop(_Strict):
+    """Let the broker act on the request, then never answer: the response is lost.
+
+    The order is booked but the client hears nothing until it gives up (or ``max_seconds``
+    pass and the connection is closed): the ambiguous outcome a trading client must settle
+    by asking the broker, never by sending the order again.
+    """
+
+    kind: Literal["drop"] = "drop"
+    max_seconds: float | None = Field(default=None, gt=0)
+
+
 class Empty(_Strict):
     """Answer with a status and a zero-length body where JSON was due."""
 
@@ -127,7 +139,7 @@ class Truncated(_Strict):
 
 
 FaultAction = Annotated[
-    Error | Delay | Hang | Reset | Close | Empty | Malformed | Truncated,
+    Error | Delay | Hang | Drop | Reset | Close | Empty | Malformed | Truncated,
     Field(discriminator="kind"),
 ]
 

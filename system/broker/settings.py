@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 _ACCOUNT = re.compile(r"^(\d{8})-(\d{2})$")
 _DEFAULT_BUDGET = {"real": 18.0, "paper": 1.0}
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SettingsError(ValueError):
@@ -99,29 +101,57 @@ class KisSettings(BaseModel):
         Empty variables count as unset. Errors name the variable, never its value, so a
         mistyped secret cannot leak into logs.
         """
-        env = os.environ if environ is None else environ
-        values: dict[str, str] = {}
-        for name in cls.model_fields:
-            raw = env.get(f"{prefix}{name.upper()}", "")
-            if raw.strip():
-                values[name] = raw.strip()
-        missing = [
-            f"{prefix}{name.upper()}"
-            for name, field in cls.model_fields.items()
-            if field.is_required() and name not in values
-        ]
-        if missing:
-            raise SettingsError(
-                f"missing environment variable(s) {', '.join(missing)}: set them to configure "
-                "the KIS client (e.g. "
+        return settings_from_env(
+            cls,
+            prefix,
+            environ,
+            purpose="the KIS client",
+            example=(
                 f"{prefix}BASE_URL=https://openapi.koreainvestment.com:9443, "
-                f'{prefix}ACCOUNT="50012345-01")'
-            )
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{prefix}{str(error['loc'][0]).upper()}: {error['msg']}"
-                for error in exc.errors(include_input=False, include_url=False)
-            )
-            raise SettingsError(f"invalid KIS settings from the environment: {problems}") from None
+                f'{prefix}ACCOUNT="50012345-01"'
+            ),
+        )
+
+
+def settings_from_env(
+    model: type[M],
+    prefix: str,
+    environ: Mapping[str, str] | None,
+    *,
+    purpose: str,
+    example: str = "",
+) -> M:
+    """Build ``model`` from ``{prefix}{FIELD}`` variables (upper case) of ``environ``.
+
+    ``environ`` defaults to the process environment; empty variables count as unset, so
+    the field keeps its default. Every ``SettingsError`` names the variables at fault and
+    never their values (a mistyped secret must not end up in a log). ``purpose`` says what
+    the settings configure ("the KIS client"); ``example`` shows well-formed assignments.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for name in model.model_fields:
+        raw = env.get(f"{prefix}{name.upper()}", "")
+        if raw.strip():
+            values[name] = raw.strip()
+    missing = [
+        f"{prefix}{name.upper()}"
+        for name, field in model.model_fields.items()
+        if field.is_required() and name not in values
+    ]
+    if missing:
+        hint = f" (e.g. {example})" if example else ""
+        raise SettingsError(
+            f"missing environment variable(s) {', '.join(missing)}: set them to configure "
+            f"{purpose}{hint}"
+        )
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{prefix}{str(error['loc'][0]).upper()}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(
+            f"invalid settings for {purpose} in the environment: {problems}"
+        ) from None

@@ -70,6 +70,11 @@ class TokenManager:
         """Loop time at which the held token expires, if one is held."""
         return None if self._held is None else self._held.expires_at
 
+    @property
+    def cooldown_remaining(self) -> float:
+        """Seconds until a new token may be requested (0 when issuance is allowed now)."""
+        return max(0.0, self._last_attempt_at + self.cooldown_s - loop_time())
+
     async def get(self) -> str:
         """The token to send now; issues one if there is none or renewal is due."""
         now = loop_time()

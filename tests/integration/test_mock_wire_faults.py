@@ -79,6 +79,16 @@ async def test_hang_lasts_until_the_client_gives_up(wired: Any) -> None:
     assert entry.duration >= 0.25
 
 
+async def test_drop_acts_but_the_answer_is_lost(wired: Any) -> None:
+    http, control, headers = wired
+    await fault(control, {"kind": "drop"})
+    with pytest.raises(httpx.ReadTimeout):
+        await http.get(PRICE, params=QUERY, headers=headers, timeout=0.3)
+    (entry,) = await control.journal(path=PRICE)
+    # The broker did answer (and would have booked an order); only the client never heard.
+    assert (entry.outcome, entry.status, entry.code) == ("dropped", 200, "MCA00000")
+
+
 async def test_delay_then_a_normal_answer(wired: Any) -> None:
     http, control, headers = wired
     await fault(control, {"kind": "delay", "seconds": 0.2})

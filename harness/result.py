@@ -1,0 +1,133 @@
+"""What a scenario run produced: verdicts, figures and a timeline. Reports render only this.
+
+Times are seconds since the scenario's start on the run's clock (virtual or real), so a
+report reads the same whichever clock ran it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CheckKind = Literal["expectation", "invariant", "steady-state"]
+HealthState = Literal["healthy", "degraded", "unhealthy"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict: an expectation, an invariant or a steady-state probe.
+
+    ``observed`` is what was measured, in words a QA engineer can act on ("3 token requests
+    in 60 s starting at t=61.0"); ``where`` is the scenario file position of the check.
+    """
+
+    description: str
+    passed: bool
+    observed: str
+    kind: CheckKind = "expectation"
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fault that was active from ``start`` to ``end`` (``end`` None: until the run ended)."""
+
+    label: str
+    target: str
+    start: float
+    end: float | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A one-off event on the timeline: an action such as expiring every token."""
+
+    at: float
+    label: str
+
+
+@dataclass(frozen=True)
+class BrokerCall:
+    """One request the mock broker saw. ``outcome`` is ``ok``, a broker code such as
+    ``EGW00201``, an HTTP status such as ``HTTP 503``, or the fault applied (``hang``)."""
+
+    at: float
+    path: str
+    outcome: str
+    token_issued: bool = False
+
+
+@dataclass(frozen=True)
+class SystemCall:
+    """One call a workload made to the system, and how it ended (``ok`` or the error type)."""
+
+    at: float
+    workload: str
+    operation: str
+    outcome: str
+    latency: float | None  # None: still running when the scenario ended
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    at: float
+    state: HealthState
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass
+class Timeline:
+    duration: float
+    faults: list[Window] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    broker_calls: list[BrokerCall] = field(default_factory=list)
+    system_calls: list[SystemCall] = field(default_factory=list)
+    health: list[HealthSample] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    path: str
+    seed: int
+    clock: str
+    passed: bool
+    simulated_seconds: float
+    wall_seconds: float
+    journal_digest: str
+    checks: list[Check] = field(default_factory=list)
+    timeline: Timeline | None = None
+    error: str | None = None  # the run itself broke (set-up failed, a part crashed)
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--report-json`` shape: one object per scenario."""
+        return {
+            "name": self.name,
+            "path": self.path,
+            "passed": self.passed,
+            "seed": self.seed,
+            "clock": self.clock,
+            "simulated_seconds": round(self.simulated_seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "journal_digest": self.journal_digest,
+            "error": self.error,
+            "expectations": [
+                {
+                    "description": check.description,
+                    "kind": check.kind,
+                    "passed": check.passed,
+                    "observed": check.observed,
+                    "where": check.where,
+                }
+                for check in self.checks
+            ],
+        }
+
+    def timeline_json(self) -> dict[str, Any] | None:
+        return None if self.timeline is None else asdict(self.timeline)

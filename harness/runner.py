@@ -1,0 +1,241 @@
+"""Running one scenario: start its stack, play its timeline, gather evidence, judge it.
+
+Time zero is the moment the broker is reset after the stack is up, so the broker's clock,
+the fault windows, the journal and every report read scenario seconds. The run lasts
+exactly ``duration`` seconds of the scenario's clock; calls still running then are
+cancelled and recorded as unfinished. The stack is torn down on every exit path (a failed
+check, an error, a timeout, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness import stack as stacks
+from harness.clock import ClockKind, run
+from harness.expect import Evidence, Sample, check_all, is_token_issuance
+from harness.invariants import orders_not_duplicated, unknown_orders_reconciled
+from harness.result import (
+    BrokerCall,
+    Check,
+    HealthSample,
+    Mark,
+    ScenarioResult,
+    Timeline,
+    Window,
+)
+from harness.scenario.model import Scenario, Step, slug
+from harness.workload import History, Workloads
+from mocks.control_client import ControlError
+from mocks.faults import FaultRule
+from mocks.journal import Entry
+from mocks.server import PortInUse
+
+SAMPLE_EVERY_S = 1.0
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int | None = None  # None: the scenario's own
+    clock: ClockKind | None = None  # None: the scenario's own
+
+
+def run_scenario(
+    scenario: Scenario, path: str, options: Options = Options(), progress: Progress | None = None
+) -> ScenarioResult:
+    """Run one scenario on its clock in a fresh event loop; never raises for a failed run."""
+    clock: ClockKind = options.clock or scenario.clock
+    seed = scenario.seed if options.seed is None else options.seed
+    started = time.perf_counter()
+    try:
+        result = run(_play(scenario, path, seed, clock, progress), clock)
+    except (stacks.StackError, PortInUse, ControlError, OSError, TimeoutError) as exc:
+        result = _broken(scenario, path, seed, clock, f"{type(exc).__name__}: {exc}")
+    result.wall_seconds = time.perf_counter() - started
+    return result
+
+
+def _broken(scenario: Scenario, path: str, seed: int, clock: str, error: str) -> ScenarioResult:
+    return ScenarioResult(
+        name=scenario.name,
+        path=path,
+        seed=seed,
+        clock=clock,
+        passed=False,
+        simulated_seconds=0.0,
+        wall_seconds=0.0,
+        journal_digest="",
+        error=error,
+        summary=scenario.summary,
+        tags=tuple(scenario.tags),
+    )
+
+
+async def _play(
+    scenario: Scenario, path: str, seed: int, clock: ClockKind, progress: Progress | None
+) -> ScenarioResult:
+    loop = asyncio.get_running_loop()
+    async with stacks.start(scenario, seed) as stack:
+        await stack.broker.reset()
+        origin = loop.time()
+        for step in scenario.faults:
+            assert step.fault is not None
+            rule = FaultRule(
+                id=slug(step.label), where=step.fault.match, what=step.fault.do, when=step.when()
+            )
+            await stack.broker.add_fault(rule)
+        history = History(origin)
+        # Actions happen before any call due at the same second: a call racing an action
+        # over another connection would reach the broker first on some runs, not others.
+        actions = {step.label: asyncio.Event() for step in scenario.timeline if step.action}
+
+        async def after_actions(due: float) -> None:
+            for step in scenario.timeline:
+                if step.action is not None and step.at <= due:
+                    await actions[step.label].wait()
+
+        workloads = Workloads(stack.service, history, scenario.duration, after_actions)
+        marks: list[Mark] = []
+        samples: list[Sample] = []
+
+        async def play(step: Step) -> None:
+            delay = step.at - history.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if step.action == "expire-tokens":
+                expired = await stack.broker.expire_tokens()
+                marks.append(Mark(history.now(), f"{step.label}: expired {expired} token(s)"))
+                actions[step.label].set()
+            elif step.quotes is not None or step.orders is not None:
+                await workloads.run(step)
+
+        async def sample() -> None:
+            while True:
+                health = stack.service.health()
+                samples.append(
+                    Sample(
+                        history.now(),
+                        HealthSample(history.now(), health.state, tuple(health.reasons)),
+                        stack.service.metrics(),
+                    )
+                )
+                if progress is not None:
+                    progress(history.now())
+                await asyncio.sleep(SAMPLE_EVERY_S)
+
+        steps = [asyncio.create_task(play(step)) for step in scenario.timeline if not step.fault]
+        sampler = asyncio.create_task(sample())
+        try:
+            async with asyncio.timeout(scenario.duration + 1.0):
+                await asyncio.sleep(max(0.0, scenario.duration - history.now()))
+                for task in steps:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in [*steps, sampler]:
+                task.cancel()
+            await asyncio.gather(*steps, sampler, return_exceptions=True)
+            await workloads.stop()
+        simulated = history.now()
+        final_metrics = stack.service.metrics()
+        records = stack.service.orders()
+        journal = await stack.broker.journal()
+    evidence = Evidence(
+        duration=scenario.duration,
+        journal=journal,
+        calls=sorted(history.calls, key=lambda call: call.at),
+        samples=samples,
+        final_metrics=final_metrics,
+    )
+    checks = check_all(scenario, evidence)
+    checks += _invariants(scenario, history, journal, records, origin)
+    return ScenarioResult(
+        name=scenario.name,
+        path=path,
+        seed=seed,
+        clock=clock,
+        passed=all(check.passed for check in checks),
+        simulated_seconds=simulated,
+        wall_seconds=0.0,
+        journal_digest=journal_digest(journal, with_times=clock == "virtual"),
+        checks=checks,
+        timeline=_timeline(scenario, evidence, marks),
+        summary=scenario.summary,
+        tags=tuple(scenario.tags),
+    )
+
+
+def _invariants(
+    scenario: Scenario,
+    history: History,
+    journal: Sequence[Entry],
+    records: Sequence[object],
+    origin: float,
+) -> list[Check]:
+    checks: list[Check] = []
+    names = scenario.invariant_names
+    if "orders-not-duplicated" in names:
+        checks.append(orders_not_duplicated(history.orders, journal))
+    if "unknown-orders-reconciled" in names:
+        checks.append(unknown_orders_reconciled(history.orders, journal, records, origin))
+    return checks
+
+
+def _timeline(scenario: Scenario, evidence: Evidence, marks: list[Mark]) -> Timeline:
+    return Timeline(
+        duration=scenario.duration,
+        faults=[
+            Window(step.label, step.fault.target, step.at, step.end)
+            for step in scenario.faults
+            if step.fault is not None
+        ],
+        marks=marks,
+        broker_calls=[
+            BrokerCall(entry.at, entry.path, broker_outcome(entry), is_token_issuance(entry))
+            for entry in evidence.journal
+        ],
+        system_calls=evidence.calls,
+        health=[sample.health for sample in evidence.samples],
+    )
+
+
+def broker_outcome(entry: Entry) -> str:
+    """``ok``, the broker's code, the HTTP status, or what a fault did to the exchange."""
+    if entry.outcome != "answered":
+        return entry.outcome
+    if entry.ok:
+        return "ok"
+    if entry.code:
+        return entry.code
+    return f"HTTP {entry.status}"
+
+
+def journal_digest(journal: Sequence[Entry], *, with_times: bool) -> str:
+    """A short hash of what the broker saw, to compare runs of the same seed.
+
+    It covers when each request arrived (to the millisecond, on virtual time), what it was
+    (method, path, tr_id, protocol headers) and how it was answered (status, code, fault,
+    outcome). It leaves out which stock or order a request named, and compares requests of
+    one instant as a set: when hundreds of calls are in flight at once, they reach the
+    broker in whichever order the kernel reports their sockets ready, and which stock is
+    served first is not something the seed decides. On real time the timestamps are left
+    out too, since wall-clock jitter moves every one of them.
+    """
+    lines: list[str] = []
+    for entry in journal:
+        fields = entry.to_json()
+        for volatile in ("seq", "duration", "at", "query", "body"):
+            fields.pop(volatile)
+        at = f"{entry.at:.3f}" if with_times else "-"
+        lines.append(f"{at} {json.dumps(fields, sort_keys=True, ensure_ascii=False)}")
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(line.encode() + b"\n")
+    return f"sha256:{digest.hexdigest()[:16]}"

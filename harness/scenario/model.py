@@ -1,0 +1,387 @@
+"""The scenario language: what a QA engineer writes, as strict pydantic models.
+
+A scenario is a *timeline* of steps (faults, actions, workloads) at given seconds, and what
+must hold over what happened: *expectations*, a *steady state* before the first fault and
+after the last, and *invariants* over the whole history. Every model forbids unknown keys,
+so a typo is an error that names the valid keys, never a silently ignored line.
+
+The reference for every key, with examples, is ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mocks.broker.config import Profile
+from mocks.faults.model import FaultAction, When, Where
+
+Part = Literal["broker"]
+INVARIANTS = ("orders-not-duplicated", "unknown-orders-reconciled")
+Invariant = Literal["orders-not-duplicated", "unknown-orders-reconciled"]
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+class BrokerSettings(_Strict):
+    """The mock broker's rules for this scenario (defaults: KIS as documented)."""
+
+    profile: Profile = "real"
+    requests_per_second: int | None = Field(
+        default=None, ge=1, description="Per-second budget (default: real 18, paper 1)."
+    )
+    token_interval_s: float = Field(
+        default=60.0, ge=0, description="Seconds between token issuances (EGW00133 inside)."
+    )
+    token_ttl_s: int = Field(default=86_400, ge=1, description="Token lifetime in seconds.")
+    token_reuse_s: float = Field(
+        default=6 * 3600,
+        ge=0,
+        description="A repeat token request inside this returns the same token.",
+    )
+    gateway_error_status: int = Field(
+        default=500, ge=200, le=599, description="HTTP status of EGW gateway errors."
+    )
+
+
+class SystemSettings(_Strict):
+    """Overrides of the system's own settings, e.g. to prove a scenario catches a broken client.
+
+    ``client`` takes ``KisSettings`` policy fields (token_cooldown_s, timeout_s, read_retries,
+    requests_per_second, ...); ``service`` takes ``ServiceSettings`` fields (quote_deadline_s,
+    on_unknown_order, ...). They are checked against the system's settings when the run
+    starts, and ``squall validate`` checks them too.
+    """
+
+    client: dict[str, Any] = Field(default_factory=dict)
+    service: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- the timeline ------------------------------------------------------------------------
+
+
+class FaultSpec(_Strict):
+    """A fault rule on one part: which requests (``match``), what happens (``do``), how often."""
+
+    target: Part = "broker"
+    match: Where = Where()
+    do: FaultAction
+    first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
+    every: int | None = Field(default=None, ge=1, description="Fault every Nth match.")
+    probability: float | None = Field(
+        default=None, ge=0, le=1, description="Fault each match with this probability (seeded)."
+    )
+
+
+class QuoteLoad(_Strict):
+    """Quote requests to the system: a ``burst`` of N at once, or a steady ``rate`` per second."""
+
+    burst: int | None = Field(default=None, ge=1, le=100_000)
+    rate: float | None = Field(default=None, gt=0, le=10_000)
+    codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = Field(
+        default=None, description="6-digit KRX codes, used in turn (default: every listing)."
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> QuoteLoad:
+        if (self.burst is None) == (self.rate is None):
+            raise ValueError("quotes need exactly one of 'burst' (N at once) or 'rate' (per s)")
+        return self
+
+
+class OrderLoad(_Strict):
+    """Cash orders to the system at ``rate`` per second (or a ``burst`` of N at once).
+
+    Each order gets a unique client order id and a unique quantity, so every order the
+    broker booked can be traced back to the one call that asked for it.
+    """
+
+    burst: int | None = Field(default=None, ge=1, le=10_000)
+    rate: float | None = Field(default=None, gt=0, le=100)
+    side: Literal["buy", "sell"] = "buy"
+    type: Literal["market", "limit"] = "market"
+    codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> OrderLoad:
+        if (self.burst is None) == (self.rate is None):
+            raise ValueError("orders need exactly one of 'burst' (N at once) or 'rate' (per s)")
+        return self
+
+
+Action = Literal["expire-tokens"]
+STEP_KINDS = ("fault", "action", "quotes", "orders")
+
+
+class Step(_Strict):
+    """One entry of the timeline: at ``at`` seconds, exactly one of fault/action/quotes/orders.
+
+    ``until`` or ``for`` ends a fault or a rate workload; without them it lasts to the end.
+    """
+
+    name: str | None = Field(default=None, pattern=_NAME)
+    at: float = Field(ge=0)
+    until: float | None = Field(default=None, gt=0)
+    for_: float | None = Field(default=None, alias="for", gt=0)
+    fault: FaultSpec | None = None
+    action: Action | None = None
+    quotes: QuoteLoad | None = None
+    orders: OrderLoad | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        given = [kind for kind in STEP_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a timeline step needs exactly one of {', '.join(STEP_KINDS)}; "
+                f"got {', '.join(given) if given else 'none'}"
+            )
+        if self.until is not None and self.for_ is not None:
+            raise ValueError("give either 'until' or 'for', not both")
+        if self.until is not None and self.until <= self.at:
+            raise ValueError(f"'until' ({self.until:g}) must be later than 'at' ({self.at:g})")
+        if self.action is not None and (self.until is not None or self.for_ is not None):
+            raise ValueError("an action happens once at 'at'; it takes no 'until' or 'for'")
+        load = self.quotes or self.orders
+        if load is not None and load.burst is not None and self.end is not None:
+            raise ValueError("a burst starts at once at 'at'; it takes no 'until' or 'for'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in STEP_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def end(self) -> float | None:
+        """When the step stops (None: at the end of the scenario, or once for an action)."""
+        if self.until is not None:
+            return self.until
+        if self.for_ is not None:
+            return self.at + self.for_
+        return None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.kind}@{self.at:g}s"
+
+    def when(self) -> When:
+        """The fault's ``when`` on the broker's clock (which starts with the scenario)."""
+        assert self.fault is not None
+        fault = self.fault
+        return When.model_validate(
+            {
+                "from": self.at,
+                "until": self.end,
+                "first": fault.first,
+                "every": fault.every,
+                "probability": fault.probability,
+            }
+        )
+
+
+# --- what must hold ----------------------------------------------------------------------
+
+
+class BrokerRequests(_Strict):
+    """Requests the mock broker saw. Every given field must match.
+
+    ``code`` is the broker's answer code (``EGW00201``, ``EGW00123``, ``EGW00133``;
+    ``ok`` for an rt_cd "0" answer); ``status`` the HTTP status; ``faulted`` whether a fault
+    rule fired on the request.
+    """
+
+    path: str | None = Field(default=None, description="Shell-style glob, e.g. /uapi/*.")
+    method: str | None = None
+    tr_id: str | None = None
+    code: str | None = None
+    status: int | None = Field(default=None, ge=100, le=599)
+    faulted: bool | None = None
+
+
+class SystemCalls(_Strict):
+    """Calls the workloads made to the system. ``outcome`` is ``ok``, ``failed`` (any error),
+    ``unfinished`` (still running at the end) or an error type such as ``BrokerUnavailable``."""
+
+    workload: str | None = None
+    operation: Literal["quote", "order"] | None = None
+    outcome: str | None = None
+
+
+Health = Literal["healthy", "degraded", "unhealthy"]
+MEASURES = (
+    "broker_requests",
+    "token_issuances",
+    "system_calls",
+    "success_ratio",
+    "latency",
+    "metric",
+    "health",
+)
+
+
+class Expectation(_Strict):
+    """One thing that must hold. Exactly one measure, a bound, and optionally a window.
+
+    Measures:
+      - ``broker_requests`` / ``token_issuances`` / ``system_calls``: counts;
+      - ``success_ratio``: the share of system calls that ended ok (0..1);
+      - ``latency``: the slowest system call's seconds (``percentile`` for another rank);
+      - ``metric``: a system metric's value at the end of the window;
+      - ``health``: the system's health state; with ``within`` and ``after``, a deadline
+        ("healthy again within 70 s of the fault ending"), else it must hold throughout.
+    Bounds: ``at_most``, ``at_least``, ``equals``. Window: ``from``/``until`` seconds, ``per``
+    (the bound holds in every sliding window of that many seconds), or ``within`` seconds
+    ``after`` a named step ends (the first match must come that soon).
+    """
+
+    expect: str | None = Field(
+        default=None, description="What this checks, in words; shown in reports."
+    )
+    broker_requests: BrokerRequests | None = None
+    token_issuances: Literal[True] | None = None
+    system_calls: SystemCalls | None = None
+    success_ratio: SystemCalls | None = None
+    latency: SystemCalls | None = None
+    metric: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    health: Health | None = None
+
+    at_most: float | None = None
+    at_least: float | None = None
+    equals: float | None = None
+
+    from_: float | None = Field(default=None, alias="from", ge=0)
+    until: float | None = Field(default=None, gt=0)
+    per: float | None = Field(default=None, gt=0)
+    within: float | None = Field(default=None, gt=0)
+    after: str | None = None
+    percentile: float | None = Field(default=None, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Expectation:
+        given = [measure for measure in MEASURES if getattr(self, measure) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"an expectation needs exactly one measure of {', '.join(MEASURES)}; "
+                f"got {', '.join(given) if given else 'none'}"
+            )
+        bounds = [b for b in ("at_most", "at_least", "equals") if getattr(self, b) is not None]
+        if self.health is not None:
+            if bounds:
+                raise ValueError("a health expectation takes no bound: it names the state")
+        elif not bounds:
+            raise ValueError(f"'{given[0]}' needs a bound: at_most, at_least or equals")
+        if self.equals is not None and len(bounds) > 1:
+            raise ValueError("'equals' cannot be combined with at_most or at_least")
+        if (self.within is None) != (self.after is None):
+            raise ValueError("'within' and 'after' go together: within N seconds after a step")
+        if self.within is not None and given[0] not in ("health", *_COUNTS):
+            raise ValueError("'within' applies to health and to counts of requests or calls")
+        if self.per is not None and given[0] not in _COUNTS:
+            raise ValueError("'per' applies to counts: broker_requests, token_issuances, calls")
+        if self.percentile is not None and self.latency is None:
+            raise ValueError("'percentile' applies to latency only")
+        if self.from_ is not None and self.until is not None and self.until <= self.from_:
+            raise ValueError("'until' must be later than 'from'")
+        return self
+
+    @property
+    def measure(self) -> str:
+        return next(measure for measure in MEASURES if getattr(self, measure) is not None)
+
+
+_COUNTS = ("broker_requests", "token_issuances", "system_calls")
+
+
+class SteadyState(_Strict):
+    """What must hold before the first fault starts and again after the last one ends.
+
+    ``settle`` seconds after the last fault are granted for recovery before the "after"
+    window opens; the window then runs to the end of the scenario.
+    """
+
+    settle: float = Field(default=60.0, ge=0)
+    expect: list[Expectation] = Field(min_length=1)
+
+
+def _default_parts() -> list[Part]:
+    return ["broker"]
+
+
+class Scenario(_Strict):
+    """A scenario file. See docs/scenarios.md for every key, with examples."""
+
+    name: str = Field(pattern=_NAME)
+    summary: str = ""
+    tags: list[str] = Field(default_factory=list)
+    seed: int = 0
+    clock: Literal["virtual", "real"] = "virtual"
+    duration: float = Field(gt=0, le=24 * 3600, description="Simulated seconds the run lasts.")
+    needs: list[Part] = Field(default_factory=_default_parts)
+    broker: BrokerSettings = BrokerSettings()
+    system: SystemSettings = SystemSettings()
+    timeline: list[Step] = Field(default_factory=list)
+    expect: list[Expectation] = Field(default_factory=list)
+    steady_state: SteadyState | None = None
+    invariants: list[Invariant] | Literal["all", "none"] = "all"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Scenario:
+        names = [step.label for step in self.timeline]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"timeline step names must be unique; repeated: {duplicates}")
+        for step in self.timeline:
+            if step.at >= self.duration:
+                raise ValueError(
+                    f"step {step.label!r} starts at {step.at:g}s, at or after the scenario's "
+                    f"duration ({self.duration:g}s)"
+                )
+            if step.fault is not None and step.fault.target not in self.needs:
+                raise ValueError(
+                    f"step {step.label!r} targets {step.fault.target!r}, which 'needs' lacks"
+                )
+        steady = self.steady_state.expect if self.steady_state else []
+        workloads = {step.label for step in self.timeline if step.kind in ("quotes", "orders")}
+        for expectation in [*self.expect, *steady]:
+            if expectation.after is not None and expectation.after not in names:
+                raise ValueError(
+                    f"'after: {expectation.after}' names no timeline step; "
+                    f"the steps are: {', '.join(names) or 'none'}"
+                )
+            calls = expectation.system_calls or expectation.success_ratio or expectation.latency
+            if calls is not None and calls.workload is not None and calls.workload not in workloads:
+                raise ValueError(
+                    f"'workload: {calls.workload}' names no workload step; "
+                    f"the workloads are: {', '.join(sorted(workloads)) or 'none'}"
+                )
+        if self.steady_state is not None and not self.faults:
+            raise ValueError("'steady_state' needs at least one fault step to be before and after")
+        return self
+
+    @property
+    def faults(self) -> list[Step]:
+        return [step for step in self.timeline if step.fault is not None]
+
+    @property
+    def invariant_names(self) -> tuple[str, ...]:
+        if self.invariants == "all":
+            return INVARIANTS
+        if self.invariants == "none":
+            return ()
+        return tuple(self.invariants)
+
+    def matches(self, expression: str) -> bool:
+        """pytest-style ``-k``: a case-insensitive substring of the name, tags or path."""
+        return expression.lower() in " ".join([self.name, *self.tags]).lower()
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
