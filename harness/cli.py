@@ -7,15 +7,22 @@ and stops cleanly on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 from collections.abc import Coroutine
 from enum import StrEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from harness.clock import ClockKind
 from mocks.server import PortInUse
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
 
 app = typer.Typer(
     name="squall",
@@ -99,6 +106,141 @@ def _serve_until_interrupted(main: Coroutine[Any, Any, None]) -> None:
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("stopped")
+
+
+class ClockChoice(StrEnum):
+    virtual = "virtual"
+    real = "real"
+
+
+def _load_all(paths: list[Path], keyword: str | None) -> list[tuple[Path, Scenario]]:
+    """Every scenario under ``paths`` that ``-k`` selects; exit 2 on any invalid input."""
+    from harness.scenario import ScenarioError, discover, load_file
+    from harness.select import SelectionError, matches
+
+    files = discover(paths)
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        err.print(f"[red]error:[/red] no such file or directory: {', '.join(missing)}")
+        raise typer.Exit(2)
+    if not files:
+        where = ", ".join(map(str, paths))
+        err.print(f"[red]error:[/red] no scenario files (*.yaml, *.yml) under {where}")
+        raise typer.Exit(2)
+    loaded: list[tuple[Path, Scenario]] = []
+    invalid = 0
+    for file in files:
+        try:
+            loaded.append((file, load_file(file)))
+        except ScenarioError as exc:
+            invalid += 1
+            for problem in exc.problems:
+                # Unwrapped, one per line: editors and CI annotators parse file:line:column.
+                print(problem, file=sys.stderr)
+    if invalid:
+        err.print(f"[red]{invalid} invalid scenario file(s)[/red]; nothing was run")
+        raise typer.Exit(2)
+    if keyword:
+        try:
+            loaded = [
+                (file, scenario)
+                for file, scenario in loaded
+                if matches(keyword, " ".join([scenario.name, *scenario.tags, str(file)]))
+            ]
+        except SelectionError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if not loaded:
+            err.print(f"[red]error:[/red] -k {keyword!r} selects none of {len(files)} scenario(s)")
+            raise typer.Exit(2)
+    return loaded
+
+
+@app.command("run")
+def run_command(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    keyword: Annotated[
+        str | None,
+        typer.Option("-k", help="Only scenarios whose name, tags or path match, e.g. 'storm'."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override every scenario's seed.")] = None,
+    clock: Annotated[
+        ClockChoice | None, typer.Option(help="Override every scenario's clock.")
+    ] = None,
+    report_json: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (for CI).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+) -> None:
+    """Run scenarios: live progress, then a table of verdicts.
+
+    Exit status: 0 when every scenario passed, 1 when an expectation failed, 2 on invalid
+    input (a malformed file, an unknown option value, nothing selected).
+    """
+    ok = run_scenarios(
+        paths,
+        keyword=keyword,
+        seed=seed,
+        clock=None if clock is None else clock.value,
+        report_json=report_json,
+        junit=junit,
+        html=html,
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+def run_scenarios(
+    paths: list[Path],
+    *,
+    keyword: str | None = None,
+    seed: int | None = None,
+    clock: ClockKind | None = None,
+    report_json: Path | None = None,
+    junit: Path | None = None,
+    html: Path | None = None,
+    console: Console | None = None,
+) -> bool:
+    """Load, run and report; returns whether everything passed (exits 2 on bad input)."""
+    from harness.report import Progress, print_summary, write_html, write_json, write_junit
+    from harness.runner import Options, run_scenario
+
+    out = console or Console()
+    loaded = _load_all(paths, keyword)
+    results = []
+    with Progress(out) as progress:
+        for file, scenario in loaded:
+            handle = progress.start(scenario.name, scenario.duration)
+            result = run_scenario(
+                scenario,
+                str(file),
+                Options(seed=seed, clock=clock),
+                lambda now, handle=handle: progress.advance(handle, now),  # type: ignore[misc]
+            )
+            progress.finish(handle, result.passed)
+            results.append(result)
+    print_summary(results, out)
+    for target, write in ((report_json, write_json), (junit, write_junit), (html, write_html)):
+        if target is not None:
+            write(results, target)
+            out.print(f"wrote {target}")
+    return all(result.passed for result in results)
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+) -> None:
+    """Check scenario files without running them; errors point at file:line:column."""
+    loaded = _load_all(paths, None)
+    for file, scenario in loaded:
+        print(f"ok  {file}  ({scenario.name})")
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario files' JSON Schema (for editors: yaml-language-server)."""
+    from harness.scenario.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
 @app.command()

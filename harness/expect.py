@@ -121,16 +121,20 @@ def describe(expectation: Expectation) -> str:
     if expectation.per is not None:
         text += f" per {expectation.per:g} s"
     if expectation.within is not None:
-        text += f" within {expectation.within:g} s after {expectation.after}"
+        anchor = f"after {expectation.after}" if expectation.after else f"since {expectation.since}"
+        text += f" within {expectation.within:g} s {anchor}"
     return text
 
 
 def _window(
     scenario: Scenario, expectation: Expectation, evidence: Evidence
 ) -> tuple[float, float]:
-    if expectation.after is not None:
-        assert expectation.within is not None
-        anchor = step_end(_step(scenario, expectation.after), scenario.duration)
+    if expectation.within is not None:
+        if expectation.after is not None:
+            anchor = step_end(_step(scenario, expectation.after), scenario.duration)
+        else:
+            assert expectation.since is not None
+            anchor = _step(scenario, expectation.since).at
         return anchor, min(anchor + expectation.within, evidence.duration)
     start = expectation.from_ or 0.0
     end = expectation.until if expectation.until is not None else evidence.duration
@@ -270,10 +274,8 @@ def _health(
             last = samples[-1].health
             why = f" ({'; '.join(last.reasons)})" if last.reasons else ""
             return False, f"never {wanted} within {end - start:g} s; last {last.state}{why}"
-        return (
-            True,
-            f"{wanted} at t={first.at:.1f}, {first.at - start:.1f} s after {expectation.after}",
-        )
+        anchor = f"after {expectation.after}" if expectation.after else f"since {expectation.since}"
+        return True, f"{wanted} at t={first.at:.1f}, {first.at - start:.1f} s {anchor}"
     off = [s for s in samples if s.health.state != wanted]
     if off:
         s = off[0]

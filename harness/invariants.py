@@ -90,9 +90,21 @@ def unknown_orders_reconciled(
         if record.status == "unknown":
             problems.append(f"{cid} is still of unknown outcome at the end")
             continue
+        last_unknown = max(i for i, (_, what) in enumerate(record.events) if "unknown" in what)
+        settled = [
+            what for _, what in record.events[last_unknown:] if what.startswith("reconciled")
+        ]
+        if not settled:
+            problems.append(
+                f"{cid} was never reconciled after its outcome became unknown "
+                f"(the system went on with: {record.events[-1][1]})"
+            )
+            continue
         for at, what in record.events:
             when = at - origin
-            if what.startswith("reconciled: absent") and any(e.at <= when for e in booked):
+            # Strictly before: a re-send after an "absent" verdict is booked at the same
+            # instant on virtual time, and is exactly what should follow the verdict.
+            if what.startswith("reconciled: absent") and any(e.at < when for e in booked):
                 problems.append(
                     f"{cid} was reconciled as absent at t={when:.1f}, but the broker had "
                     f"booked it at t={booked[0].at:.1f}"

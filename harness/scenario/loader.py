@@ -104,10 +104,21 @@ def load_text(text: str, path: str = "<scenario>") -> Scenario:
             [Problem(path, 1, 1, f"a scenario is a mapping (name:, duration:, ...); found {found}")]
         )
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         problems = [_problem(path, root, error) for error in exc.errors(include_url=False)]
         raise ScenarioError(sorted(problems, key=lambda p: (p.line, p.column))) from None
+    # The system's own settings models judge the ``system:`` overrides.
+    from harness.stack import system_settings_problems
+
+    found = []
+    for loc, message in system_settings_problems(scenario):
+        key, value = _nodes_at(root, loc)
+        mark = (key or value).start_mark
+        found.append(Problem(path, mark.line + 1, mark.column + 1, f"{'.'.join(loc)}: {message}"))
+    if found:
+        raise ScenarioError(found)
+    return scenario
 
 
 def load_file(path: Path | str) -> Scenario:

@@ -239,7 +239,7 @@ class Expectation(_Strict):
         ("healthy again within 70 s of the fault ending"), else it must hold throughout.
     Bounds: ``at_most``, ``at_least``, ``equals``. Window: ``from``/``until`` seconds, ``per``
     (the bound holds in every sliding window of that many seconds), or ``within`` seconds
-    ``after`` a named step ends (the first match must come that soon).
+    ``after`` a named step ends or ``since`` it started.
     """
 
     expect: str | None = Field(
@@ -261,7 +261,8 @@ class Expectation(_Strict):
     until: float | None = Field(default=None, gt=0)
     per: float | None = Field(default=None, gt=0)
     within: float | None = Field(default=None, gt=0)
-    after: str | None = None
+    after: str | None = Field(default=None, description="A step's name: from when it ends.")
+    since: str | None = Field(default=None, description="A step's name: from when it starts.")
     percentile: float | None = Field(default=None, gt=0, le=100)
 
     @model_validator(mode="after")
@@ -280,8 +281,16 @@ class Expectation(_Strict):
             raise ValueError(f"'{given[0]}' needs a bound: at_most, at_least or equals")
         if self.equals is not None and len(bounds) > 1:
             raise ValueError("'equals' cannot be combined with at_most or at_least")
-        if (self.within is None) != (self.after is None):
-            raise ValueError("'within' and 'after' go together: within N seconds after a step")
+        anchors = [key for key in ("after", "since") if getattr(self, key) is not None]
+        if len(anchors) > 1:
+            raise ValueError("give either 'after' (a step's end) or 'since' (its start), not both")
+        if (self.within is None) != (not anchors):
+            raise ValueError(
+                "'within' goes with 'after' or 'since': within N seconds after a step ends "
+                "or since it started"
+            )
+        if anchors and (self.from_ is not None or self.until is not None):
+            raise ValueError("'within' sets the window; it takes no 'from' or 'until'")
         if self.within is not None and given[0] not in ("health", *_COUNTS):
             raise ValueError("'within' applies to health and to counts of requests or calls")
         if self.per is not None and given[0] not in _COUNTS:
@@ -351,11 +360,13 @@ class Scenario(_Strict):
         steady = self.steady_state.expect if self.steady_state else []
         workloads = {step.label for step in self.timeline if step.kind in ("quotes", "orders")}
         for expectation in [*self.expect, *steady]:
-            if expectation.after is not None and expectation.after not in names:
-                raise ValueError(
-                    f"'after: {expectation.after}' names no timeline step; "
-                    f"the steps are: {', '.join(names) or 'none'}"
-                )
+            for key in ("after", "since"):
+                anchor = getattr(expectation, key)
+                if anchor is not None and anchor not in names:
+                    raise ValueError(
+                        f"'{key}: {anchor}' names no timeline step; "
+                        f"the steps are: {', '.join(names) or 'none'}"
+                    )
             calls = expectation.system_calls or expectation.success_ratio or expectation.latency
             if calls is not None and calls.workload is not None and calls.workload not in workloads:
                 raise ValueError(

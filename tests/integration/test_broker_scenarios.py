@@ -1,0 +1,164 @@
+"""The shipped broker scenarios: they catch a broken client, repeat exactly, and give the same
+verdicts on virtual and real time.
+
+Each broken variant switches one protection off through the system's settings, the only
+way a scenario can reach the system, and must fail on the check that protection exists for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.result import ScenarioResult
+from harness.runner import Options, run_scenario
+from harness.scenario import Scenario, load_file
+from harness.scenario.model import SystemSettings
+
+BROKER = Path(__file__).resolve().parents[2] / "scenarios" / "broker"
+
+
+def scenario(stem: str) -> Scenario:
+    return load_file(BROKER / f"{stem}.yaml")
+
+
+def run(
+    stem: str, *, client: dict[str, Any] | None = None, service: dict[str, Any] | None = None
+) -> ScenarioResult:
+    loaded = scenario(stem)
+    if client or service:
+        loaded = loaded.model_copy(
+            update={"system": SystemSettings(client=client or {}, service=service or {})}
+        )
+    return run_scenario(loaded, str(BROKER / f"{stem}.yaml"))
+
+
+def failed(result: ScenarioResult) -> dict[str, str]:
+    return {check.description: check.observed for check in result.failed_checks}
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in BROKER.glob("*.yaml")))
+def test_the_system_passes(stem: str) -> None:
+    result = run(stem)
+    assert result.error is None
+    assert result.passed, failed(result)
+
+
+BROKEN = [
+    pytest.param(
+        "egw00133-storm",
+        {"token_cooldown_s": 0},
+        {},
+        "token requests refused with EGW00133 stay rare",
+        id="storm-without-token-cooldown",
+    ),
+    pytest.param(
+        "token-expiry-mid-session",
+        {"token_renew_before_s": 0},
+        {},
+        "the token was renewed before it expired",
+        id="expiry-without-early-renewal",
+    ),
+    pytest.param(
+        "hanging-broker",
+        {"timeout_s": 1000},
+        {},
+        "no call is left hanging at the end",
+        id="hang-without-timeout",
+    ),
+    pytest.param(
+        "5xx-burst",
+        {"read_retries": 0},
+        {"quote_deadline_s": 0},
+        "every quote is served despite the burst",
+        id="5xx-without-retries",
+    ),
+    pytest.param(
+        "egw00201-budget-squeeze",
+        {"requests_per_second": 30},
+        {},
+        "the broker never answers EGW00201",
+        id="squeeze-over-budget",
+    ),
+    pytest.param(
+        "ambiguous-order-timeout",
+        {},
+        {"on_unknown_order": "resend"},
+        "no order is booked twice for one client order id",
+        id="ambiguous-order-blind-retry",
+    ),
+    pytest.param(
+        "ten-minute-mix",
+        {},
+        {"on_unknown_order": "resend"},
+        "every order of unknown outcome is reconciled, in agreement with the broker",
+        id="mix-blind-retry",
+    ),
+]
+
+
+@pytest.mark.parametrize(("stem", "client", "service", "check"), BROKEN)
+def test_a_broken_client_fails_for_the_right_reason(
+    stem: str, client: dict[str, Any], service: dict[str, Any], check: str
+) -> None:
+    result = run(stem, client=client, service=service)
+    assert result.error is None
+    assert not result.passed
+    assert check in failed(result), failed(result)
+
+
+def test_the_same_seed_gives_the_same_journal() -> None:
+    first = run("egw00133-storm")
+    second = run("egw00133-storm")
+    assert first.journal_digest == second.journal_digest
+    other = run_scenario(scenario("egw00133-storm"), "storm", Options(seed=8))
+    assert other.journal_digest != first.journal_digest  # the digest does see the world
+
+
+# Real time takes each scenario's full length, so by default only the short ones run here,
+# side by side in their own processes (about three minutes). `nox -s realtime` sets
+# SQUALL_REALTIME_ALL=1 to compare every broker scenario (fifteen minutes).
+SHORT = [
+    "egw00133-storm",
+    "hanging-broker",
+    "5xx-burst",
+    "egw00201-budget-squeeze",
+    "ambiguous-order-timeout",
+]
+
+
+def test_real_time_gives_the_same_verdicts(tmp_path: Path, squall_exe: str) -> None:
+    every = sorted(p.stem for p in BROKER.glob("*.yaml"))
+    compare_clocks(every if os.environ.get("SQUALL_REALTIME_ALL") else SHORT, tmp_path, squall_exe)
+
+
+def compare_clocks(stems: list[str], tmp_path: Path, squall_exe: str) -> None:
+    runs = {
+        stem: subprocess.Popen(
+            [
+                squall_exe,
+                "run",
+                str(BROKER / f"{stem}.yaml"),
+                "--clock",
+                "real",
+                "--report-json",
+                str(tmp_path / f"{stem}.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for stem in stems
+    }
+    for stem, process in runs.items():
+        _, stderr = process.communicate(timeout=1200)
+        assert process.returncode in (0, 1), stderr.decode()
+        real = json.loads((tmp_path / f"{stem}.json").read_text())["scenarios"][0]
+        virtual = run(stem)
+        verdicts = {e["description"]: e["passed"] for e in real["expectations"]}
+        assert real["passed"] == virtual.passed, (stem, real["expectations"])
+        assert verdicts == {c.description: c.passed for c in virtual.checks}, stem
