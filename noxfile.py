@@ -41,6 +41,23 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: a token storm against the system's KIS client, on virtual time."""
+    """The main job: every broker scenario against the system, then the HTML report."""
     session.install("-e", ".")
     session.run("squall", "demo", *session.posargs)
+
+
+@nox.session
+def realtime(session: nox.Session) -> None:
+    """Every broker scenario on the wall clock, compared with virtual time (~15 minutes)."""
+    session.install("-e", ".[test]")
+    session.env["SQUALL_REALTIME_ALL"] = "1"
+    session.run(
+        "pytest", "tests/integration/test_broker_scenarios.py", "-k", "real_time", *session.posargs
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Time compression and budget use, each beside a baseline measured in the same run."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness.bench", *session.posargs)

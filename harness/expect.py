@@ -51,15 +51,16 @@ def check_all(scenario: Scenario, evidence: Evidence) -> list[Check]:
 
 
 def steady_windows(scenario: Scenario) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Before the first fault starts; from ``settle`` after the last one ends to the end."""
+    """Before the first disruption starts; from ``settle`` after the last one ends to the end.
+
+    Disruptions are fault steps and actions (expiring every token is a fault too).
+    """
     assert scenario.steady_state is not None
-    faults = scenario.faults
-    first = min(step.at for step in faults)
-    last = max(step.end or scenario.duration for step in faults)
-    return (0.0, first), (
-        min(last + scenario.steady_state.settle, scenario.duration),
-        scenario.duration,
-    )
+    disruptions = scenario.disruptions
+    first = min(step.at for step in disruptions)
+    last = max(step_end(step, scenario.duration) for step in disruptions)
+    after = min(last + scenario.steady_state.settle, scenario.duration)
+    return (0.0, first), (after, scenario.duration)
 
 
 def check(
@@ -265,7 +266,10 @@ def _health(
     expectation: Expectation, evidence: Evidence, start: float, end: float
 ) -> tuple[bool, str]:
     wanted = expectation.health
-    samples = [s for s in evidence.samples if start <= s.at <= end]
+    # The window's end is open, except at the very end of the run (its last sample).
+    samples = [
+        s for s in evidence.samples if start <= s.at < end or s.at == end == evidence.duration
+    ]
     if not samples:
         return False, f"no health sample in {start:g}–{end:g} s"
     if expectation.within is not None:

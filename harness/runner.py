@@ -117,6 +117,7 @@ async def _play(
                 await workloads.run(step)
 
         async def sample() -> None:
+            tick = 0
             while True:
                 health = stack.service.health()
                 samples.append(
@@ -128,7 +129,10 @@ async def _play(
                 )
                 if progress is not None:
                     progress(history.now())
-                await asyncio.sleep(SAMPLE_EVERY_S)
+                # On a fixed grid, counted rather than derived from the clock: sleeps never
+                # drift it, and a reading a hair below a tick can't make a zero-length sleep.
+                tick += 1
+                await asyncio.sleep(max(0.0, tick * SAMPLE_EVERY_S - history.now()))
 
         steps = [asyncio.create_task(play(step)) for step in scenario.timeline if not step.fault]
         sampler = asyncio.create_task(sample())

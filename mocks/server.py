@@ -77,9 +77,29 @@ class _EmbeddedServer(uvicorn.Server):
     them all, so no server may install its own signal handlers.
     """
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stop = asyncio.Event()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._stop.set()
+
+    async def main_loop(self) -> None:
+        # uvicorn wakes every 0.1 s to look at should_exit; on virtual time each wake-up is
+        # a clock jump the whole loop pays for. Wait for stop() instead, waking once a
+        # second (counted in tenths, as on_tick expects) to refresh the Date header.
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1.0)
+            counter = (counter + 10) % 864000
+            should_exit = await self.on_tick(counter)
 
 
 def _url(sock: socket.socket) -> str:
@@ -120,7 +140,7 @@ async def serve(
             await asyncio.sleep(0.005)
         yield MockServer(server, _url(sock))
     finally:
-        server.should_exit = True
+        server.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()

@@ -111,13 +111,14 @@ def load_text(text: str, path: str = "<scenario>") -> Scenario:
     # The system's own settings models judge the ``system:`` overrides.
     from harness.stack import system_settings_problems
 
-    found = []
+    unusable: list[Problem] = []
     for loc, message in system_settings_problems(scenario):
         key, value = _nodes_at(root, loc)
         mark = (key or value).start_mark
-        found.append(Problem(path, mark.line + 1, mark.column + 1, f"{'.'.join(loc)}: {message}"))
-    if found:
-        raise ScenarioError(found)
+        where = ".".join(loc)
+        unusable.append(Problem(path, mark.line + 1, mark.column + 1, f"{where}: {message}"))
+    if unusable:
+        raise ScenarioError(unusable)
     return scenario
 
 

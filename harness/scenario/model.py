@@ -373,13 +373,20 @@ class Scenario(_Strict):
                     f"'workload: {calls.workload}' names no workload step; "
                     f"the workloads are: {', '.join(sorted(workloads)) or 'none'}"
                 )
-        if self.steady_state is not None and not self.faults:
-            raise ValueError("'steady_state' needs at least one fault step to be before and after")
+        if self.steady_state is not None and not self.disruptions:
+            raise ValueError(
+                "'steady_state' needs at least one fault or action to be before and after"
+            )
         return self
 
     @property
     def faults(self) -> list[Step]:
         return [step for step in self.timeline if step.fault is not None]
+
+    @property
+    def disruptions(self) -> list[Step]:
+        """Faults and actions: what the steady state must hold before and after."""
+        return [step for step in self.timeline if step.fault is not None or step.action]
 
     @property
     def invariant_names(self) -> tuple[str, ...]:

@@ -1,0 +1,131 @@
+"""``nox -s bench``: speed figures, each beside a baseline measured in the same run.
+
+- Time compression (simulated ÷ wall seconds) of the EGW00133 storm and the ten-minute mix,
+  beside the compression of an *idle* scenario of the same length: what the harness costs
+  with no traffic at all, so a slow machine shows up in both numbers alike.
+- The broker client's budget use on the real profile: quotes served per second ÷ 18 while
+  callers ask for far more, with the EGW00201 count, beside the budget the mock broker
+  enforced in the same run (read from its control plane).
+
+Results go to ``build/bench/results.json``; the table is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.runner import run_scenario
+from harness.scenario import load_file, load_text
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPRESSION_TARGET = 300.0
+BUDGET_TARGET = 0.95
+
+_IDLE = """
+name: idle {duration}s
+duration: {duration}
+"""
+
+_BUDGET = """
+name: budget use
+duration: 60
+timeline:
+  - {name: over budget, at: 0, quotes: {rate: 40}}
+expect:
+  - {broker_requests: {code: EGW00201}, equals: 0}
+"""
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline: str
+    target: str
+    met: bool
+
+
+def _compression(stem: str) -> tuple[float, float, float]:
+    """(simulated s, wall s, idle-scenario compression) for one shipped scenario."""
+    path = ROOT / "scenarios" / "broker" / f"{stem}.yaml"
+    scenario = load_file(path)
+    result = run_scenario(scenario, str(path))
+    if not result.passed:
+        raise SystemExit(f"bench: {stem} did not pass; fix it before timing it")
+    idle = load_text(_IDLE.format(duration=int(scenario.duration)), "idle")
+    started = time.perf_counter()
+    idle_result = run_scenario(idle, "idle")
+    idle_wall = time.perf_counter() - started
+    return result.simulated_seconds, result.wall_seconds, idle_result.simulated_seconds / idle_wall
+
+
+def _budget_use() -> tuple[float, int, int]:
+    """(served per second ÷ budget, EGW00201 answers, budget the broker enforced)."""
+    from mocks.broker.config import BrokerConfig
+
+    scenario = load_text(_BUDGET, "budget")
+    result = run_scenario(scenario, "budget")
+    assert result.timeline is not None
+    budget = BrokerConfig().budget  # the real profile's, as the mock enforces it
+    served = [
+        c for c in result.timeline.broker_calls if c.outcome == "ok" and c.path.startswith("/uapi")
+    ]
+    # Skip the first second (start-up, token issuance) and the last (the run stops mid-second).
+    steady = [c for c in served if 1.0 <= c.at < result.simulated_seconds - 1.0]
+    per_second = len(steady) / (result.simulated_seconds - 2.0)
+    refused = sum(1 for c in result.timeline.broker_calls if c.outcome == "EGW00201")
+    return per_second / budget, refused, budget
+
+
+def main() -> None:
+    console = Console()
+    figures: list[Figure] = []
+    for label, stem in (("EGW00133 storm", "egw00133-storm"), ("ten-minute mix", "ten-minute-mix")):
+        simulated, wall, idle = _compression(stem)
+        value = simulated / wall
+        figures.append(
+            Figure(
+                f"time compression, {label}",
+                value,
+                "×",
+                f"idle {simulated:.0f} s scenario: {idle:.0f}×",
+                f"≥ {COMPRESSION_TARGET:.0f}×",
+                value >= COMPRESSION_TARGET,
+            )
+        )
+    use, refused, budget = _budget_use()
+    figures.append(
+        Figure(
+            "budget use, real profile (served/s ÷ budget)",
+            use,
+            "",
+            f"broker budget {budget} req/s; EGW00201 answers: {refused}",
+            f"≥ {BUDGET_TARGET} with 0 EGW00201",
+            use >= BUDGET_TARGET and refused == 0,
+        )
+    )
+    table = Table(title="Squall benchmarks")
+    for column in ("figure", "value", "baseline (same run)", "target", "met"):
+        table.add_column(column)
+    for figure in figures:
+        shown = f"{figure.value:.0f}×" if figure.unit == "×" else f"{figure.value:.3f}"
+        met = "[green]yes[/green]" if figure.met else "[red]no[/red]"
+        table.add_row(figure.name, shown, figure.baseline, figure.target, met)
+    console.print(table)
+    out = ROOT / "build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(
+        json.dumps([asdict(f) for f in figures], indent=2, ensure_ascii=False) + "\n"
+    )
+    console.print(f"wrote {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""docs/scenarios.md and docs/scenario.schema.json stay true to the scenario language.
+
+- Every complete scenario in the reference loads; every one marked ``<!-- invalid -->``
+  doesn't, and the error output shown for it is the loader's real output.
+- Every key and every fixed choice of every model a scenario file can reach is documented,
+  and so are the system settings and metrics a scenario can name.
+- The JSON Schema in docs/ is the one ``squall schema`` prints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import pytest
+from pydantic import BaseModel
+
+from harness.scenario import Scenario, ScenarioError, load_text
+from harness.scenario.schema import json_schema
+from harness.stack import _STACK_OWNED, ACCOUNT, APPKEY, APPSECRET
+from system.broker import KisClient, KisSettings
+from system.service import ServiceSettings, TradingService
+
+ROOT = Path(__file__).resolve().parents[3]
+DOC_PATH = ROOT / "docs" / "scenarios.md"
+SCHEMA_PATH = ROOT / "docs" / "scenario.schema.json"
+REGENERATE = "squall schema > docs/scenario.schema.json"
+SCENARIO_STARTS = ("name:", "# yaml-language-server:")
+_MARK = re.compile(r"^<!--\s*(.*?)\s*-->$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of the reference, and the HTML comment right before it."""
+
+    line: int  # 1-based line of the opening fence
+    language: str
+    text: str
+    mark: str | None
+
+    @property
+    def first_line(self) -> str:
+        return self.text.splitlines()[0] if self.text.strip() else ""
+
+    @property
+    def is_scenario(self) -> bool:
+        return self.language == "yaml" and self.first_line.startswith(SCENARIO_STARTS)
+
+    @property
+    def invalid(self) -> bool:
+        return self.mark is not None and self.mark.split(":")[0].strip() == "invalid"
+
+    @property
+    def path(self) -> str:
+        """The file name an invalid example's error output shows (``<!-- invalid: path -->``)."""
+        _, _, given = (self.mark or "").partition(":")
+        return given.strip() or "<scenario>"
+
+
+def fenced_blocks(markdown: str) -> list[Block]:
+    blocks: list[Block] = []
+    lines = markdown.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.startswith("```"):
+            index += 1
+            continue
+        start, language = index, line[3:].strip()
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("```")), None)
+        assert end is not None, f"docs/scenarios.md:{start + 1}: this code block is never closed"
+        previous = next((lines[i] for i in range(start - 1, -1, -1) if lines[i].strip()), "")
+        match = _MARK.match(previous.strip())
+        text = "\n".join(lines[start + 1 : end]) + "\n"
+        blocks.append(Block(start + 1, language, text, match.group(1) if match else None))
+        index = end + 1
+    return blocks
+
+
+DOC = DOC_PATH.read_text(encoding="utf-8")
+BLOCKS = fenced_blocks(DOC)
+SCENARIOS = [block for block in BLOCKS if block.is_scenario]
+VALID = [block for block in SCENARIOS if not block.invalid]
+INVALID = [block for block in SCENARIOS if block.invalid]
+
+
+def block_id(block: Block) -> str:
+    return f"line {block.line}: {block.first_line}"
+
+
+# --- the examples ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", VALID, ids=block_id)
+def test_the_example_loads(block: Block) -> None:
+    try:
+        load_text(block.text, f"docs/scenarios.md (example at line {block.line})")
+    except ScenarioError as exc:
+        pytest.fail(
+            f"the example at docs/scenarios.md:{block.line} is not a valid scenario; fix it, "
+            f"or mark it <!-- invalid --> if it shows a mistake:\n{exc}"
+        )
+
+
+@pytest.mark.parametrize("block", INVALID, ids=block_id)
+def test_the_invalid_example_is_refused(block: Block) -> None:
+    with pytest.raises(ScenarioError):
+        load_text(block.text, block.path)
+
+
+def test_the_error_output_shown_is_the_loaders() -> None:
+    """An ``<!-- errors -->`` block after an invalid example shows exactly its problems."""
+    shown = 0
+    for block, following in itertools.pairwise(BLOCKS):
+        if not (block.is_scenario and block.invalid and following.mark == "errors"):
+            continue
+        with pytest.raises(ScenarioError) as caught:
+            load_text(block.text, block.path)
+        expected = [str(problem) for problem in caught.value.problems]
+        printed = [
+            line for line in following.text.splitlines() if line.startswith(f"{block.path}:")
+        ]
+        assert printed == expected, (
+            f"the error output at docs/scenarios.md:{following.line} is not what the loader "
+            f"reports for the example at line {block.line}; paste this instead:\n"
+            + "\n".join(expected)
+        )
+        shown += 1
+    assert shown >= 1, "the reference must show real error output after an invalid example"
+
+
+def test_every_yaml_block_is_a_checked_scenario_or_marked_as_a_fragment() -> None:
+    unchecked = [
+        f"docs/scenarios.md:{block.line}: {block.first_line!r}"
+        for block in BLOCKS
+        if block.language == "yaml" and not block.is_scenario and block.mark != "fragment"
+    ]
+    assert not unchecked, (
+        "these yaml blocks are not complete scenarios, so nothing checks them; start them "
+        f"with 'name:' or mark them <!-- fragment -->: {unchecked}"
+    )
+
+
+def _fault_kinds() -> list[str]:
+    from mocks.faults.model import FaultAction
+
+    union = typing.get_args(FaultAction)[0]
+    return [member.model_fields["kind"].default for member in typing.get_args(union)]
+
+
+@pytest.mark.parametrize("kind", _fault_kinds())
+def test_every_fault_kind_has_a_worked_example(kind: str) -> None:
+    examples = [
+        block
+        for block in VALID
+        if any(
+            step.fault is not None and step.fault.do.kind == kind
+            for step in load_text(block.text).timeline
+        )
+    ]
+    assert examples, f"docs/scenarios.md has no valid example scenario with a {kind!r} fault"
+
+
+def test_the_error_kind_is_shown_with_a_broker_code_and_with_a_bare_status() -> None:
+    errors = [
+        step.fault.do
+        for block in VALID
+        for step in load_text(block.text).timeline
+        if step.fault is not None and step.fault.do.kind == "error"
+    ]
+    assert any(getattr(do, "code", None) for do in errors), "no error example with a code"
+    assert any(
+        getattr(do, "code", None) is None and getattr(do, "status", None) for do in errors
+    ), "no error example with a bare status"
+
+
+# --- every key is documented ---------------------------------------------------------------
+
+
+def _models(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models an annotation can hold, through Optional, lists, unions."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Annotated, Union, types.UnionType, list, dict):
+        args = typing.get_args(annotation)
+        for arg in args[:1] if origin is typing.Annotated else args:
+            yield from _models(arg)
+
+
+def _choices(annotation: Any) -> Iterator[str]:
+    """The fixed text values an annotation allows (``Literal`` members)."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        yield from (value for value in typing.get_args(annotation) if isinstance(value, str))
+    elif origin is not None:
+        args = typing.get_args(annotation)
+        for arg in args[:1] if origin is typing.Annotated else args:
+            yield from _choices(arg)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Keys (as written in YAML) and fixed choices, each with where it appears."""
+
+    keys: dict[str, set[str]]
+    choices: dict[str, set[str]]
+
+
+def scenario_vocabulary() -> Vocabulary:
+    """Every key and fixed choice of every model reachable from Scenario."""
+    vocabulary = Vocabulary({}, {})
+    seen: set[type[BaseModel]] = set()
+    pending: list[type[BaseModel]] = [Scenario]
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            vocabulary.keys.setdefault(field.alias or name, set()).add(model.__name__)
+            for choice in _choices(field.annotation):
+                vocabulary.choices.setdefault(choice, set()).add(f"{model.__name__}.{name}")
+            pending.extend(_models(field.annotation))
+    return vocabulary
+
+
+def _undocumented(words: set[str]) -> list[str]:
+    return sorted(word for word in words if f"`{word}`" not in DOC)
+
+
+def test_every_scenario_key_and_choice_is_documented() -> None:
+    vocabulary = scenario_vocabulary()
+    where = {
+        **{word: f"a key of {', '.join(sorted(s))}" for word, s in vocabulary.keys.items()},
+        **{word: f"a choice of {', '.join(sorted(s))}" for word, s in vocabulary.choices.items()},
+    }
+    missing = _undocumented(set(where))
+    assert not missing, "docs/scenarios.md doesn't mention these (as `word`): " + "; ".join(
+        f"{word} ({where[word]})" for word in missing
+    )
+
+
+def test_the_vocabulary_walk_reaches_every_model() -> None:
+    """Guards the test above: a walk that stopped at the top would prove nothing."""
+    vocabulary = scenario_vocabulary()
+    for deep in ("for", "from", "tr_id", "median", "fraction", "workload", "settle", "burst"):
+        assert deep in vocabulary.keys
+    for choice in ("expire-tokens", "orders-not-duplicated", "unhealthy", "truncated", "limit"):
+        assert choice in vocabulary.choices
+    assert "for_" not in vocabulary.keys
+    assert "from_" not in vocabulary.keys
+
+
+def test_every_system_setting_a_scenario_may_override_is_documented() -> None:
+    client = set(KisSettings.model_fields) - _STACK_OWNED
+    service = set(ServiceSettings.model_fields)
+    missing = _undocumented(client | service | _STACK_OWNED)
+    assert not missing, f"docs/scenarios.md doesn't mention these system settings: {missing}"
+
+
+async def test_every_system_metric_is_documented() -> None:
+    settings = KisSettings(
+        base_url="http://127.0.0.1:9", appkey=APPKEY, appsecret=APPSECRET, account=ACCOUNT
+    )
+    async with TradingService(KisClient(settings)) as service:
+        names = set(service.metrics())
+    assert len(names) > 10
+    missing = _undocumented(names)
+    assert not missing, f"docs/scenarios.md doesn't list these metrics: {missing}"
+
+
+# --- the JSON Schema -------------------------------------------------------------------------
+
+
+def test_the_schema_in_docs_is_the_generated_one() -> None:
+    generated = json_schema()
+    stored = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert stored == generated, f"docs/scenario.schema.json is stale; run: {REGENERATE}"
+    text = json.dumps(generated, indent=2, ensure_ascii=False) + "\n"
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == text, (
+        "docs/scenario.schema.json is not formatted as `squall schema` prints it; "
+        f"run: {REGENERATE}"
+    )
+
+
+def _schema_properties(node: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        for key, value in node.get("properties", {}).items():
+            yield key, value
+        for value in node.values():
+            yield from _schema_properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schema_properties(value)
+
+
+def test_the_schema_names_keys_as_they_are_written() -> None:
+    schema = json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert "$id" not in schema
+    assert schema["title"]
+    assert schema["description"]
+    keys = {key for key, _ in _schema_properties(schema)}
+    written = set(scenario_vocabulary().keys)
+    assert keys == written, f"schema keys that differ from the YAML keys: {keys ^ written}"
+    step = schema["$defs"]["Step"]["properties"]
+    assert "for" in step
+    assert "from" in schema["$defs"]["Expectation"]["properties"]
+
+
+def test_the_schema_requires_each_fault_kind() -> None:
+    """Editors must flag ``do: {seconds: 1}``: the models refuse a ``do`` without ``kind``."""
+    definitions = json_schema()["$defs"]
+    for kind in _fault_kinds():
+        assert "kind" in definitions[kind.capitalize()].get("required", []), kind
+    with pytest.raises(ScenarioError):
+        load_text("name: x\nduration: 9\ntimeline:\n  - {at: 1, fault: {do: {seconds: 1}}}\n")
