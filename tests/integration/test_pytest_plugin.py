@@ -246,7 +246,7 @@ def test_stack_fixture_opens_a_scenarios_parts(project: pytest.Pytester) -> None
                 assert quote.price > 0
                 journal = await parts.broker.journal(path="/oauth2/tokenP")
                 assert len(journal) == 1
-                assert (await parts.broker.health())["seed"] == 3
+                assert (await parts.broker.config())["seed"] == 3
         """
     )
     project.runpytest_subprocess("test_stack.py").assert_outcomes(passed=1)
