@@ -6,7 +6,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration"]
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "scenarios"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -37,6 +37,23 @@ def integration(session: nox.Session) -> None:
     """The system's client against the mock broker on real loopback sockets."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session
+def scenarios(session: nox.Session) -> None:
+    """Every scenario under scenarios/, through the pytest plugin; HTML and JUnit in build/."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "scenarios",
+        "-p",
+        "no:cacheprovider",
+        "--squall-html",
+        "build/reports/scenarios.html",
+        "--junitxml",
+        "build/reports/scenarios.xml",
+        *session.posargs,
+    )
 
 
 @nox.session

@@ -173,10 +173,12 @@ def test_mock_broker_fixture_serves_a_broker_for_hand_written_tests(
             """
             import asyncio
             import time
+            from datetime import datetime, timedelta
 
             import httpx
             import pytest
 
+            from harness.stack import session_open_today
             from mocks.broker import BrokerConfig
 
 
@@ -194,14 +196,32 @@ def test_mock_broker_fixture_serves_a_broker_for_hand_written_tests(
                 assert (await mock_broker.control.config())["profile"] == "paper"
 
 
+            async def token_expiry(url, appkey):
+                # The broker stamps 09:00 KST today + its clock + 24 h on each new token, so
+                # the expiry reads the broker's clock without going through the control plane.
+                async with httpx.AsyncClient(base_url=url) as http:
+                    response = await http.post(
+                        "/oauth2/tokenP",
+                        json={
+                            "grant_type": "client_credentials",
+                            "appkey": appkey,
+                            "appsecret": "s" * 180,
+                        },
+                    )
+                stamp = response.json()["access_token_token_expired"]
+                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+
+
             @pytest.mark.looptime
             async def test_shares_the_virtual_clock(mock_broker):
+                opening = session_open_today().replace(tzinfo=None) + timedelta(days=1)
                 started = time.perf_counter()
-                before = await mock_broker.control.now()
+                first = await token_expiry(mock_broker.url, "A" * 36)
                 await asyncio.sleep(600)
-                after = await mock_broker.control.now()
-                assert 0 <= before < 1
-                assert 600 <= after < 601
+                # Another app key: the same one would get its first token back.
+                second = await token_expiry(mock_broker.url, "B" * 36)
+                assert timedelta(0) <= first - opening < timedelta(seconds=1)
+                assert timedelta(seconds=600) <= second - opening < timedelta(seconds=601)
                 assert time.perf_counter() - started < 5
             """
         )
@@ -237,9 +257,6 @@ def test_stack_fixture_opens_a_scenarios_parts(project: pytest.Pytester) -> None
     write(project, "scenarios/tiny.yaml", TINY)
     project.makepyfile(
         test_stack="""
-        import pytest
-
-        @pytest.mark.looptime
         async def test_quote_through_the_stack(stack):
             async with stack("scenarios/tiny.yaml", seed=3) as parts:
                 quote = await parts.service.quote("005930")
