@@ -253,7 +253,7 @@ def demo(
     ),
     seed: Annotated[int | None, typer.Option(help="Override the scenarios' seeds.")] = None,
     real_time: Annotated[
-        bool, typer.Option("--real-time", help="Run on the wall clock (takes 30 minutes).")
+        bool, typer.Option("--real-time", help="Run on the wall clock (takes about 40 minutes).")
     ] = False,
 ) -> None:
     """The main job: every broker scenario against the system, then the HTML report."""

@@ -58,7 +58,7 @@ def steady_windows(scenario: Scenario) -> tuple[tuple[float, float], tuple[float
     assert scenario.steady_state is not None
     disruptions = scenario.disruptions
     first = min(step.at for step in disruptions)
-    last = max(step_end(step, scenario.duration) for step in disruptions)
+    last = max(step.over_at(scenario.duration) for step in disruptions)
     after = min(last + scenario.steady_state.settle, scenario.duration)
     return (0.0, first), (after, scenario.duration)
 
@@ -132,7 +132,7 @@ def _window(
 ) -> tuple[float, float]:
     if expectation.within is not None:
         if expectation.after is not None:
-            anchor = step_end(_step(scenario, expectation.after), scenario.duration)
+            anchor = _step(scenario, expectation.after).over_at(scenario.duration)
         else:
             assert expectation.since is not None
             anchor = _step(scenario, expectation.since).at
@@ -140,19 +140,6 @@ def _window(
     start = expectation.from_ or 0.0
     end = expectation.until if expectation.until is not None else evidence.duration
     return start, min(end, evidence.duration)
-
-
-def step_end(step: Step, duration: float) -> float:
-    """When a step is over: its end, or its start for an action or a burst."""
-    if step.end is not None:
-        return step.end
-    if step.action is not None or (step.quotes or step.orders or _NoLoad).burst is not None:
-        return step.at
-    return duration
-
-
-class _NoLoad:
-    burst = None
 
 
 def _step(scenario: Scenario, label: str) -> Step:

@@ -14,7 +14,10 @@ from typing import Any
 from harness.result import Check
 from harness.workload import PlacedOrder
 from mocks.journal import Entry
+from system.service import OrderRecord
 
+# The wire path as KIS documents it, written out rather than taken from the system's client:
+# a checker that shared the client's constant would agree with the client's mistakes.
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
 
 
@@ -60,18 +63,17 @@ def orders_not_duplicated(placed: Sequence[PlacedOrder], journal: Sequence[Entry
     ]
     if strays:
         problems.append(f"{len(strays)} booked order(s) match no order the workloads asked for")
-    if problems:
-        return Check(description, False, "; ".join(problems[:5]), "invariant")
-    return Check(
-        description,
-        True,
-        f"{sum(len(v) for v in bookings.values())} bookings for {len(placed)} orders, none twice",
-        "invariant",
+    bookings_seen = sum(len(v) for v in bookings.values())
+    return _verdict(
+        description, problems, f"{bookings_seen} bookings for {len(placed)} orders, none twice"
     )
 
 
 def unknown_orders_reconciled(
-    placed: Sequence[PlacedOrder], journal: Sequence[Entry], records: Sequence[Any], origin: float
+    placed: Sequence[PlacedOrder],
+    journal: Sequence[Entry],
+    records: Sequence[OrderRecord],
+    origin: float,
 ) -> Check:
     """Every order the system once had no verdict for is settled, and settled truthfully.
 
@@ -111,11 +113,13 @@ def unknown_orders_reconciled(
                 )
             if what.startswith("reconciled: present") and not booked:
                 problems.append(f"{cid} was reconciled as present, but the broker never booked it")
+    return _verdict(
+        description, problems, f"{len(ambiguous)} order(s) of unknown outcome, all reconciled"
+    )
+
+
+def _verdict(description: str, problems: list[str], fine: str) -> Check:
+    """Failed with the first few problems (enough to act on), or passed with ``fine``."""
     if problems:
         return Check(description, False, "; ".join(problems[:5]), "invariant")
-    return Check(
-        description,
-        True,
-        f"{len(ambiguous)} order(s) of unknown outcome, all reconciled",
-        "invariant",
-    )
+    return Check(description, True, fine, "invariant")

@@ -6,7 +6,7 @@ report reads the same whichever clock ran it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 CheckKind = Literal["expectation", "invariant", "steady-state"]
@@ -128,6 +128,3 @@ class ScenarioResult:
                 for check in self.checks
             ],
         }
-
-    def timeline_json(self) -> dict[str, Any] | None:
-        return None if self.timeline is None else asdict(self.timeline)

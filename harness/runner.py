@@ -35,6 +35,7 @@ from mocks.control_client import ControlError
 from mocks.faults import FaultRule
 from mocks.journal import Entry
 from mocks.server import PortInUse
+from system.service import OrderRecord
 
 SAMPLE_EVERY_S = 1.0
 
@@ -180,7 +181,7 @@ def _invariants(
     scenario: Scenario,
     history: History,
     journal: Sequence[Entry],
-    records: Sequence[object],
+    records: Sequence[OrderRecord],
     origin: float,
 ) -> list[Check]:
     checks: list[Check] = []

@@ -71,7 +71,6 @@ class Workloads:
         self.history = history
         self.end = end
         self.barrier = barrier
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, step: Step) -> None:
         """Drive ``step`` until it ends; calls it started may still be running after."""
@@ -141,12 +140,10 @@ class Workloads:
 
         task = asyncio.create_task(record(), name=f"{workload}:{operation}")
         history.running[task] = (started, workload, operation)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Cancel every call still running and record it as unfinished."""
-        tasks = list(self._tasks)
+        tasks = list(self.history.running)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -168,6 +168,16 @@ class Step(_Strict):
             return self.at + self.for_
         return None
 
+    def over_at(self, duration: float) -> float:
+        """When the step is over: its end; its start for an action or a burst; else the end
+        of the scenario (``duration``)."""
+        if self.end is not None:
+            return self.end
+        load = self.quotes or self.orders
+        if self.action is not None or (load is not None and load.burst is not None):
+            return self.at
+        return duration
+
     @property
     def label(self) -> str:
         return self.name or f"{self.kind}@{self.at:g}s"
@@ -395,10 +405,6 @@ class Scenario(_Strict):
         if self.invariants == "none":
             return ()
         return tuple(self.invariants)
-
-    def matches(self, expression: str) -> bool:
-        """pytest-style ``-k``: a case-insensitive substring of the name, tags or path."""
-        return expression.lower() in " ".join([self.name, *self.tags]).lower()
 
 
 def slug(name: str) -> str:
