@@ -84,7 +84,9 @@ class KisGateway:
         self.http = http
         self.rng = rng
         self.limiter = RateLimiter(
-            settings.budget_per_second, margin_s=settings.rate_window_margin_s
+            settings.budget_per_second,
+            margin_s=settings.rate_window_margin_s,
+            transit_s=settings.rate_transit_s,
         )
         self.counters = Counters()
         self.tokens = TokenManager(
@@ -131,8 +133,16 @@ class KisGateway:
         budget_retries = 0
         while True:
             token = await self.tokens.get() if call.authorized else None
-            await self.limiter.acquire()
-            response, body, sent_at = await self._send(call, token, order)
+            slot = await self.limiter.acquire()
+            if token is not None and self.tokens.token != token:
+                # Dropped or renewed while this call queued for the budget (the first of a
+                # crowd saw EGW00123): don't spend the broker's budget on a dead token.
+                self.limiter.refund(slot)
+                continue
+            try:
+                response, body, sent_at = await self._send(call, token, order)
+            finally:
+                self.limiter.release(slot)
             if not isinstance(body, Mapping) or "rt_cd" not in body:
                 # Only /uapi/hashkey (no token) succeeds without rt_cd; its parser checks HASH.
                 if not call.authorized and isinstance(body, Mapping) and response.is_success:

@@ -35,9 +35,12 @@ class KisSettings(BaseModel):
     account: str = Field(description='KIS account as "CANO-ACNT_PRDT_CD", e.g. "50012345-01"')
     profile: Literal["real", "paper"] = "real"
     requests_per_second: float | None = Field(default=None, gt=0)
-    # Requests leave at slightly irregular times and arrive with jitter; spacing the budget
-    # over a slightly longer window keeps the broker from ever counting budget+1 in 1 s.
-    rate_window_margin_s: float = Field(default=0.05, ge=0)
+    # The limiter already counts each request from sending to answer, so arrival jitter is
+    # covered; the margin only allows for the broker's clock ticking in coarser steps.
+    rate_window_margin_s: float = Field(default=0.02, ge=0)
+    # A request still unanswered this long after sending is taken to have reached the broker
+    # by then; without a bound, a hanging broker's requests would hold the budget hostage.
+    rate_transit_s: float = Field(default=1.0, ge=0)
     token_cooldown_s: float = Field(default=60.0, ge=0)
     token_renew_before_s: float = Field(default=300.0, ge=0)
     timeout_s: float = Field(default=10.0, gt=0)

@@ -120,12 +120,11 @@ def test_the_same_seed_gives_the_same_journal() -> None:
     assert other.journal_digest != first.journal_digest  # the digest does see the world
 
 
-# Real time takes each scenario's full length, so by default only the short ones run here,
-# side by side in their own processes (about three minutes). `nox -s realtime` sets
+# Real time takes each scenario's full length, so by default only the short ones (three
+# minutes each) run here, side by side in their own processes. `nox -s realtime` sets
 # SQUALL_REALTIME_ALL=1 to compare every broker scenario (fifteen minutes).
-# The storm is not among them: on real time, run beside four other scenarios, its 500
-# concurrent calls failed a check on a busy CI machine (to investigate; see issue 3's note).
 SHORT = [
+    "egw00133-storm",
     "hanging-broker",
     "5xx-burst",
     "egw00201-budget-squeeze",

@@ -180,7 +180,7 @@ async def test_paper_budget_is_one_request_per_second_including_hashkey(
     await client.get_price("005930")
     await client.hashkey({"CANO": "12345678"})
     await client.get_price("005930")
-    assert sent == pytest.approx([0.0, 1.05, 2.1])
+    assert sent == pytest.approx([0.0, 1.02, 2.04])
 
 
 async def test_real_budget_spends_eighteen_per_window(
@@ -196,7 +196,7 @@ async def test_real_budget_spends_eighteen_per_window(
     for _ in range(19):
         await client.get_price("005930")
     assert sent[:18] == [0.0] * 18
-    assert sent[18] == pytest.approx(1.05)
+    assert sent[18] == pytest.approx(1.02)
 
 
 async def test_the_token_request_does_not_spend_the_budget(

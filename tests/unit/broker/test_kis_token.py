@@ -256,3 +256,27 @@ async def test_a_herd_failing_on_one_expired_token_causes_one_reissue(
     refused = [call for call in price.calls if call.response.status_code == 500]
     assert len(refused) == 10  # every one of them was in flight with the expired token
     assert price.call_count == 1 + 10 + 10
+
+
+async def test_callers_queued_for_the_budget_do_not_send_a_token_already_refused(
+    broker: respx.MockRouter, make_client: Callable[..., KisClient]
+) -> None:
+    # 60 callers on an 18/s budget: the first wave meets EGW00123; the rest were still
+    # queued for the budget then, and must go out with the new token, not the dead one.
+    token = broker.post(TOKEN).mock(side_effect=tokens_from("tok-1", "tok-2"))
+
+    async def by_token(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # a round trip, so a whole wave is in flight at once
+        if request.headers["authorization"] == "Bearer tok-1" and now() > 100:
+            return gateway_error("EGW00123")
+        return price_ok()
+
+    price = broker.get(PRICE).mock(side_effect=by_token)
+    client = make_client()
+    await client.get_price("005930")
+    await asyncio.sleep(200)
+    quotes = await asyncio.gather(*(client.get_price("005930") for _ in range(60)))
+    assert len(quotes) == 60
+    assert token.call_count == 2
+    dead = [c for c in price.calls if c.request.headers["authorization"] == "Bearer tok-1"]
+    assert len(dead) == 1 + 18  # the quote at t=0, then only the wave already in flight

@@ -41,7 +41,7 @@ def test_defaults_follow_the_broker_rules() -> None:
     assert settings.profile == "real"
     assert settings.token_cooldown_s == 60.0
     assert settings.token_renew_before_s == 300.0
-    assert settings.rate_window_margin_s == 0.05
+    assert settings.rate_window_margin_s == 0.02
     assert (settings.read_retries, settings.rate_limit_retries) == (2, 3)
     assert settings.custtype == "P"
 
