@@ -18,10 +18,12 @@ T = TypeVar("T")
 ClockKind = Literal["virtual", "real"]
 
 # How many times looptime polls the sockets with nothing ready before it jumps the clock to
-# the next timer. Its default (42) is tuned for tests; a scenario has hundreds of loopback
-# exchanges whose bytes the kernel may deliver a few microseconds late on a busy machine,
-# and a jump taken then fires a timeout that never happened. More polls cost little.
-NOOP_CYCLES = 300
+# the next timer: looptime's own default. Loopback delivery on Linux completes inside the
+# sender's send(), so the bytes of an exchange are readable before the loop next polls; the
+# clock jumps once suspected of being early came from work in a thread (since removed), and
+# scenario journals repeat exactly at this value on a machine with every core busy. Each
+# poll costs microseconds, and a scenario jumps several times per simulated second.
+NOOP_CYCLES = 42
 
 
 def run(main: Coroutine[Any, Any, T], clock: ClockKind = "virtual") -> T:

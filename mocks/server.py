@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mocks.wire import TRANSPORT_KEY
 
@@ -55,8 +55,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _WireAccessProtocol(H11Protocol):
-    """uvicorn's h11 protocol, with the connection's transport exposed to the app."""
+class _WireAccessProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (its fastest parser), with the connection's transport
+    exposed to the app."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -128,6 +129,8 @@ async def serve(
         lifespan="on",
         log_level="warning",
         access_log=False,
+        # A mock is never behind a proxy; the middleware would only cost time per request.
+        proxy_headers=False,
         timeout_graceful_shutdown=2,
     )
     server = _EmbeddedServer(config)
