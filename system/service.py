@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from system.broker import (
     AuthExpired,
     BrokerError,
+    BrokerMetrics,
     BrokerRejected,
     BrokerUnavailable,
     KisClient,
@@ -178,6 +179,17 @@ class _Counters:
     orders_reconciled_present: int = 0
     orders_reconciled_absent: int = 0
     orders_resent: int = 0
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every name ``TradingService.metrics()`` reports, known without a running service, so
+    a scenario naming a metric that doesn't exist is refused when it is loaded."""
+    return (
+        *(f"broker_{f.name}" for f in dataclasses.fields(BrokerMetrics)),
+        *(f.name for f in dataclasses.fields(_Counters)),
+        "orders_unresolved",
+        "health_state",
+    )
 
 
 def _worth_retrying(error: BrokerError) -> bool:

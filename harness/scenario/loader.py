@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from harness.scenario.model import Scenario
+from harness.scenario.model import Misplaced, Scenario
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 _FLOAT = re.compile(
@@ -104,7 +104,9 @@ def load_text(text: str, path: str = "<scenario>") -> Scenario:
             [Problem(path, 1, 1, f"a scenario is a mapping (name:, duration:, ...); found {found}")]
         )
     try:
-        scenario = Scenario.model_validate(data)
+        # Strict: "yes", "on" or "5" are not booleans or numbers here; YAML already typed
+        # every value, so a string where a number belongs is a mistake to report.
+        scenario = Scenario.model_validate(data, strict=True)
     except ValidationError as exc:
         problems = [_problem(path, root, error) for error in exc.errors(include_url=False)]
         raise ScenarioError(sorted(problems, key=lambda p: (p.line, p.column))) from None
@@ -155,6 +157,9 @@ def discover(paths: Iterable[Path | str]) -> list[Path]:
 
 def _problem(path: str, root: yaml.Node, error: ErrorDetails) -> Problem:
     loc = tuple(error["loc"])
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, Misplaced):
+        loc += cause.loc
     key, value = _nodes_at(root, loc)
     # Point at the value when it is the culprit (a wrong scalar); at the key when the key is
     # (an unknown key) or when the value is a whole block whose first line would mislead.
@@ -205,13 +210,41 @@ def _message(error: ErrorDetails, loc: tuple[Any, ...]) -> str:
             f"{error['msg']} (got the number {error['input']!r}; put quotes around values "
             "that must stay text, e.g. codes: ['005930'])"
         )
+    if kind in ("float_type", "int_type") and isinstance(error.get("input"), str):
+        return f"{error['msg']}, got the text {error['input']!r}; write numbers without quotes"
+    if kind == "bool_type":
+        return f"expects true or false, got {error.get('input')!r}"
+    if kind == "union_tag_not_found":
+        kinds = _tags(loc)
+        return f"needs a 'kind': one of {', '.join(kinds)}" if kinds else error["msg"]
     message = error["msg"]
     # pydantic prefixes model-validator errors with "Value error, "; the rest is ours.
     return message.removeprefix("Value error, ")
 
 
+def _tags(loc: tuple[Any, ...]) -> list[str]:
+    """The ``kind`` values the tagged union at ``loc`` accepts (e.g. the fault kinds)."""
+    candidates = _annotations_at(loc)
+    kinds = [
+        model.model_fields["kind"].default
+        for candidate in candidates
+        for model in _models(candidate)
+        if "kind" in model.model_fields
+    ]
+    return [str(kind) for kind in dict.fromkeys(kinds)]
+
+
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys the model at ``loc`` accepts (aliases as written in YAML)."""
+    keys: list[str] = []
+    for candidate in _annotations_at(loc):
+        for model in _models(candidate):
+            keys += [f.alias or name for name, f in model.model_fields.items()]
+    return sorted(dict.fromkeys(keys))
+
+
+def _annotations_at(loc: tuple[Any, ...]) -> list[Any]:
+    """The type annotations a value at ``loc`` may have, walking down from ``Scenario``."""
     candidates: list[Any] = [Scenario]
     for part in loc:
         if isinstance(part, int):
@@ -231,11 +264,7 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
                         next_candidates.append(model)
         if next_candidates:
             candidates = next_candidates
-    keys: list[str] = []
-    for candidate in candidates:
-        for model in _models(candidate):
-            keys += [f.alias or name for name, f in model.model_fields.items()]
-    return sorted(dict.fromkeys(keys))
+    return candidates
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:

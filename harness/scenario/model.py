@@ -15,8 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mocks.broker import codes as broker_codes
 from mocks.broker.config import Profile
-from mocks.faults.model import FaultAction, When, Where
+from mocks.faults.model import Error, FaultAction, When, Where
+from system.broker.errors import BrokerError
+from system.service import metric_names
 
 Part = Literal["broker"]
 INVARIANTS = ("orders-not-duplicated", "unknown-orders-reconciled")
@@ -26,6 +29,15 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Misplaced(ValueError):
+    """A problem a whole-scenario check found at ``loc`` (keys and indexes, as pydantic
+    gives them), so the loader can point at the line instead of the top of the file."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 # --- the stack ---------------------------------------------------------------------------
@@ -216,13 +228,34 @@ class BrokerRequests(_Strict):
     faulted: bool | None = None
 
 
+def _error_types(base: type[BaseException] = BrokerError) -> list[str]:
+    """The names of ``base`` and every error type derived from it."""
+    names = [base.__name__]
+    for sub in base.__subclasses__():
+        names += _error_types(sub)
+    return sorted(set(names))
+
+
+CALL_OUTCOMES = ("ok", "failed", "unfinished", *_error_types())
+
+
 class SystemCalls(_Strict):
     """Calls the workloads made to the system. ``outcome`` is ``ok``, ``failed`` (any error),
     ``unfinished`` (still running at the end) or an error type such as ``BrokerUnavailable``."""
 
     workload: str | None = None
     operation: Literal["quote", "order"] | None = None
-    outcome: str | None = None
+    outcome: str | None = Field(default=None, json_schema_extra={"enum": list(CALL_OUTCOMES)})
+
+    @model_validator(mode="after")
+    def _known_outcome(self) -> SystemCalls:
+        # A typo here would count nothing, and "equals: 0" would pass for the wrong reason.
+        if self.outcome is not None and self.outcome not in CALL_OUTCOMES:
+            raise Misplaced(
+                ("outcome",),
+                f"unknown outcome {self.outcome!r}; valid ones: {', '.join(CALL_OUTCOMES)}",
+            )
+        return self
 
 
 Health = Literal["healthy", "degraded", "unhealthy"]
@@ -260,7 +293,7 @@ class Expectation(_Strict):
     system_calls: SystemCalls | None = None
     success_ratio: SystemCalls | None = None
     latency: SystemCalls | None = None
-    metric: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    metric: str | None = Field(default=None, json_schema_extra={"enum": list(metric_names())})
     health: Health | None = None
 
     at_most: float | None = None
@@ -309,7 +342,25 @@ class Expectation(_Strict):
             raise ValueError("'percentile' applies to latency only")
         if self.from_ is not None and self.until is not None and self.until <= self.from_:
             raise ValueError("'until' must be later than 'from'")
+        if self.metric is not None and self.metric not in metric_names():
+            raise Misplaced(
+                ("metric",),
+                f"unknown metric {self.metric!r}; the system reports: {', '.join(metric_names())}",
+            )
         return self
+
+    @property
+    def windowed(self) -> list[str]:
+        """The window keys given (as written in YAML)."""
+        keys: dict[str, object] = {
+            "from": self.from_,
+            "until": self.until,
+            "per": self.per,
+            "within": self.within,
+            "after": self.after,
+            "since": self.since,
+        }
+        return [key for key, value in keys.items() if value is not None]
 
     @property
     def measure(self) -> str:
@@ -328,6 +379,20 @@ class SteadyState(_Strict):
 
     settle: float = Field(default=60.0, ge=0)
     expect: list[Expectation] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_windows(self) -> SteadyState:
+        for index, expectation in enumerate(self.expect):
+            if expectation.windowed:
+                key = expectation.windowed[0]
+                raise Misplaced(
+                    ("expect", index, key),
+                    f"'{key}' has no meaning in a steady state, whose windows are fixed: "
+                    "before the first fault or action, and from 'settle' seconds after the "
+                    "last one to the end; move the expectation to the top-level 'expect' to "
+                    "give it a window of its own",
+                )
+        return self
 
 
 def _default_parts() -> list[Part]:
@@ -354,40 +419,117 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
         names = [step.label for step in self.timeline]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"timeline step names must be unique; repeated: {duplicates}")
-        for step in self.timeline:
+        for index, step in enumerate(self.timeline):
+            if names.count(step.label) > 1:
+                raise Misplaced(
+                    ("timeline", index, "name"),
+                    f"timeline step names must be unique; {step.label!r} is repeated",
+                )
             if step.at >= self.duration:
-                raise ValueError(
+                raise Misplaced(
+                    ("timeline", index, "at"),
                     f"step {step.label!r} starts at {step.at:g}s, at or after the scenario's "
-                    f"duration ({self.duration:g}s)"
+                    f"duration ({self.duration:g}s)",
                 )
             if step.fault is not None and step.fault.target not in self.needs:
-                raise ValueError(
-                    f"step {step.label!r} targets {step.fault.target!r}, which 'needs' lacks"
+                raise Misplaced(
+                    ("timeline", index, "fault", "target"),
+                    f"step {step.label!r} targets {step.fault.target!r}, which 'needs' lacks",
                 )
-        steady = self.steady_state.expect if self.steady_state else []
         workloads = {step.label for step in self.timeline if step.kind in ("quotes", "orders")}
-        for expectation in [*self.expect, *steady]:
+        codes = self.answer_codes
+        located: list[tuple[tuple[str | int, ...], Expectation]] = [
+            (("expect", i), e) for i, e in enumerate(self.expect)
+        ]
+        if self.steady_state is not None:
+            located += [
+                (("steady_state", "expect", i), e) for i, e in enumerate(self.steady_state.expect)
+            ]
+        for where, expectation in located:
+            selector = expectation.broker_requests
+            if selector is not None and selector.code is not None and selector.code not in codes:
+                raise Misplaced(
+                    (*where, "broker_requests", "code"),
+                    f"unknown answer code {selector.code!r}: neither the broker nor this "
+                    f"scenario's faults answer with it; valid ones: {', '.join(sorted(codes))}",
+                )
             for key in ("after", "since"):
                 anchor = getattr(expectation, key)
                 if anchor is not None and anchor not in names:
-                    raise ValueError(
+                    raise Misplaced(
+                        (*where, key),
                         f"'{key}: {anchor}' names no timeline step; "
-                        f"the steps are: {', '.join(names) or 'none'}"
+                        f"the steps are: {', '.join(names) or 'none'}",
                     )
             calls = expectation.system_calls or expectation.success_ratio or expectation.latency
             if calls is not None and calls.workload is not None and calls.workload not in workloads:
-                raise ValueError(
+                raise Misplaced(
+                    (*where, expectation.measure, "workload"),
                     f"'workload: {calls.workload}' names no workload step; "
-                    f"the workloads are: {', '.join(sorted(workloads)) or 'none'}"
+                    f"the workloads are: {', '.join(sorted(workloads)) or 'none'}",
                 )
+            empty = self._empty_window(expectation)
+            if empty is not None:
+                raise Misplaced((*where, empty[0]), empty[1])
         if self.steady_state is not None and not self.disruptions:
-            raise ValueError(
-                "'steady_state' needs at least one fault or action to be before and after"
+            raise Misplaced(
+                ("steady_state",),
+                "'steady_state' needs at least one fault or action to be before and after",
             )
+        if self.steady_state is not None:
+            last = max(step.over_at(self.duration) for step in self.disruptions)
+            if last + self.steady_state.settle >= self.duration:
+                raise Misplaced(
+                    ("steady_state", "settle"),
+                    f"the steady state has no 'after' window: the last fault or action is "
+                    f"over at {last:g}s, and settle ({self.steady_state.settle:g}s) reaches "
+                    f"the duration ({self.duration:g}s); lengthen 'duration' or shorten "
+                    "'settle'",
+                )
         return self
+
+    def _empty_window(self, expectation: Expectation) -> tuple[str, str] | None:
+        """(key, why) when ``expectation``'s window could never contain anything."""
+        duration = self.duration
+        if expectation.from_ is not None and expectation.from_ >= duration:
+            return "from", (
+                f"'from: {expectation.from_:g}' is at or after the duration ({duration:g}s)"
+            )
+        if expectation.until is not None and expectation.until > duration:
+            return "until", (
+                f"'until: {expectation.until:g}' is after the duration ({duration:g}s); "
+                "leave it out to mean the end"
+            )
+        if expectation.per is not None and expectation.per > duration:
+            return "per", f"'per: {expectation.per:g}' is longer than the scenario ({duration:g}s)"
+        if expectation.after is not None:
+            step = next(s for s in self.timeline if s.label == expectation.after)
+            if step.over_at(duration) >= duration:
+                return "after", (
+                    f"step {step.label!r} is only over when the scenario ends, so nothing "
+                    "comes after it; give the step an 'until' or 'for'"
+                )
+        return None
+
+    @property
+    def answer_codes(self) -> set[str]:
+        """Codes a broker answer can carry in this scenario: ``ok``, the broker's own, and
+        any a fault step answers with."""
+        codes = {
+            "ok",
+            *broker_codes.GATEWAY_MESSAGES,
+            *broker_codes.BUSINESS_MESSAGES,
+            *broker_codes.OAUTH_MESSAGES,
+        }
+        for step in self.faults:
+            assert step.fault is not None
+            action = step.fault.do
+            if isinstance(action, Error):
+                if action.code is not None:
+                    codes.add(action.code)
+                body = action.body or {}
+                codes.update(str(body[key]) for key in ("msg_cd", "error_code") if key in body)
+        return codes
 
     @property
     def faults(self) -> list[Step]:

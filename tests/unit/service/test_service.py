@@ -25,7 +25,7 @@ from system.broker import (
     TokenCooldown,
     TokenIssuanceFailed,
 )
-from system.service import OrderRecord, ServiceSettings, TradingService
+from system.service import OrderRecord, ServiceSettings, TradingService, metric_names
 from tests.unit.broker.conftest import (
     DAILY,
     EGW00133,
@@ -526,3 +526,5 @@ async def test_metrics_carry_the_documented_names(make_service: MakeService) -> 
     }
     assert all(type(value) is float for value in metrics.values())
     assert set(metrics.values()) == {0.0}
+    # Scenario files are checked against metric_names() before anything runs.
+    assert sorted(metric_names()) == sorted(metrics)
