@@ -111,8 +111,9 @@ class FaultInjector:
         start = next((m for m in captured if m["type"] == "http.response.start"), None)
         body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
         entry.status = None if start is None else start["status"]
-        entry.code = _code_of(body)
-        entry.ok = _succeeded(entry.status, body)
+        payload = _json_object(body)
+        entry.code = _code_of(payload)
+        entry.ok = _succeeded(entry.status, payload)
         entry.outcome = "dropped"
         await _until_disconnect(receive, action.max_seconds)
         if action.max_seconds is not None:
@@ -133,8 +134,9 @@ class FaultInjector:
         start = next(m for m in captured if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
         entry.status = start["status"]
-        entry.code = _code_of(body)
-        entry.ok = _succeeded(entry.status, body)
+        payload = _json_object(body)
+        entry.code = _code_of(payload)
+        entry.ok = _succeeded(entry.status, payload)
         entry.outcome = "truncated"
         head = [f"HTTP/1.1 {start['status']} OK".encode()]
         for name, value in start.get("headers", []):
@@ -186,16 +188,15 @@ def _recording(send: Send, entry: Entry) -> Send:
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                body = b"".join(chunks)
-                entry.code = _code_of(body)
-                entry.ok = _succeeded(entry.status, body)
+                payload = _json_object(b"".join(chunks))
+                entry.code = _code_of(payload)
+                entry.ok = _succeeded(entry.status, payload)
         await send(message)
 
     return record
 
 
-def _code_of(body: bytes) -> str | None:
-    payload = _json_object(body)
+def _code_of(payload: dict[str, Any] | None) -> str | None:
     if payload is None:
         return None
     for key in ("msg_cd", "error_code", "return_code"):
@@ -204,12 +205,11 @@ def _code_of(body: bytes) -> str | None:
     return None
 
 
-def _succeeded(status: int | None, body: bytes) -> bool:
-    """A 2xx answer whose body reports no error: rt_cd "0" (KIS), return_code 0 (Kiwoom),
-    or no verdict keys at all (token and hashkey answers); an error_code means refused."""
+def _succeeded(status: int | None, payload: dict[str, Any] | None) -> bool:
+    """A 2xx answer whose JSON body reports no error: rt_cd "0" (KIS), return_code 0
+    (Kiwoom), or no verdict keys at all (token and hashkey answers); error_code: refused."""
     if status is None or not 200 <= status < 300:
         return False
-    payload = _json_object(body)
     if payload is None:
         return False
     if "error_code" in payload:
