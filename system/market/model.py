@@ -1,0 +1,100 @@
+"""What the realtime feed gives the rest of the system: prices, books and the feed's state.
+
+These types are the seam between the feed client (``system.market``) and its consumers
+(the gateway's broadcasters, later the trading pipeline). Consumers depend on ``PriceFeed``
+only, so they are tested with a fake feed and never need a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+PriceSource = Literal["feed", "rest"]
+FeedState = Literal["connecting", "live", "stalled", "reconnecting", "stopped"]
+
+
+@dataclass(frozen=True)
+class PriceUpdate:
+    """The latest trade price of one stock.
+
+    ``at`` is the loop time the system learned it; ``source`` says whether it came from the
+    realtime feed or from a REST quote (the fallback while the feed is down, and the resync
+    after a reconnect or a gap). ``volume`` is the day's accumulated volume.
+    """
+
+    code: str
+    price: int
+    change: int
+    change_rate: float
+    volume: int
+    at: float
+    source: PriceSource = "feed"
+
+
+@dataclass(frozen=True)
+class BookLevel:
+    price: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """The best ``asks`` (lowest first) and ``bids`` (highest first) of one stock."""
+
+    code: str
+    asks: tuple[BookLevel, ...]
+    bids: tuple[BookLevel, ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    """Where the feed connection stands, for ``/health``, metrics and the dashboard.
+
+    ``since`` is the loop time ``state`` began; ``last_message_at`` the loop time anything
+    (data or heartbeat) last arrived; ``reconnects`` counts reconnections since start.
+    """
+
+    state: FeedState
+    since: float
+    subscriptions: tuple[str, ...] = ()
+    reconnects: int = 0
+    last_message_at: float | None = None
+    detail: str = ""
+
+
+PriceListener = Callable[[PriceUpdate], None]
+StatusListener = Callable[[FeedStatus], None]
+
+
+class PriceFeed(Protocol):
+    """A source of live prices the gateway and the trading core consume.
+
+    Listeners are called synchronously, in the feed's task, for every update; they must not
+    block (a broadcaster puts the update on its own queues and returns).
+    """
+
+    def add_listener(self, listener: PriceListener) -> None: ...
+
+    def remove_listener(self, listener: PriceListener) -> None: ...
+
+    def add_status_listener(self, listener: StatusListener) -> None: ...
+
+    async def subscribe(self, code: str) -> None:
+        """Start receiving ``code`` (6 digits); idempotent."""
+
+    async def unsubscribe(self, code: str) -> None:
+        """Stop receiving ``code``; idempotent."""
+
+    def latest(self, code: str) -> PriceUpdate | None:
+        """The last price known for ``code``, or None."""
+
+    def book(self, code: str) -> OrderBook | None:
+        """The last order book known for ``code``, or None."""
+
+    def status(self) -> FeedStatus: ...
+
+    def metrics(self) -> dict[str, float]:
+        """Counters with stable names (``feed_*``), for ``/metrics`` and scenarios."""
