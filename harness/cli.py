@@ -113,8 +113,14 @@ class ClockChoice(StrEnum):
     real = "real"
 
 
-def _load_all(paths: list[Path], keyword: str | None) -> list[tuple[Path, Scenario]]:
-    """Every scenario under ``paths`` that ``-k`` selects; exit 2 on any invalid input."""
+def _load_all(
+    paths: list[Path], keyword: str | None, *, validating: bool = False
+) -> list[tuple[Path, Scenario]]:
+    """Every scenario under ``paths`` that ``-k`` selects; exit 2 on any invalid input.
+
+    ``validating`` (``squall validate``) also names each valid file, so a directory's check
+    reads as a full account rather than only its failures.
+    """
     from harness.scenario import ScenarioError, discover, load_file
     from harness.select import SelectionError, matches
 
@@ -132,13 +138,16 @@ def _load_all(paths: list[Path], keyword: str | None) -> list[tuple[Path, Scenar
     for file in files:
         try:
             loaded.append((file, load_file(file)))
+            if validating:
+                print(f"ok  {file}  ({loaded[-1][1].name})")
         except ScenarioError as exc:
             invalid += 1
             for problem in exc.problems:
                 # Unwrapped, one per line: editors and CI annotators parse file:line:column.
                 print(problem, file=sys.stderr)
     if invalid:
-        err.print(f"[red]{invalid} invalid scenario file(s)[/red]; nothing was run")
+        outcome = f"of {len(files)} checked" if validating else "nothing was run"
+        err.print(f"[red]{invalid} invalid scenario file(s)[/red] {outcome}")
         raise typer.Exit(2)
     if keyword:
         try:
@@ -230,9 +239,7 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
 ) -> None:
     """Check scenario files without running them; errors point at file:line:column."""
-    loaded = _load_all(paths, None)
-    for file, scenario in loaded:
-        print(f"ok  {file}  ({scenario.name})")
+    _load_all(paths, None, validating=True)
 
 
 @app.command()

@@ -108,7 +108,8 @@ def load_text(text: str, path: str = "<scenario>") -> Scenario:
         # every value, so a string where a number belongs is a mistake to report.
         scenario = Scenario.model_validate(data, strict=True)
     except ValidationError as exc:
-        problems = [_problem(path, root, error) for error in exc.errors(include_url=False)]
+        errors = _one_union_member(root, exc.errors(include_url=False))
+        problems = [_problem(path, root, error) for error in errors]
         raise ScenarioError(sorted(problems, key=lambda p: (p.line, p.column))) from None
     # The system's own settings models judge the ``system:`` overrides.
     from harness.stack import system_settings_problems
@@ -120,7 +121,7 @@ def load_text(text: str, path: str = "<scenario>") -> Scenario:
         where = ".".join(loc)
         unusable.append(Problem(path, mark.line + 1, mark.column + 1, f"{where}: {message}"))
     if unusable:
-        raise ScenarioError(unusable)
+        raise ScenarioError(sorted(unusable, key=lambda p: (p.line, p.column)))
     return scenario
 
 
@@ -155,6 +156,34 @@ def discover(paths: Iterable[Path | str]) -> list[Path]:
 # --- from a pydantic error to a position and a helpful message ----------------------------
 
 
+def _is_member_tag(part: Any) -> bool:
+    """A union member pydantic names in a location (``list[literal[...]]``), not a key."""
+    return isinstance(part, str) and "[" in part
+
+
+def _one_union_member(root: yaml.Node, errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """For a value that matched no member of a union, keep the errors of the member whose
+    shape the file has (a list for a list member, else the others), without the tags.
+
+    pydantic reports every member's errors, named after its types: ``invariants.literal[
+    'all','none']`` beside ``invariants.list[literal[...]].0`` is noise to a reader who
+    wrote a list with one misspelt item.
+    """
+    kept: list[ErrorDetails] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        tags = [i for i, part in enumerate(loc) if _is_member_tag(part)]
+        if not tags:
+            kept.append(error)
+            continue
+        _, node = _nodes_at(root, loc[: tags[0]])
+        listed = str(loc[tags[0]]).startswith("list[")
+        if listed != isinstance(node, yaml.SequenceNode):
+            continue
+        kept.append({**error, "loc": tuple(p for p in loc if not _is_member_tag(p))})
+    return kept or errors
+
+
 def _problem(path: str, root: yaml.Node, error: ErrorDetails) -> Problem:
     loc = tuple(error["loc"])
     cause = error.get("ctx", {}).get("error")
@@ -164,10 +193,20 @@ def _problem(path: str, root: yaml.Node, error: ErrorDetails) -> Problem:
     # Point at the value when it is the culprit (a wrong scalar); at the key when the key is
     # (an unknown key) or when the value is a whole block whose first line would mislead.
     scalar = isinstance(value, yaml.ScalarNode)
-    node = value if key is None or (scalar and error["type"] != "extra_forbidden") else key
+    culprit_is_key = error["type"] in ("extra_forbidden", "invalid_key")
+    node = value if key is None or (scalar and not culprit_is_key) else key
     mark = node.start_mark
-    where = ".".join(str(part) for part in loc) or "top level"
-    return Problem(path, mark.line + 1, mark.column + 1, f"{where}: {_message(error, loc)}")
+    where = ".".join(_key_text(part) for part in loc) or "top level"
+    quoted = scalar and getattr(value, "style", None) in ("'", '"')
+    message = _message(error, loc, quoted=quoted)
+    return Problem(path, mark.line + 1, mark.column + 1, f"{where}: {message}")
+
+
+def _key_text(part: Any) -> str:
+    """A location part as the file spells it: YAML's ``true`` key arrives as Python True."""
+    if isinstance(part, bool):
+        return "true" if part else "false"
+    return str(part)
 
 
 def _nodes_at(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, yaml.Node]:
@@ -184,7 +223,7 @@ def _nodes_at(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, 
                 (
                     (k, v)
                     for k, v in node.value
-                    if isinstance(k, yaml.ScalarNode) and k.value == part
+                    if isinstance(k, yaml.ScalarNode) and k.value == _key_text(part)
                 ),
                 None,
             )
@@ -197,7 +236,7 @@ def _nodes_at(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, 
     return key, node
 
 
-def _message(error: ErrorDetails, loc: tuple[Any, ...]) -> str:
+def _message(error: ErrorDetails, loc: tuple[Any, ...], *, quoted: bool = False) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         valid = _valid_keys(loc[:-1])
@@ -211,7 +250,15 @@ def _message(error: ErrorDetails, loc: tuple[Any, ...]) -> str:
             "that must stay text, e.g. codes: ['005930'])"
         )
     if kind in ("float_type", "int_type") and isinstance(error.get("input"), str):
-        return f"{error['msg']}, got the text {error['input']!r}; write numbers without quotes"
+        if quoted:
+            return f"{error['msg']}, got the text {error['input']!r}; write numbers without quotes"
+        # Unquoted but still text: YAML 1.2 reads 007, 1_000 and 0x10 as strings here.
+        return (
+            f"{error['msg']}, got {error['input']!r}, which reads as text; write a plain "
+            "decimal number (no leading zeros, underscores or 0x)"
+        )
+    if kind == "invalid_key":
+        return "keys are text; this one reads as a number or boolean (quote it if meant)"
     if kind == "bool_type":
         return f"expects true or false, got {error.get('input')!r}"
     if kind == "union_tag_not_found":

@@ -1,0 +1,1100 @@
+"""The scenario loader: what loads, and every refusal at the right file:line:column.
+
+Each problem is checked for its exact position (1-based line and column, as editors and CI
+annotators read them) and for the parts of its message that tell the writer what to do.
+The YAML is inline and short, so a position can be read off the text by eye.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.scenario import Problem, Scenario, ScenarioError, load_file, load_text
+from harness.scenario.model import INVARIANTS
+
+PATH = "scenarios/test.yaml"
+
+
+def load(text: str) -> Scenario:
+    return load_text(textwrap.dedent(text), PATH)
+
+
+def problems_of(text: str) -> list[Problem]:
+    """The problems ``load_text`` refuses ``text`` with (fails the test if it loads)."""
+    with pytest.raises(ScenarioError) as caught:
+        load_text(textwrap.dedent(text), PATH)
+    assert caught.value.problems, "a ScenarioError must carry at least one problem"
+    return caught.value.problems
+
+
+def only_problem(text: str) -> Problem:
+    problems = problems_of(text)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def at(problem: Problem) -> tuple[int, int]:
+    return problem.line, problem.column
+
+
+# --- what loads ----------------------------------------------------------------------------
+
+
+def test_a_minimal_scenario_loads_with_its_defaults() -> None:
+    scenario = load(
+        """\
+        name: minimal
+        duration: 90
+        """
+    )
+    assert scenario.name == "minimal"
+    assert scenario.duration == 90
+    assert scenario.seed == 0
+    assert scenario.clock == "virtual"
+    assert scenario.invariants == "all"
+    assert scenario.invariant_names == INVARIANTS
+    assert scenario.needs == ["broker"]
+    assert scenario.timeline == []
+    assert scenario.expect == []
+    assert scenario.steady_state is None
+
+
+def test_load_file_reads_a_scenario_from_disk(tmp_path: Path) -> None:
+    file = tmp_path / "quotes.yaml"
+    file.write_text("name: from disk\nduration: 30\nseed: 7\n", encoding="utf-8")
+    scenario = load_file(file)
+    assert (scenario.name, scenario.duration, scenario.seed) == ("from disk", 30, 7)
+
+
+def test_codes_with_leading_zeros_stay_text() -> None:
+    scenario = load(
+        """\
+        name: codes
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1, codes: [005930, 000660, 012330]}
+        """
+    )
+    quotes = scenario.timeline[0].quotes
+    assert quotes is not None
+    # YAML 1.1 would read 000660 as octal 432 and 012330 as 5336.
+    assert quotes.codes == ["005930", "000660", "012330"]
+
+
+def test_yes_no_on_off_stay_text_and_only_true_false_are_booleans() -> None:
+    scenario = load(
+        """\
+        name: words
+        duration: 10
+        tags: [on, off, yes, no]
+        expect:
+          - broker_requests: {faulted: false}
+            at_least: 0
+        """
+    )
+    assert scenario.tags == ["on", "off", "yes", "no"]
+    selector = scenario.expect[0].broker_requests
+    assert selector is not None
+    assert selector.faulted is False
+
+
+def test_a_code_of_the_scenarios_own_error_fault_and_ok_are_valid_expectation_codes() -> None:
+    scenario = load(
+        """\
+        name: custom code
+        duration: 100
+        timeline:
+          - name: custom
+            at: 0
+            fault: {do: {kind: error, code: ZZZ99999}}
+          - name: custom body
+            at: 0
+            fault: {do: {kind: error, body: {msg_cd: YYY00001}}}
+        expect:
+          - broker_requests: {code: ZZZ99999}
+            at_least: 1
+          - broker_requests: {code: YYY00001}
+            at_least: 1
+          - broker_requests: {code: ok}
+            at_least: 1
+          - broker_requests: {code: EGW00201}
+            equals: 0
+        """
+    )
+    codes = [e.broker_requests.code for e in scenario.expect if e.broker_requests is not None]
+    assert codes == ["ZZZ99999", "YYY00001", "ok", "EGW00201"]
+
+
+def test_a_known_metric_and_a_known_outcome_load() -> None:
+    scenario = load(
+        """\
+        name: known names
+        duration: 100
+        expect:
+          - metric: quotes_served
+            at_least: 1
+          - system_calls: {outcome: BrokerUnavailable}
+            equals: 0
+        """
+    )
+    assert scenario.expect[0].metric == "quotes_served"
+    calls = scenario.expect[1].system_calls
+    assert calls is not None
+    assert calls.outcome == "BrokerUnavailable"
+
+
+def test_a_steady_state_around_an_action_alone_loads() -> None:
+    scenario = load(
+        """\
+        name: expiry
+        duration: 100
+        timeline:
+          - {name: expire, at: 20, action: expire-tokens}
+        steady_state:
+          settle: 30
+          expect:
+            - health: healthy
+        """
+    )
+    assert scenario.steady_state is not None
+    assert scenario.steady_state.settle == 30
+
+
+def test_valid_system_overrides_load() -> None:
+    scenario = load(
+        """\
+        name: naive client
+        duration: 100
+        system:
+          client: {timeout_s: 5, read_retries: 0}
+          service: {on_unknown_order: resend}
+        """
+    )
+    assert scenario.system.client == {"timeout_s": 5, "read_retries": 0}
+    assert scenario.system.service == {"on_unknown_order": "resend"}
+
+
+# --- how a problem reads -------------------------------------------------------------------
+
+
+def test_a_problem_reads_as_path_line_column_message() -> None:
+    problem = Problem("a/b.yaml", 3, 7, "seed: oops")
+    assert str(problem) == "a/b.yaml:3:7: seed: oops"
+
+
+def test_a_scenario_error_says_every_problem_one_per_line() -> None:
+    error = ScenarioError([Problem("f.yaml", 1, 1, "one"), Problem("f.yaml", 2, 5, "two")])
+    assert str(error) == "f.yaml:1:1: one\nf.yaml:2:5: two"
+    assert isinstance(error, ValueError)
+
+
+def test_problems_carry_the_path_they_were_loaded_as() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        bogus: 1
+        """
+    )
+    assert problem.path == PATH
+
+
+# --- YAML itself ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "detail"),
+    [
+        pytest.param(
+            "name: x\n  duration: 10\n", (2, 11), "mapping values are not allowed here", id="indent"
+        ),
+        pytest.param(
+            "name: x\nduration: 10\ntimeline:\n\t- at: 0\n",
+            (4, 1),
+            "found character '\\t' that cannot start any token",
+            id="tab",
+        ),
+        pytest.param(
+            "name: x\nduration: 10\ntimeline:\n  - {at: 0, quotes: {rate: 1}\n",
+            (5, 1),
+            "expected ',' or '}'",
+            id="unclosed-flow-mapping",
+        ),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_problem_at_its_position(
+    text: str, position: tuple[int, int], detail: str
+) -> None:
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message.startswith("YAML syntax error: ")
+    assert detail in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        pytest.param("", "found an empty file", id="empty"),
+        pytest.param("# only a comment\n", "found an empty file", id="comment-only"),
+        pytest.param("- name: x\n- duration: 10\n", "found a list", id="list"),
+        pytest.param("just words\n", "found a str", id="text"),
+    ],
+)
+def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
+    problem = only_problem(text)
+    assert at(problem) == (1, 1)
+    assert problem.message.startswith("a scenario is a mapping (name:, duration:, ...)")
+    assert problem.message.endswith(found)
+
+
+def test_a_duplicate_top_level_key_is_reported_at_its_second_occurrence() -> None:
+    problem = only_problem(
+        """\
+        name: first
+        duration: 10
+        name: second
+        """
+    )
+    assert at(problem) == (3, 1)
+    duplicate = "key 'name' appears twice in this mapping (first on line 1); remove one"
+    assert duplicate in problem.message
+
+
+def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1}
+            at: 2
+        """
+    )
+    assert at(problem) == (6, 5)
+    assert "key 'at' appears twice in this mapping (first on line 4)" in problem.message
+
+
+# --- unknown keys --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "where", "key", "valid"),
+    [
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            durration: 5
+            """,
+            (3, 1),
+            "durration",
+            "durration",
+            "broker, clock, duration, expect, invariants, name, needs, seed, steady_state, "
+            "summary, system, tags, timeline",
+            id="top-level",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            timeline:
+              - at: 0
+                quotes: {rate: 1}
+                untill: 5
+            """,
+            (6, 5),
+            "timeline.0.untill",
+            "untill",
+            "action, at, fault, for, name, orders, quotes, until",
+            id="timeline-step",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            expect:
+              - token_issuances: true
+                at_most: 1
+                windw: 5
+            """,
+            (6, 5),
+            "expect.0.windw",
+            "windw",
+            "after, at_least, at_most, broker_requests, equals, expect, from, health, latency, "
+            "metric, per, percentile, since, success_ratio, system_calls, token_issuances, "
+            "until, within",
+            id="expectation",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            expect:
+              - broker_requests: {cod: EGW00201}
+                equals: 0
+            """,
+            (4, 23),
+            "expect.0.broker_requests.cod",
+            "cod",
+            "code, faulted, method, path, status, tr_id",
+            id="broker-requests",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            timeline:
+              - at: 0
+                fault:
+                  match: {path: /uapi/*, methd: GET}
+                  do: {kind: reset}
+            """,
+            (6, 30),
+            "timeline.0.fault.match.methd",
+            "methd",
+            "method, path, tr_id",
+            id="fault-match",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            timeline:
+              - at: 0
+                fault: {do: {kind: hang, seconds: 3}}
+            """,
+            (5, 30),
+            "timeline.0.fault.do.hang.seconds",
+            "seconds",
+            "kind, max_seconds",
+            id="fault-kind",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            system: {clent: {}}
+            """,
+            (3, 10),
+            "system.clent",
+            "clent",
+            "client, service",
+            id="system",
+        ),
+    ],
+)
+def test_an_unknown_key_is_named_at_the_key_with_the_valid_keys_there(
+    text: str, position: tuple[int, int], where: str, key: str, valid: str
+) -> None:
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message == f"{where}: unknown key {key!r}; valid keys here: {valid}"
+
+
+# --- YAML 1.2 scalars and strict types -----------------------------------------------------
+
+
+def test_a_code_without_leading_zeros_is_a_number_and_is_asked_to_be_quoted() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1, codes: ['005930', 660]}
+        """
+    )
+    assert at(problem) == (5, 41)
+    assert problem.message.startswith("timeline.0.quotes.codes.1: ")
+    advice = "got the number 660; put quotes around values that must stay text"
+    assert advice in problem.message
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "1"])
+def test_a_boolean_takes_only_true_or_false(word: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        expect:
+          - broker_requests: {{faulted: {word}}}
+            equals: 0
+        """
+    )
+    assert at(problem) == (4, 32)
+    shown = "1" if word == "1" else repr(word)
+    assert problem.message == (
+        f"expect.0.broker_requests.faulted: expects true or false, got {shown}"
+    )
+
+
+def test_a_quoted_number_is_refused_with_advice_to_drop_the_quotes() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: "1"}
+        """
+    )
+    assert at(problem) == (5, 20)
+    assert problem.message.startswith("timeline.0.quotes.rate: Input should be a valid number")
+    assert "got the text '1'; write numbers without quotes" in problem.message
+
+
+def test_an_unquoted_number_with_leading_zeros_is_not_told_to_drop_quotes() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        seed: 007
+        """
+    )
+    assert at(problem) == (3, 7)
+    assert problem.message.startswith("seed: ")
+    assert "'007'" in problem.message
+    assert "without quotes" not in problem.message
+
+
+def test_a_required_key_missing_is_named() -> None:
+    problem = only_problem("name: x\n")
+    assert at(problem) == (1, 1)
+    assert problem.message == "duration: required key 'duration' is missing"
+
+
+# --- timeline steps ------------------------------------------------------------------------
+
+
+def test_a_fault_without_a_kind_lists_the_kinds() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            fault:
+              do: {code: EGW00201}
+        """
+    )
+    assert at(problem) == (6, 7)
+    assert problem.message == (
+        "timeline.0.fault.do: needs a 'kind': one of error, delay, hang, drop, reset, close, "
+        "empty, malformed, truncated"
+    )
+
+
+def test_an_unknown_fault_kind_names_the_valid_ones() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            fault:
+              do: {kind: timeout, seconds: 3}
+        """
+    )
+    assert at(problem) == (6, 7)
+    assert problem.message.startswith("timeline.0.fault.do: ")
+    assert "'timeout'" in problem.message
+    for kind in ("error", "delay", "hang", "drop", "truncated"):
+        assert f"'{kind}'" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("kinds", "got"),
+    [
+        pytest.param(
+            "fault: {do: {kind: reset}}\n    quotes: {rate: 1}", "fault, quotes", id="two"
+        ),
+        pytest.param("name: nothing", "none", id="none"),
+    ],
+)
+def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
+    problem = only_problem(
+        "name: x\nduration: 10\ntimeline:\n  - at: 0\n    " + kinds + "\n",
+    )
+    assert at(problem) == (4, 5)
+    assert problem.message == (
+        f"timeline.0: a timeline step needs exactly one of fault, action, quotes, orders; got {got}"
+    )
+
+
+@pytest.mark.parametrize("until", ["3", "5"])
+def test_until_must_be_later_than_at(until: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        timeline:
+          - at: 5
+            until: {until}
+            quotes: {{rate: 1}}
+        """
+    )
+    assert at(problem) == (4, 5)
+    assert problem.message == f"timeline.0: 'until' ({until}) must be later than 'at' (5)"
+
+
+@pytest.mark.parametrize("start", ["10", "12.5"])
+def test_a_step_must_start_before_the_duration(start: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {{rate: 1}}
+          - name: late
+            at: {start}
+            fault: {{do: {{kind: reset}}}}
+        """
+    )
+    assert at(problem) == (7, 9)
+    assert problem.message == (
+        f"timeline.1.at: step 'late' starts at {start}s, at or after the scenario's duration (10s)"
+    )
+
+
+def test_a_step_just_before_the_duration_loads() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - {at: 9.5, quotes: {burst: 1}}
+        """
+    )
+    assert scenario.timeline[0].at == 9.5
+
+
+def test_step_names_must_be_unique() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - name: q
+            at: 0
+            quotes: {rate: 1}
+          - name: q
+            at: 1
+            quotes: {burst: 3}
+        """
+    )
+    assert at(problem) == (4, 11)
+    assert problem.message == "timeline.0.name: timeline step names must be unique; 'q' is repeated"
+
+
+def test_unnamed_steps_of_one_kind_at_one_second_collide_on_their_generated_name() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1}
+          - at: 0
+            quotes: {burst: 3}
+        """
+    )
+    assert at(problem) == (4, 5)
+    assert "'quotes@0s' is repeated" in problem.message
+
+
+# --- expectations: names they refer to -----------------------------------------------------
+
+STEPS = """\
+name: x
+duration: 100
+timeline:
+  - name: q
+    at: 0
+    quotes: {rate: 1}
+  - name: cut
+    at: 5
+    for: 5
+    fault: {do: {kind: reset}}
+expect:
+"""
+
+
+def test_after_must_name_a_step_and_the_message_lists_the_steps() -> None:
+    problem = only_problem(STEPS + "  - health: healthy\n    within: 10\n    after: outage\n")
+    assert at(problem) == (14, 12)
+    assert problem.message == (
+        "expect.0.after: 'after: outage' names no timeline step; the steps are: q, cut"
+    )
+
+
+def test_workload_must_name_a_workload_step() -> None:
+    problem = only_problem(STEPS + "  - success_ratio: {workload: cut}\n    equals: 1\n")
+    assert at(problem) == (12, 31)
+    assert problem.message == (
+        "expect.0.success_ratio.workload: 'workload: cut' names no workload step; "
+        "the workloads are: q"
+    )
+
+
+def test_an_unknown_answer_code_is_reported_at_the_code() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - broker_requests: {code: EGW0201}
+            equals: 0
+        """
+    )
+    assert at(problem) == (4, 29)
+    assert problem.message.startswith(
+        "expect.0.broker_requests.code: unknown answer code 'EGW0201': neither the broker nor "
+        "this scenario's faults answer with it; valid ones: "
+    )
+    valid = problem.message.split("valid ones: ")[1].split(", ")
+    assert {"EGW00201", "EGW00123", "EGW00133", "ok"} <= set(valid)
+
+
+def test_an_unknown_answer_code_in_the_steady_state_is_reported_there() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, for: 5, fault: {do: {kind: error, code: ZZZ1}}}
+        steady_state:
+          settle: 5
+          expect:
+            - broker_requests: {code: ZZZ2}
+              equals: 0
+        """
+    )
+    assert at(problem) == (8, 31)
+    assert problem.message.startswith(
+        "steady_state.expect.0.broker_requests.code: unknown answer code 'ZZZ2'"
+    )
+    assert "ZZZ1" in problem.message
+
+
+def test_an_unknown_outcome_lists_the_valid_ones() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - system_calls: {outcome: timeout}
+            equals: 0
+        """
+    )
+    assert at(problem) == (4, 29)
+    assert problem.message.startswith(
+        "expect.0.system_calls.outcome: unknown outcome 'timeout'; "
+        "valid ones: ok, failed, unfinished, "
+    )
+    assert "BrokerUnavailable" in problem.message
+    assert "TokenCooldown" in problem.message
+
+
+def test_an_unknown_metric_lists_the_metrics() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - metric: quotes_servd
+            equals: 0
+        """
+    )
+    assert at(problem) == (4, 13)
+    assert problem.message.startswith(
+        "expect.0.metric: unknown metric 'quotes_servd'; the system reports: "
+    )
+    metrics = problem.message.split("the system reports: ")[1].split(", ")
+    assert {"quotes_served", "orders_reconciled_present", "health_state"} <= set(metrics)
+
+
+# --- expectations: windows that could never hold anything ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("window", "position", "message"),
+    [
+        pytest.param(
+            "from: 100",
+            (5, 11),
+            "expect.0.from: 'from: 100' is at or after the duration (100s)",
+            id="from-at-duration",
+        ),
+        pytest.param(
+            "from: 150",
+            (5, 11),
+            "expect.0.from: 'from: 150' is at or after the duration (100s)",
+            id="from-after-duration",
+        ),
+        pytest.param(
+            "until: 101",
+            (5, 12),
+            "expect.0.until: 'until: 101' is after the duration (100s); leave it out to mean "
+            "the end",
+            id="until-after-duration",
+        ),
+        pytest.param(
+            "per: 101",
+            (5, 10),
+            "expect.0.per: 'per: 101' is longer than the scenario (100s)",
+            id="per-longer-than-scenario",
+        ),
+    ],
+)
+def test_a_window_outside_the_scenario_is_refused_at_its_key(
+    window: str, position: tuple[int, int], message: str
+) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 100
+        expect:
+          - token_issuances: true
+            {window}
+            at_most: 1
+        """
+    )
+    assert at(problem) == position
+    assert problem.message == message
+
+
+def test_a_window_reaching_exactly_the_duration_loads() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - token_issuances: true
+            from: 40
+            until: 100
+            per: 60
+            at_most: 1
+        """
+    )
+    assert (scenario.expect[0].until, scenario.expect[0].per) == (100, 60)
+
+
+def test_after_a_step_that_lasts_to_the_end_is_refused() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - name: q
+            at: 0
+            quotes: {rate: 1}
+        expect:
+          - system_calls: {}
+            within: 10
+            after: q
+            at_most: 1
+        """
+    )
+    assert at(problem) == (10, 12)
+    assert problem.message == (
+        "expect.0.after: step 'q' is only over when the scenario ends, so nothing comes after "
+        "it; give the step an 'until' or 'for'"
+    )
+
+
+def test_after_a_burst_or_a_bounded_step_loads() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: burst, at: 0, quotes: {burst: 10}}
+          - {name: rate, at: 0, until: 50, quotes: {rate: 1}}
+        expect:
+          - {system_calls: {}, within: 10, after: burst, at_most: 10}
+          - {system_calls: {}, within: 10, after: rate, at_most: 1}
+        """
+    )
+    assert [e.after for e in scenario.expect] == ["burst", "rate"]
+
+
+# --- steady_state --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expectation", "key", "position"),
+    [
+        pytest.param("health: healthy\n      from: 5", "from", (10, 13), id="from"),
+        pytest.param("health: healthy\n      until: 50", "until", (10, 14), id="until"),
+        pytest.param(
+            "token_issuances: true\n      per: 60\n      at_most: 1", "per", (10, 12), id="per"
+        ),
+        pytest.param(
+            "health: healthy\n      within: 10\n      after: cut", "within", (10, 15), id="within"
+        ),
+    ],
+)
+def test_a_window_key_in_a_steady_state_expectation_is_refused(
+    expectation: str, key: str, position: tuple[int, int]
+) -> None:
+    text = (
+        "name: x\nduration: 100\ntimeline:\n"
+        "  - {name: cut, at: 10, for: 5, fault: {do: {kind: reset}}}\n"
+        "steady_state:\n  settle: 5\n  expect:\n"
+        "    - health: healthy\n"
+        f"    - {expectation}\n"
+    )
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message.startswith(
+        f"steady_state.expect.1.{key}: '{key}' has no meaning in a steady state"
+    )
+    assert "move the expectation to the top-level 'expect'" in problem.message
+
+
+def test_a_settle_that_reaches_the_duration_leaves_no_after_window() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - name: cut
+            at: 10
+            for: 50
+            fault: {do: {kind: reset}}
+        steady_state:
+          settle: 40
+          expect:
+            - health: healthy
+        """
+    )
+    assert at(problem) == (9, 11)
+    assert problem.message == (
+        "steady_state.settle: the steady state has no 'after' window: the last fault or "
+        "action is over at 60s, and settle (40s) reaches the duration (100s); lengthen "
+        "'duration' or shorten 'settle'"
+    )
+
+
+def test_the_default_settle_counts_too() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, for: 30, fault: {do: {kind: reset}}}
+        steady_state:
+          expect:
+            - health: healthy
+        """
+    )
+    assert at(problem) == (5, 1)
+    assert "no 'after' window" in problem.message
+    assert "settle (60s)" in problem.message
+
+
+def test_a_fault_to_the_end_leaves_the_steady_state_no_after_window() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, fault: {do: {kind: reset}}}
+        steady_state:
+          settle: 0
+          expect:
+            - health: healthy
+        """
+    )
+    assert at(problem) == (6, 11)
+    assert "over at 100s" in problem.message
+
+
+def test_a_steady_state_needs_a_fault_or_an_action() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: q, at: 0, quotes: {rate: 1}}
+        steady_state:
+          expect:
+            - health: healthy
+        """
+    )
+    assert at(problem) == (5, 1)
+    assert problem.message == (
+        "steady_state: 'steady_state' needs at least one fault or action to be before and after"
+    )
+
+
+# --- system: overrides checked against the system's own settings ---------------------------
+
+
+def test_a_connection_setting_is_refused_as_set_by_the_stack() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        system:
+          client: {appkey: x}
+        """
+    )
+    assert at(problem) == (4, 12)
+    assert problem.message == "system.client.appkey: 'appkey' is set by the stack, not by scenarios"
+
+
+def test_an_unknown_client_setting_lists_the_valid_ones_without_the_stacks() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        system:
+          client: {nonsense: 1}
+        """
+    )
+    assert at(problem) == (4, 12)
+    assert problem.message.startswith("system.client.nonsense: unknown setting; valid ones: ")
+    valid = problem.message.split("valid ones: ")[1].split(", ")
+    assert {"timeout_s", "token_cooldown_s", "read_retries"} <= set(valid)
+    assert not {"appkey", "appsecret", "base_url", "account", "profile"} & set(valid)
+
+
+def test_a_bad_service_setting_value_is_refused() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        system:
+          service: {on_unknown_order: maybe}
+        """
+    )
+    assert at(problem) == (4, 13)
+    assert problem.message.startswith("system.service.on_unknown_order: ")
+    assert "'reconcile' or 'resend'" in problem.message
+
+
+def test_problems_with_system_overrides_are_sorted_by_line() -> None:
+    problems = problems_of(
+        """\
+        name: x
+        duration: 100
+        system:
+          service: {on_unknown_order: maybe}
+          client:
+            timeout_s: -1
+            appkey: x
+        """
+    )
+    assert [p.message.split(":")[0] for p in problems] == [
+        "system.service.on_unknown_order",
+        "system.client.timeout_s",
+        "system.client.appkey",
+    ]
+    assert [at(p) for p in problems] == [(4, 13), (6, 5), (7, 5)]
+
+
+# --- reading files -------------------------------------------------------------------------
+
+
+def test_load_file_on_a_missing_path_says_no_such_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ScenarioError) as caught:
+        load_file(missing)
+    assert caught.value.problems == [Problem(str(missing), 1, 1, "no such file")]
+
+
+def test_load_file_on_non_utf8_bytes_says_so(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.yaml"
+    file.write_bytes("name: x\nsummary: café\nduration: 10\n".encode("latin-1"))
+    with pytest.raises(ScenarioError) as caught:
+        load_file(file)
+    assert caught.value.problems == [
+        Problem(str(file), 1, 1, "not UTF-8 text (byte 20); save it as UTF-8")
+    ]
+
+
+def test_load_file_on_a_directory_says_it_cant_read_it(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_file(tmp_path)
+    [problem] = caught.value.problems
+    assert (problem.path, at(problem)) == (str(tmp_path), (1, 1))
+    assert problem.message.startswith("can't read it: ")
+
+
+def test_load_file_reports_problems_under_the_files_path(tmp_path: Path) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_bytes(b"name: x\r\nduration: 10\r\nbogus: 1\r\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_file(file)
+    [problem] = caught.value.problems
+    assert (problem.path, at(problem)) == (str(file), (3, 1))
+    assert problem.message.startswith("bogus: unknown key 'bogus'")
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    file = tmp_path / "bom.yaml"
+    file.write_bytes(b"\xef\xbb\xbfname: x\nduration: 10\n")
+    assert load_file(file).name == "x"
+
+
+# --- several problems ----------------------------------------------------------------------
+
+
+def test_every_field_problem_of_a_file_is_reported_sorted_by_line_and_column() -> None:
+    # Written out of the model's field order, so pydantic's own order would differ.
+    problems = problems_of(
+        """\
+        name: x
+        bogus: 1
+        timeline:
+          - at: 0
+            quotes: {codes: [660], rate: "2"}
+        expect:
+          - broker_requests: {faulted: no}
+            equals: 0
+        duration: "100"
+        """
+    )
+    assert [(at(p), p.message.split(":")[0]) for p in problems] == [
+        ((2, 1), "bogus"),
+        ((5, 22), "timeline.0.quotes.codes.0"),
+        ((5, 34), "timeline.0.quotes.rate"),
+        ((7, 32), "expect.0.broker_requests.faulted"),
+        ((9, 11), "duration"),
+    ]
+    assert all(p.path == PATH for p in problems)
+
+
+# --- positions the loader gets wrong -------------------------------------------------------
+
+
+def test_a_misspelt_invariant_is_one_problem_at_the_item() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        invariants: [orders-not-duplicate]
+        """
+    )
+    assert at(problem) == (3, 14)
+    assert "literal[" not in problem.message
+    assert "orders-not-duplicated" in problem.message
+
+
+def test_a_key_that_is_not_text_is_reported_at_its_own_line() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        5: five
+        """
+    )
+    assert at(problem) == (3, 1)
+    assert problem.message.startswith("5: ")
