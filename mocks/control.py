@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import ValidationError
 
 from mocks.clock import MockClock
-from mocks.faults import FaultPlan, FaultRule
+from mocks.faults import FaultPlan, FaultRule, FeedFaultRule
 from mocks.journal import Journal
 
 PREFIX = "/_squall"
@@ -33,7 +33,14 @@ def _is_loopback(host: str | None) -> bool:
 
 
 class ControlPlane:
-    """The fault plan, journal and clock of one mock, and what a reset means for it."""
+    """The fault plan, journal and clock of one mock, and what a reset means for it.
+
+    HTTP mocks use it as it is. A mock with other rules or another journal (the realtime
+    feed) subclasses it: ``rule_model`` is what ``POST /faults`` accepts and
+    ``add_journal_route`` serves ``GET /journal``.
+    """
+
+    rule_model: type[FaultRule] | type[FeedFaultRule] = FaultRule
 
     def __init__(
         self,
@@ -101,7 +108,7 @@ class ControlPlane:
         @router.post("/faults", status_code=201)
         async def add_fault(request: Request) -> dict[str, Any]:
             try:
-                rule = FaultRule.model_validate(await request.json())
+                rule = plane.rule_model.model_validate(await request.json())
             except ValidationError as exc:
                 raise HTTPException(422, _validation_summary(exc)) from None
             except ValueError as exc:  # not JSON at all
@@ -123,6 +130,18 @@ class ControlPlane:
             plane.faults.clear()
             return {"cleared": True}
 
+        self.add_journal_route(router)
+
+        @router.post("/reset")
+        async def reset() -> dict[str, bool]:
+            plane.reset()
+            return {"reset": True}
+
+        return router
+
+    def add_journal_route(self, router: APIRouter) -> None:
+        plane = self
+
         @router.get("/journal")
         async def journal(
             since: Annotated[int, Query(ge=0)] = 0,
@@ -139,13 +158,6 @@ class ControlPlane:
                 "entries": [entry.to_json() for entry in entries],
                 "dropped": plane.journal.dropped,
             }
-
-        @router.post("/reset")
-        async def reset() -> dict[str, bool]:
-            plane.reset()
-            return {"reset": True}
-
-        return router
 
 
 def _validation_summary(exc: ValidationError) -> str:

@@ -8,8 +8,8 @@ from typing import Any, Self
 import httpx
 
 from mocks.control import PREFIX, TOKEN_HEADER
-from mocks.faults import FaultRule
-from mocks.journal import Entry
+from mocks.faults import FaultRule, FeedFaultRule
+from mocks.journal import Entry, FeedEntry
 
 
 class ControlError(Exception):
@@ -21,8 +21,8 @@ class ControlError(Exception):
         self.detail = detail
 
 
-class ControlClient:
-    """Rules, journal, clock and reset of any Squall mock."""
+class _Control:
+    """What every mock's control plane offers: health, clock, rule listing, reset."""
 
     def __init__(
         self,
@@ -72,11 +72,9 @@ class ControlClient:
         """The mock's clock: seconds since it started or was last reset."""
         return float((await self._call("GET", "/clock"))["now"])
 
-    async def add_fault(self, rule: FaultRule | dict[str, Any]) -> FaultRule:
-        """Add a rule; returns it as stored (with its id and any ``for`` pinned to times)."""
-        checked = rule if isinstance(rule, FaultRule) else FaultRule.model_validate(rule)
-        payload = checked.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return FaultRule.model_validate(await self._call("POST", "/faults", json=payload))
+    async def _post_rule(self, rule: FaultRule | FeedFaultRule) -> Any:
+        payload = rule.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return await self._call("POST", "/faults", json=payload)
 
     async def faults(self) -> list[dict[str, Any]]:
         """Active rules with their ``matched`` and ``applied`` counters."""
@@ -88,6 +86,18 @@ class ControlClient:
 
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/faults")
+
+    async def reset(self) -> None:
+        await self._call("POST", "/reset")
+
+
+class ControlClient(_Control):
+    """Rules, journal, clock and reset of an HTTP mock (the broker)."""
+
+    async def add_fault(self, rule: FaultRule | dict[str, Any]) -> FaultRule:
+        """Add a rule; returns it as stored (with its id and any ``for`` pinned to times)."""
+        checked = rule if isinstance(rule, FaultRule) else FaultRule.model_validate(rule)
+        return FaultRule.model_validate(await self._post_rule(checked))
 
     async def journal(
         self,
@@ -103,9 +113,6 @@ class ControlClient:
         params = {"since": since, **{k: v for k, v in filters.items() if v is not None}}
         result = await self._call("GET", "/journal", params=params)
         return [Entry(**entry) for entry in result["entries"]]
-
-    async def reset(self) -> None:
-        await self._call("POST", "/reset")
 
 
 class BrokerControl(ControlClient):
@@ -126,3 +133,44 @@ class BrokerControl(ControlClient):
 
     async def tokens_issued(self) -> int:
         return int((await self._call("GET", "/broker/tokens"))["issued"])
+
+
+class FeedControl(_Control):
+    """The realtime feed mock's control plane: feed fault rules, its journal, connections."""
+
+    async def add_fault(self, rule: FeedFaultRule | dict[str, Any]) -> FeedFaultRule:
+        """Add a feed rule; returns it as stored (with its id and any ``for`` pinned)."""
+        checked = rule if isinstance(rule, FeedFaultRule) else FeedFaultRule.model_validate(rule)
+        return FeedFaultRule.model_validate(await self._post_rule(checked))
+
+    async def journal(
+        self,
+        *,
+        since: int = 0,
+        kind: str | None = None,
+        connection: int | None = None,
+        tr_id: str | None = None,
+        tr_key: str | None = None,
+        code: str | None = None,
+        limit: int | None = None,
+    ) -> list[FeedEntry]:
+        filters = {
+            "kind": kind,
+            "connection": connection,
+            "tr_id": tr_id,
+            "tr_key": tr_key,
+            "code": code,
+            "limit": limit,
+        }
+        params = {"since": since, **{k: v for k, v in filters.items() if v is not None}}
+        result = await self._call("GET", "/journal", params=params)
+        return [FeedEntry(**entry) for entry in result["entries"]]
+
+    async def connections(self) -> list[dict[str, Any]]:
+        """Open connections: number, appkey fingerprint, subscriptions, stalled/reading."""
+        result: list[dict[str, Any]] = await self._call("GET", "/feed/connections")
+        return result
+
+    async def config(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/feed/config")
+        return result

@@ -1,5 +1,8 @@
 """The evidence: every request a mock saw, what it answered, and the fault it applied.
 
+HTTP mocks journal one ``Entry`` per request; the realtime feed journals one ``FeedEntry`` per
+connection event (messages, acks, frames, heartbeats, faults). Both journals are bounded.
+
 Expectations are checked against journals, so entries carry only facts a scenario can
 compare run to run: loop-clock offsets (not wall time) and no secrets. Credentials and
 tokens are replaced by a short fingerprint, enough to tell two tokens apart and nothing more.
@@ -8,9 +11,9 @@ tokens are replaced by a short fingerprint, enough to tell two tokens apart and 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 # Header and body keys whose values must never be stored or printed.
 SECRET_KEYS = frozenset(
@@ -76,6 +79,9 @@ def protocol_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return redact(kept)
 
 
+E = TypeVar("E")
+
+
 @dataclass
 class Entry:
     """One request and its outcome. ``at`` and ``duration`` are loop-clock seconds."""
@@ -99,30 +105,18 @@ class Entry:
         return asdict(self)
 
 
-class Journal:
-    """An append-only, queryable list of entries, bounded so long soaks can't exhaust memory."""
+class _BoundedLog(Generic[E]):
+    """An append-only list numbered from 1, bounded so long soaks can't exhaust memory."""
 
     def __init__(self, limit: int = 200_000) -> None:
-        self._entries: list[Entry] = []
+        self._entries: list[E] = []
         self._seq = 0
         self.limit = limit
         self.dropped = 0
 
-    def open(
-        self,
-        *,
-        at: float,
-        method: str,
-        path: str,
-        tr_id: str | None,
-        headers: dict[str, str],
-        query: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> Entry:
+    def _append(self, make: Callable[[int], E]) -> E:
         self._seq += 1
-        entry = Entry(
-            self._seq, at, method, path, tr_id, headers, query or {}, body and redact(body)
-        )
+        entry = make(self._seq)
         self._entries.append(entry)
         if len(self._entries) > self.limit:
             # Keep the newest; the count of what was dropped is reported with every query.
@@ -138,6 +132,27 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class Journal(_BoundedLog[Entry]):
+    """The HTTP mocks' journal: one entry per request, queryable by path, method, tr_id, code."""
+
+    def open(
+        self,
+        *,
+        at: float,
+        method: str,
+        path: str,
+        tr_id: str | None,
+        headers: dict[str, str],
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Entry:
+        return self._append(
+            lambda seq: Entry(
+                seq, at, method, path, tr_id, headers, query or {}, body and redact(body)
+            )
+        )
 
     def entries(
         self,
@@ -157,6 +172,109 @@ class Journal:
             and (path is None or entry.path == path)
             and (method is None or entry.method == method.upper())
             and (tr_id is None or (entry.tr_id or "").upper() == tr_id.upper())
+            and (code is None or entry.code == code)
+        ]
+        return found[:limit] if limit is not None else found
+
+
+FeedEntryKind = Literal[
+    "connect", "disconnect", "refused", "message", "ack", "frame", "pingpong", "fault"
+]
+
+
+@dataclass
+class FeedEntry:
+    """One event on a realtime feed connection. ``at`` is loop-clock seconds.
+
+    - ``connect``/``disconnect``: a connection opened or ended (``code``: the close code).
+    - ``message``: what the client sent, redacted (``message``), or an excerpt of text
+      that isn't JSON (``detail``); ``outcome`` says how it was read (subscribe,
+      unsubscribe, pingpong, invalid).
+    - ``ack``: a subscribe/unsubscribe answer (``code``: its msg_cd).
+    - ``frame``: a data frame, journaled when written (or when a fault dropped it): its
+      ``records``, the ``step`` of its first record and ``outcome`` (sent, duplicate,
+      reordered, delayed, malformed, skipped).
+    - ``pingpong``: a heartbeat sent; ``outcome`` turns from ``sent`` to ``echoed`` when the
+      client echoes it back.
+    - ``fault``: a connection-level fault applied (close, reset, stall, slow-reader, restart).
+    """
+
+    seq: int
+    at: float
+    connection: int | None
+    kind: FeedEntryKind
+    tr_id: str | None = None
+    tr_key: str | None = None
+    code: str | None = None
+    records: int | None = None
+    step: int | None = None
+    fault: str | None = None  # "<rule id>:<kind>" when a fault rule fired
+    outcome: str | None = None
+    detail: str | None = None
+    message: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FeedJournal(_BoundedLog[FeedEntry]):
+    """The feed's journal: connections, client messages, acks, frames, heartbeats, faults."""
+
+    def record(
+        self,
+        *,
+        at: float,
+        connection: int | None,
+        kind: FeedEntryKind,
+        tr_id: str | None = None,
+        tr_key: str | None = None,
+        code: str | None = None,
+        records: int | None = None,
+        step: int | None = None,
+        fault: str | None = None,
+        outcome: str | None = None,
+        detail: str | None = None,
+        message: Mapping[str, Any] | None = None,
+    ) -> FeedEntry:
+        clean = None if message is None else redact(message)
+        return self._append(
+            lambda seq: FeedEntry(
+                seq=seq,
+                at=at,
+                connection=connection,
+                kind=kind,
+                tr_id=tr_id,
+                tr_key=tr_key,
+                code=code,
+                records=records,
+                step=step,
+                fault=fault,
+                outcome=outcome,
+                detail=detail,
+                message=clean,
+            )
+        )
+
+    def entries(
+        self,
+        *,
+        since: int = 0,
+        kind: str | None = None,
+        connection: int | None = None,
+        tr_id: str | None = None,
+        tr_key: str | None = None,
+        code: str | None = None,
+        limit: int | None = None,
+    ) -> list[FeedEntry]:
+        """Entries with ``seq > since`` matching every given filter, oldest first."""
+        found = [
+            entry
+            for entry in self._entries
+            if entry.seq > since
+            and (kind is None or entry.kind == kind)
+            and (connection is None or entry.connection == connection)
+            and (tr_id is None or (entry.tr_id or "").upper() == tr_id.upper())
+            and (tr_key is None or entry.tr_key == tr_key)
             and (code is None or entry.code == code)
         ]
         return found[:limit] if limit is not None else found

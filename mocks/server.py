@@ -4,6 +4,10 @@ Running uvicorn as a task in the current loop (not a thread) keeps the mock on t
 clock as its clients, so a scenario on virtual time sees consistent broker rules. The
 socket is bound here, before uvicorn starts, so a taken port is reported as ``PortInUse``
 with what to do, instead of a log line and an exit from inside uvicorn.
+
+Faults below the application need more than ASGI offers, so every connection's ASGI scope
+carries two extensions: its TCP transport (``mocks.wire``: reset, close, pause reading) and
+the server's ``Listener`` (a restart: stop listening, cut every connection, listen again).
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from mocks.wire import TRANSPORT_KEY
+from mocks.wire import TRANSPORT_KEY, WireUnavailable
+
+LISTENER_KEY = "squall.listener"
 
 
 class PortInUse(OSError):
@@ -55,20 +62,104 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Listener:
+    """The listening side of a served mock, for the fault that takes the whole server down."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._server: _EmbeddedServer | None = None
+        self.down = False
+
+    def _attach(self, server: _EmbeddedServer) -> None:
+        self._server = server
+
+    async def outage(self, seconds: float) -> None:
+        """Stop listening, cut every open connection (without a WebSocket close frame or an
+        HTTP answer, as when a process dies), refuse connections for ``seconds``, then
+        listen again on the same port. Raises PortInUse if another process took the port
+        meanwhile (the mock stays down then, as a restarted real server would)."""
+        server = self._server
+        if server is None or self.down:
+            return
+        self.down = True
+        try:
+            for listening in server.servers:
+                listening.close()
+            for connection in list(server.server_state.connections):
+                if not connection.transport.is_closing():
+                    connection.transport.abort()
+            await asyncio.sleep(seconds)
+            if server.should_exit:
+                return
+            sock = bind(self.host, self.port)
+            config = server.config
+
+            def create_protocol() -> asyncio.Protocol:
+                # What uvicorn's own startup builds for every accepted connection.
+                return config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config,
+                    server_state=server.server_state,
+                    app_state=server.lifespan.state,
+                )
+
+            loop = asyncio.get_running_loop()
+            server.servers.append(
+                await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
+            )
+        finally:
+            self.down = False
+
+
+def listener_of(scope: Scope) -> Listener:
+    listener = (scope.get("extensions") or {}).get(LISTENER_KEY)
+    if not isinstance(listener, Listener):
+        raise WireUnavailable(
+            "this fault restarts the server, but the connection did not come through one; "
+            "serve the mock with mocks.server (squall mock feed) to use it"
+        )
+    return listener
+
+
+class _MockConfig(uvicorn.Config):
+    """uvicorn's settings plus the listener the protocols hand to the app."""
+
+    def __init__(self, app: ASGIApp | Any, listener: Listener, **settings: Any) -> None:
+        super().__init__(app, **settings)
+        self.listener = listener
+
+
+def _with_wire(app: ASGIApp, transport: asyncio.Transport, config: uvicorn.Config) -> ASGIApp:
+    """``app`` with the connection's transport and the server's listener in every scope."""
+    extra: dict[str, object] = {TRANSPORT_KEY: transport}
+    if isinstance(config, _MockConfig):
+        extra[LISTENER_KEY] = config.listener
+
+    async def wired(scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = scope.get("extensions")
+        scope["extensions"] = {**(extensions or {}), **extra}
+        await app(scope, receive, send)
+
+    return wired
+
+
 class _WireAccessProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (its fastest parser), with the connection's transport
     exposed to the app."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        inner = self.app
+        self.app = _with_wire(self.app, transport, self.config)
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            extensions = scope.get("extensions")
-            scope["extensions"] = {**(extensions or {}), TRANSPORT_KEY: transport}
-            await inner(scope, receive, send)
 
-        self.app = app
+class _WireAccessWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol on the websockets library (sans-I/O), likewise.
+
+    An upgraded connection keeps its transport: the HTTP protocol hands it over."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.app = _with_wire(self.app, self.transport, self.config)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -110,22 +201,36 @@ def _url(sock: socket.socket) -> str:
 
 
 class MockServer:
-    """A running mock: ``url`` while inside ``serve()``."""
+    """A running mock: ``url`` while inside ``serve()``; ``ws_url`` is the same origin in
+    the WebSocket scheme (``ws://host:port``)."""
 
     def __init__(self, server: uvicorn.Server, url: str) -> None:
         self._server = server
         self.url = url
+        self.ws_url = "ws" + url.removeprefix("http")
 
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: ASGIApp | Any, host: str = "127.0.0.1", port: int = 0
+    app: ASGIApp | Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    ws_ping_interval: float | None = 20.0,
 ) -> AsyncIterator[MockServer]:
-    """Serve ``app`` until the block exits; raises PortInUse before anything starts."""
+    """Serve ``app`` until the block exits; raises PortInUse before anything starts.
+
+    ``ws_ping_interval`` is uvicorn's own WebSocket-level keepalive; None turns it off (the
+    feed does: KIS keeps connections alive with its application-level PINGPONG).
+    """
     sock = bind(host, port)
-    config = uvicorn.Config(
+    listener = Listener(*sock.getsockname()[:2])
+    config = _MockConfig(
         app,
+        listener,
         http=_WireAccessProtocol,
+        ws=_WireAccessWebSocketProtocol,
+        ws_ping_interval=ws_ping_interval,
         lifespan="on",
         log_level="warning",
         access_log=False,
@@ -134,6 +239,7 @@ async def serve(
         timeout_graceful_shutdown=2,
     )
     server = _EmbeddedServer(config)
+    listener._attach(server)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

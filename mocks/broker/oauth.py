@@ -80,9 +80,9 @@ def router(broker: Broker) -> APIRouter:
             body = await _json_body(request)
             if body.get("grant_type") != "client_credentials":
                 raise TokenRefused("EGW00002")
-            broker.tokens.check_credentials(body.get("appkey"), body.get("secretkey"))
+            appkey, _ = broker.tokens.check_credentials(body.get("appkey"), body.get("secretkey"))
         except TokenRefused as refused:
             return _refused(refused)
-        return JSONResponse({"approval_key": broker.tokens.approval_key()})
+        return JSONResponse({"approval_key": broker.tokens.approval_key(appkey)})
 
     return api

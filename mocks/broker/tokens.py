@@ -5,6 +5,8 @@
   of the last successful one gets 403 EGW00133. The interval counts answered calls, new or reused.
 - A call after the interval but within ``token_reuse_s`` (6 h) of the current token's issue
   returns that same token.
+- Every realtime approval key issued is remembered with its app key (``ApprovalKeys``), so a
+  feed mock in the same process accepts exactly the keys this broker issued.
 """
 
 from __future__ import annotations
@@ -43,12 +45,38 @@ class TokenCheck(Exception):
         self.code = code
 
 
+class ApprovalKeys:
+    """Realtime approval keys issued, each with the app key it was issued to.
+
+    One object for the broker's whole life: a reset empties it in place, so a feed mock
+    holding it sees the reset too.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}
+
+    def add(self, approval_key: str, appkey: str) -> None:
+        self._owners[approval_key] = appkey
+
+    def appkey_of(self, approval_key: str) -> str | None:
+        """The app key ``approval_key`` was issued to; None if this broker never issued it."""
+        return self._owners.get(approval_key)
+
+    def clear(self) -> None:
+        self._owners.clear()
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+
 class TokenBook:
     def __init__(self, seed: int) -> None:
         self._seed = seed
+        self.approvals = ApprovalKeys()
         self.reset()
 
     def reset(self) -> None:
+        self.approvals.clear()
         self._rng = random.Random(f"squall-tokens:{self._seed}")
         self._by_value: dict[str, Token] = {}
         self._current: dict[str, Token] = {}
@@ -135,7 +163,11 @@ class TokenBook:
                 count += 1
         return count
 
-    def approval_key(self) -> str:
-        """A realtime approval key: UUID-shaped, from the seeded RNG."""
+    def approval_key(self, appkey: str | None = None) -> str:
+        """A realtime approval key: UUID-shaped, from the seeded RNG; registered in
+        ``approvals`` as ``appkey``'s when one is given."""
         raw = f"{self._rng.getrandbits(128):032x}"
-        return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+        key = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+        if appkey is not None:
+            self.approvals.add(key, appkey)
+        return key

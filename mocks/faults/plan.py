@@ -1,11 +1,15 @@
-"""The active rules of one mock and the decision they make for each request."""
+"""The active rules of one mock and the decision they make for each request or feed event."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
+from mocks.faults.feed import FeedAction, FeedEvent, FeedFaultRule
 from mocks.faults.model import Delay, FaultAction, FaultRule
+
+# A mock holds HTTP rules (broker) or feed rules (feed); one plan decides for either.
+AnyRule = FaultRule | FeedFaultRule
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Decision:
     """A rule fired: apply ``action``; ``delay`` is the drawn delay for Delay actions."""
 
     rule_id: str
-    action: FaultAction
+    action: FaultAction | FeedAction
     delay: float = 0.0
 
     @property
@@ -32,9 +36,9 @@ class Decision:
 
 @dataclass
 class _Active:
-    rule: FaultRule
+    rule: AnyRule
     rule_id: str
-    matched: int = 0  # requests in scope and in window, whether faulted or not
+    matched: int = 0  # requests (or feed events) in scope and in window, faulted or not
     applied: int = 0
 
 
@@ -54,7 +58,7 @@ class FaultPlan:
     def __post_init__(self) -> None:
         self._rng = random.Random(f"squall-faults:{self.seed}")
 
-    def add(self, rule: FaultRule, now: float) -> FaultRule:
+    def add(self, rule: AnyRule, now: float) -> AnyRule:
         """Add ``rule``, pinning relative windows to ``now``; returns the rule as stored."""
         rule_id = rule.id or f"rule-{self._next_id}"
         self._next_id += 1
@@ -88,10 +92,10 @@ class FaultPlan:
             for active in self._rules
         ]
 
-    def decide(self, request: Request, now: float) -> Decision | None:
+    def decide(self, subject: Request | FeedEvent, now: float) -> Decision | None:
         for active in self._rules:
             rule = active.rule
-            if not rule.where.matches(request.method, request.path, request.tr_id):
+            if not _covers(rule, subject):
                 continue
             when = rule.when
             if not when.in_window(now):
@@ -107,3 +111,12 @@ class FaultPlan:
             delay = rule.what.sample(self._rng) if isinstance(rule.what, Delay) else 0.0
             return Decision(active.rule_id, rule.what, delay)
         return None
+
+
+def _covers(rule: AnyRule, subject: Request | FeedEvent) -> bool:
+    """HTTP rules see requests, feed rules see feed events; neither sees the other's."""
+    if isinstance(rule, FaultRule):
+        return isinstance(subject, Request) and rule.where.matches(
+            subject.method, subject.path, subject.tr_id
+        )
+    return isinstance(subject, FeedEvent) and rule.covers(subject)

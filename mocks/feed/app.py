@@ -1,0 +1,133 @@
+"""The simulated KIS realtime feed as one ASGI app: the WebSocket, its control plane.
+
+Why ASGI and uvicorn rather than the websockets library's own server: the feed then shares
+everything with the broker mock through ``mocks.server.serve()``: the port binding and its
+``PortInUse`` advice, uvicorn running as a task in the caller's loop (so the feed runs on
+virtual time beside the broker), the wire access faults need (TCP transport, listener), and
+an HTTP control plane on the same port as the WebSocket. uvicorn's WebSocket protocol is
+built on the websockets library's sans-I/O core, so the wire is the same.
+
+Serve it with uvicorn's WebSocket-level pings off (``serve(..., ws_ping_interval=None)``, or
+``serve_feed``): KIS keeps connections alive with its own PINGPONG, and a stall must be
+able to silence the connection completely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, WebSocket
+
+from mocks.clock import KST, MockClock
+from mocks.control import PREFIX
+from mocks.feed.config import FeedConfig
+from mocks.feed.control import FeedControlPlane
+from mocks.feed.session import Session
+from mocks.feed.state import ApprovalRegistry, Feed
+from mocks.journal import fingerprint
+from mocks.server import MockServer, serve
+
+WEBSOCKET_PATHS = ("/tryitout", "/")  # KIS documents /tryitout; some clients use the root
+
+
+def opening_bell(day: datetime | None = None) -> datetime:
+    """09:00 KST of ``day`` (default today): the feed's wall clock starts at the open."""
+    return (
+        (day or datetime.now(KST))
+        .astimezone(KST)
+        .replace(hour=9, minute=0, second=0, microsecond=0)
+    )
+
+
+def create_feed_app(
+    config: FeedConfig | None = None,
+    *,
+    approvals: ApprovalRegistry | None = None,
+    wall_origin: datetime | None = None,
+    control_token: str | None = None,
+) -> FastAPI:
+    """A fresh feed.
+
+    ``approvals`` is the mock broker's registry of issued approval keys
+    (``broker_app.state.broker.tokens.approvals``) when both run in one process; then only
+    keys it issued open a session. Without it the feed accepts any UUID-shaped key (see
+    ``FeedConfig.approval_keys``). ``wall_origin`` is the wall time at offset zero, for
+    STCK_CNTG_HOUR, BSOP_DATE and PINGPONG's datetime (default: 09:00 KST today).
+    """
+    config = config or FeedConfig()
+    clock = MockClock(wall_origin or opening_bell())
+    plane = FeedControlPlane(seed=config.seed, control_token=control_token, clock=clock)
+    feed = Feed(config, clock, plane, approvals)
+    plane.on_reset(feed.reset)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        clock.start()
+        yield
+        await feed.shutdown()
+
+    app = FastAPI(
+        title="Squall mock KIS realtime feed",
+        lifespan=lifespan,
+        docs_url=f"{PREFIX}/docs",
+        openapi_url=f"{PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.feed = feed
+    app.state.control = plane
+
+    async def realtime(websocket: WebSocket) -> None:
+        await Session(feed, websocket).run()
+
+    for path in WEBSOCKET_PATHS:
+        app.add_api_websocket_route(path, realtime)
+    app.include_router(plane.router())
+    app.include_router(_feed_control(feed, plane))
+    return app
+
+
+def _feed_control(feed: Feed, plane: FeedControlPlane) -> APIRouter:
+    api = APIRouter(prefix=f"{PREFIX}/feed", dependencies=[Depends(plane.authorize)])
+
+    @api.get("/config")
+    async def get_config() -> dict[str, Any]:
+        return {**feed.config.model_dump(), "approvals": "issued" if feed.approvals else "uuid"}
+
+    @api.get("/connections")
+    async def connections() -> list[dict[str, Any]]:
+        return [
+            {
+                "connection": session.number,
+                "appkey": None if session.appkey is None else fingerprint(session.appkey),
+                "subscriptions": [
+                    {"tr_id": tr_id, "tr_key": tr_key}
+                    for tr_id, tr_key in session.subscriptions.active()
+                ],
+                **session.condition(),
+            }
+            for session in feed.sessions()
+        ]
+
+    return api
+
+
+@asynccontextmanager
+async def serve_feed(
+    config: FeedConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    approvals: ApprovalRegistry | None = None,
+    wall_origin: datetime | None = None,
+    control_token: str | None = None,
+) -> AsyncIterator[MockServer]:
+    """Serve a fresh feed until the block exits; WebSocket at ``server.ws_url + "/tryitout"``,
+    control plane at ``server.url + "/_squall"``. Raises PortInUse before anything starts."""
+    app = create_feed_app(
+        config, approvals=approvals, wall_origin=wall_origin, control_token=control_token
+    )
+    async with serve(app, host, port, ws_ping_interval=None) as server:
+        yield server
