@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
+from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
 from system.broker.errors import (
     AuthExpired,
@@ -123,9 +124,9 @@ class KisGateway:
     def backoff(self, attempt: int) -> float:
         """Delay before retry ``attempt`` (1-based): exponential, capped, jittered by rng."""
         settings = self.settings
-        ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** (attempt - 1))
-        # "Equal jitter": spread retries out without ever retrying immediately.
-        return ceiling * self.rng.uniform(0.5, 1.0)
+        return jittered_backoff(
+            attempt, base_s=settings.backoff_base_s, max_s=settings.backoff_max_s, rng=self.rng
+        )
 
     async def exchange(self, call: Call, *, order: OrderRequest | None = None) -> Reply:
         """Send ``call`` until the gateway gives a verdict; see the module docstring."""
@@ -144,9 +145,14 @@ class KisGateway:
             finally:
                 self.limiter.release(slot)
             if not isinstance(body, Mapping) or "rt_cd" not in body:
-                # Only /uapi/hashkey (no token) succeeds without rt_cd; its parser checks HASH.
-                if not call.authorized and isinstance(body, Mapping) and response.is_success:
-                    return Reply(body, response.headers, response.status_code)
+                # Only the calls without a token (/uapi/hashkey, /oauth2/Approval) succeed
+                # without rt_cd; their parsers check the answer's own keys.
+                if not call.authorized and isinstance(body, Mapping):
+                    if response.is_success:
+                        return Reply(body, response.headers, response.status_code)
+                    refusal = _oauth_refusal(call, response, body)
+                    if refusal is not None:
+                        raise refusal
                 raise self._no_verdict(call, response, order, sent_at)
             rt_cd, msg_cd, msg1 = (str(body.get(key, "")) for key in ("rt_cd", "msg_cd", "msg1"))
             if rt_cd == "0":
@@ -237,3 +243,17 @@ class KisGateway:
             f"{call.endpoint}: the broker answered {what}; nothing was executed — retry later",
             endpoint=call.endpoint,
         )
+
+
+def _oauth_refusal(
+    call: Call, response: httpx.Response, body: Mapping[str, Any]
+) -> BrokerRejected | None:
+    """A 4xx answer in the OAuth style the ``/oauth2`` endpoints use (``error_code`` and
+    ``error_description``, e.g. EGW00103 for an unknown appkey): the broker's "no"."""
+    code = body.get("error_code") or body.get("msg_cd")
+    if not code or not 400 <= response.status_code < 500:
+        return None
+    text = body.get("error_description") or body.get("msg1") or ""
+    return BrokerRejected(
+        endpoint=call.endpoint, msg_cd=str(code), msg1=str(text), status_code=response.status_code
+    )

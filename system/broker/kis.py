@@ -42,6 +42,7 @@ from system.broker.token import TokenManager
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
 ORDER_BOOK_PATH = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn"
 HASHKEY_PATH = "/uapi/hashkey"
+APPROVAL_PATH = "/oauth2/Approval"
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
 DAILY_ORDERS_PATH = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
 BALANCE_PATH = "/uapi/domestic-stock/v1/trading/inquire-balance"
@@ -131,6 +132,34 @@ class KisClient:
     async def hashkey(self, body: Mapping[str, Any]) -> str:
         """The broker's hash of ``body`` as this client serialises it (``POST /uapi/hashkey``)."""
         return await self._hashkey(_encode(body))
+
+    async def approval_key(self) -> str:
+        """A new realtime (WebSocket) approval key, from ``POST /oauth2/Approval``.
+
+        The realtime feed puts it in every subscribe message. It is a credential like the
+        appsecret: never log it. Retried like a read when the broker is unavailable; a
+        refusal (e.g. an unknown appkey) raises ``BrokerRejected``.
+        """
+        settings = self.settings
+        credentials = {
+            "grant_type": "client_credentials",
+            "appkey": settings.appkey,
+            # KIS names the appsecret "secretkey" on this endpoint only.
+            "secretkey": settings.appsecret.get_secret_value(),
+        }
+        call = Call("POST", APPROVAL_PATH, content=_encode(credentials), authorized=False)
+
+        def key_of(reply: Reply) -> str:
+            value = reply.body.get("approval_key")
+            if not isinstance(value, str) or not value:
+                raise MalformedResponse(
+                    f"{call.endpoint}: the answer carries no approval_key; retry, and check "
+                    "that base_url points at the KIS Open API",
+                    endpoint=call.endpoint,
+                )
+            return value
+
+        return await self._gateway.read(call, key_of)
 
     async def place_order(self, order: OrderRequest) -> OrderAck:
         """Send a cash order once; ``ValueError`` if its client order id was already used.

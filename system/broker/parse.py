@@ -85,12 +85,18 @@ def rows(body: Body, key: str, *, endpoint: str) -> list[Fields]:
     return [Fields(row, endpoint=endpoint, where=f"{key}[{i}]") for i, row in enumerate(value)]
 
 
+def signed_change(change: int, sign: str) -> int:
+    """The change from the previous close, negative when ``sign`` (``prdy_vrss_sign``) says
+    the price fell; the REST answers and the realtime feed both use these sign codes."""
+    # Some feeds send the change unsigned and rely on the sign code; trust the sign code.
+    if sign in _FALLING_SIGNS and change > 0:
+        return -change
+    return change
+
+
 def quote(code: str, body: Body, *, endpoint: str) -> Quote:
     out = section(body, "output", endpoint=endpoint)
-    change = out.integer("prdy_vrss")
-    # Some feeds send the change unsigned and rely on the sign code; trust the sign code.
-    if out.text("prdy_vrss_sign") in _FALLING_SIGNS and change > 0:
-        change = -change
+    change = signed_change(out.integer("prdy_vrss"), out.text("prdy_vrss_sign"))
     return Quote(
         code=code,
         price=out.integer("stck_prpr"),

@@ -152,7 +152,8 @@ def settings_from_env(
         return model.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{prefix}{str(error['loc'][0]).upper()}: {error['msg']}"
+            # A check across fields (a model validator) has no single variable to name.
+            f"{prefix}{str(error['loc'][0]).upper() if error['loc'] else '*'}: {error['msg']}"
             for error in exc.errors(include_input=False, include_url=False)
         )
         raise SettingsError(

@@ -1,0 +1,613 @@
+"""``KisFeedClient``: live prices and order books from the KIS realtime server.
+
+One task holds one connection at a time and keeps it honest:
+
+- **Connect**: get an approval key (once; again only after the server refused it), open the
+  WebSocket, register every wanted code (H0STCNT0 trades, H0STASP0 books when asked).
+- **Read**: every record of every frame; echo each PINGPONG; answer nothing else.
+- **Stall**: neither data nor a heartbeat for ``stall_after_s`` → the connection is dropped.
+- **Reconnect**: any ending (close frame, reset, refused connect, failed handshake, stall, a
+  refused session) → wait a jittered, doubling delay → connect again → register everything
+  wanted (including what was asked while disconnected) → resync every code from REST,
+  since trades made while disconnected never arrive on the feed. The delay only starts
+  over once a connection has proved itself (an accepted subscription or data), so a server
+  that accepts connections and then refuses everything is not hammered.
+- **Gaps and duplicates** (``system.market.tape``): a duplicate or out-of-order trade is
+  dropped; a gap is kept and its code resynchronised from REST.
+- **Refused subscriptions** are counted and shown in ``status().detail``; they are asked
+  again on the next connection, never in a loop on the same one.
+
+Malformed messages are dropped and counted; nothing a server sends ends the task. All
+timing is on the event loop's clock, so the client runs on virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn, Self, TypeVar
+
+from system.broker.backoff import jittered_backoff
+from system.broker.clock import loop_time
+from system.broker.errors import BrokerError
+from system.broker.models import check_code
+from system.market.columns import BOOKS, TRADES
+from system.market.connection import Connect, Connection, connect_websocket
+from system.market.errors import (
+    FeedError,
+    FeedProtocolError,
+    FeedUnavailable,
+)
+from system.market.model import (
+    FeedState,
+    FeedStatus,
+    OrderBook,
+    PriceFeed,
+    PriceListener,
+    PriceUpdate,
+    StatusListener,
+)
+from system.market.protocol import (
+    ALREADY_SUBSCRIBED,
+    APPKEY_IN_USE,
+    NOT_SUBSCRIBED,
+    SUBSCRIBE,
+    SUBSCRIBED,
+    TOO_MANY_SUBSCRIPTIONS,
+    UNSUBSCRIBE,
+    UNSUBSCRIBED,
+    Ack,
+    DataFrame,
+    PingPong,
+    TrType,
+    parse_message,
+    subscribe_message,
+)
+from system.market.records import Trade, order_book, trade
+from system.market.resync import Resync
+from system.market.settings import FeedSettings
+from system.market.subscriptions import Registration, Subscriptions
+from system.market.tape import Tape
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The number the ``feed_state`` metric carries; higher is further from live data.
+FEED_STATE_CODES: dict[FeedState, int] = {
+    "live": 0,
+    "connecting": 1,
+    "reconnecting": 2,
+    "stalled": 3,
+    "stopped": 4,
+}
+
+# Returns a realtime approval key: ``KisClient.approval_key``.
+Approval = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class _Counters:
+    # Field names are metric names without their "feed_" prefix; see KisFeedClient.metrics.
+    frames: int = 0
+    records: int = 0
+    trades: int = 0
+    books: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    resyncs_stale: int = 0
+    resync_failures: int = 0
+    malformed_frames: int = 0
+    encrypted_frames: int = 0
+    pingpongs: int = 0
+    connect_attempts: int = 0
+    connect_failures: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    subscriptions_rejected: int = 0
+    sessions_refused: int = 0
+    listener_errors: int = 0
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every name ``KisFeedClient.metrics()`` reports, known without a running client."""
+    return (
+        *(f"feed_{field.name}" for field in dataclasses.fields(_Counters)),
+        "feed_subscriptions",
+        "feed_subscriptions_active",
+        "feed_state",
+    )
+
+
+class _Lost(Exception):
+    """Why a connection ended (or never opened): the reason goes into the status detail."""
+
+    def __init__(self, reason: str, *, stalled: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stalled = stalled
+
+
+class KisFeedClient:
+    """A ``PriceFeed`` on the KIS realtime WebSocket; see the module docstring.
+
+    - ``approval``: returns a realtime approval key (``KisClient.approval_key``).
+    - ``resync``: the REST price of a code (``quote_resync(TradingService.quote)``).
+    - ``connect``: opens a ``Connection`` to a URL; the test seam (default: websockets).
+    - ``rng``: jitters the reconnect delays; seed it to make a scenario repeatable.
+
+    Use ``async with`` (or ``start()`` and ``aclose()``).
+    """
+
+    def __init__(
+        self,
+        settings: FeedSettings,
+        *,
+        approval: Approval,
+        resync: Resync,
+        connect: Connect = connect_websocket,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._approval = approval
+        self._resync = resync
+        self._connect = connect
+        self._rng = rng or random.Random()
+        self._listeners: list[PriceListener] = []
+        self._status_listeners: list[StatusListener] = []
+        self._subscriptions = Subscriptions(settings.max_subscriptions)
+        self._notice = ""
+        self._prices: dict[str, PriceUpdate] = {}
+        self._books: dict[str, OrderBook] = {}
+        self._tape = Tape()
+        self._counts = _Counters()
+        self._state: FeedState = "stopped"
+        self._since = 0.0
+        self._detail = ""
+        self._published: FeedStatus | None = None
+        self._last_message_at: float | None = None
+        self._key: str | None = None
+        self._connection: Connection | None = None
+        self._session_key = ""
+        self._connected_at = 0.0
+        self._ever_live = False
+        self._attempt = 0
+        self._runner: asyncio.Task[None] | None = None
+        self._resyncs: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def start(self) -> None:
+        """Start connecting in the background (idempotent); needs a running event loop."""
+        if self._closed:
+            raise RuntimeError("this feed client was closed; create a new KisFeedClient")
+        if self._runner is not None:
+            return
+        self._set_state("connecting", "")
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name="kis-feed")
+
+    async def aclose(self) -> None:
+        """Stop every task of the client and close its connection (idempotent)."""
+        self._closed = True
+        tasks = [task for task in (self._runner, *self._resyncs.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runner = None
+        self._resyncs.clear()
+        if self._connection is not None:  # the runner closes it; this covers a runner never run
+            await self._close(self._connection)
+            self._connection = None
+        self._set_state("stopped", "closed")
+
+    # -- PriceFeed ------------------------------------------------------------------------
+
+    def add_listener(self, listener: PriceListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: PriceListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def add_status_listener(self, listener: StatusListener) -> None:
+        self._status_listeners.append(listener)
+
+    async def subscribe(self, code: str, *, book: bool | None = None) -> None:
+        """Receive ``code``'s trades, and its order book if ``book`` (default: the
+        ``books`` setting); idempotent. ``ValueError`` for a malformed code,
+        ``SubscriptionLimitExceeded`` beyond ``max_subscriptions`` registrations.
+
+        Returns once the request is sent (or queued for the next connection), without
+        waiting for the server's ack: a refusal shows in ``status()`` and the metrics.
+        """
+        check_code(code)
+        new = self._subscriptions.want(code, book=self.settings.books if book is None else book)
+        if new:
+            self._publish()
+            await self._send_all(new, SUBSCRIBE)
+
+    async def unsubscribe(self, code: str) -> None:
+        """Stop receiving ``code`` (trades and book) and forget its price; idempotent."""
+        dropped = self._subscriptions.drop(code)
+        if not dropped:
+            return
+        self._tape.forget(code)
+        self._prices.pop(code, None)
+        self._books.pop(code, None)
+        resync = self._resyncs.pop(code, None)
+        if resync is not None:
+            resync.cancel()
+        self._publish()
+        await self._send_all(dropped, UNSUBSCRIBE)
+
+    def latest(self, code: str) -> PriceUpdate | None:
+        return self._prices.get(code)
+
+    def book(self, code: str) -> OrderBook | None:
+        return self._books.get(code)
+
+    def status(self) -> FeedStatus:
+        details = [self._detail] if self._detail else []
+        details += self._subscriptions.refusals()
+        if self._notice:
+            details.append(self._notice)
+        return FeedStatus(
+            state=self._state,
+            since=self._since,
+            subscriptions=self._subscriptions.codes(),
+            reconnects=self._counts.reconnects,
+            last_message_at=self._last_message_at,
+            detail="; ".join(details),
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """Counters with stable names, for ``/metrics`` and scenario expectations.
+
+        - ``feed_frames``: data frames received (``feed_encrypted_frames`` of them encrypted,
+          which this client cannot read); ``feed_records``: records in the readable ones.
+        - ``feed_trades``: trades accepted and published; ``feed_books``: books accepted.
+        - ``feed_duplicates``: trades dropped as already seen or out of order;
+          ``feed_gaps``: trades after missed ones (each starts a resync unless one runs).
+        - ``feed_resyncs``: REST resyncs answered (``feed_resyncs_stale`` of them older than
+          what the feed had shown, so not published); ``feed_resync_failures``: failed ones.
+        - ``feed_malformed_frames``: server messages dropped as not matching the protocol.
+        - ``feed_pingpongs``: heartbeats echoed.
+        - ``feed_connect_attempts`` / ``feed_connect_failures``: connections tried / that
+          never opened; ``feed_reconnects``: connections opened after the first one;
+          ``feed_stalls``: connections dropped for silence.
+        - ``feed_subscriptions``: registrations wanted now (a code counts twice with its
+          book); ``feed_subscriptions_active``: of those, acknowledged on this connection;
+          ``feed_subscriptions_rejected``: error acks received;
+          ``feed_sessions_refused``: OPSP8996 (the appkey is in use by another session).
+        - ``feed_listener_errors``: listener calls that raised.
+        - ``feed_state``: 0 live, 1 connecting, 2 reconnecting, 3 stalled, 4 stopped.
+        """
+        values = {f"feed_{name}": float(n) for name, n in dataclasses.asdict(self._counts).items()}
+        values["feed_subscriptions"] = float(len(self._subscriptions))
+        values["feed_subscriptions_active"] = float(len(self._subscriptions.active))
+        values["feed_state"] = float(FEED_STATE_CODES[self._state])
+        return values
+
+    # -- the connection's life ------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._counts.connect_attempts += 1
+            try:
+                connection, key = await self._open()
+            except _Lost as lost:
+                self._counts.connect_failures += 1
+                await self._back_off(lost)
+                continue
+            resumed = self._ever_live
+            if resumed:
+                self._counts.reconnects += 1
+            self._ever_live = True
+            try:
+                ended = await self._serve(connection, key, resumed=resumed)
+            finally:
+                self._connection = None
+                await self._close(connection)
+            await self._back_off(ended)
+
+    async def _open(self) -> tuple[Connection, str]:
+        if self._key is None:
+            try:
+                self._key = await self._approval()
+            except Exception as error:
+                raise _Lost(f"no realtime approval key: {self._describe(error)}") from error
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout_s):
+                connection = await self._connect(self.settings.url)
+        except Exception as error:
+            raise _Lost(self._describe(error)) from error
+        return connection, self._key
+
+    async def _serve(self, connection: Connection, key: str, *, resumed: bool) -> _Lost:
+        """Register everything, then read until the connection ends; why it ended."""
+        self._connection, self._session_key = connection, key
+        registrations = self._subscriptions.new_connection()
+        self._notice = ""
+        self._connected_at = loop_time()
+        if resumed:
+            self._tape.resume()
+        self._set_state("live", "")
+        try:
+            await self._send_all(registrations, SUBSCRIBE, strict=True)
+            if resumed and self.settings.resync_on_reconnect:
+                for code in self._subscriptions.codes():
+                    self._start_resync(code)
+            await self._receive(connection)
+        except _Lost as lost:
+            return lost
+        except FeedUnavailable as error:
+            return _Lost(error.message)
+        except Exception as error:
+            # A bug here must not end the feed for good: replace the connection instead.
+            log.exception("realtime feed: unexpected error; replacing the connection")
+            return _Lost(f"unexpected {self._describe(error)}")
+
+    async def _receive(self, connection: Connection) -> NoReturn:
+        stall_after = self.settings.stall_after_s
+        while True:
+            heard = max(self._connected_at, self._last_message_at or self._connected_at)
+            try:
+                async with asyncio.timeout_at(heard + stall_after):
+                    text = await connection.recv()
+            except TimeoutError:
+                self._counts.stalls += 1
+                raise _Lost(
+                    f"stalled: neither data nor a heartbeat for {stall_after:.1f} s", stalled=True
+                ) from None
+            await self._handle(connection, text)
+
+    async def _back_off(self, lost: _Lost) -> None:
+        self._attempt += 1
+        delay = jittered_backoff(
+            self._attempt,
+            base_s=self.settings.backoff_base_s,
+            max_s=self.settings.backoff_max_s,
+            rng=self._rng,
+        )
+        state: FeedState = "reconnecting" if self._ever_live else "connecting"
+        self._set_state(
+            "stalled" if lost.stalled else state, f"{lost.reason}; retry in {delay:.1f} s"
+        )
+        await asyncio.sleep(delay)
+        if lost.stalled:
+            self._set_state(state, f"{lost.reason}; reconnecting")
+
+    async def _close(self, connection: Connection) -> None:
+        # A peer that stopped answering must not hold the client up: bounded, and whatever
+        # goes wrong while closing changes nothing.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.settings.connect_timeout_s):
+                await connection.close()
+
+    async def _send_all(
+        self, registrations: list[Registration], tr_type: TrType, *, strict: bool = False
+    ) -> None:
+        """Send ``tr_type`` for ``registrations`` on the current connection, if any.
+
+        Outside the connection's own task (``strict`` False) a broken connection is left to
+        that task, which notices it and registers everything again on the next connection.
+        """
+        connection = self._connection
+        subscriptions = self._subscriptions
+        for registration in registrations:
+            if connection is None or self._connection is not connection:
+                return
+            due = (
+                subscriptions.claim(registration)
+                if tr_type == SUBSCRIBE
+                else subscriptions.release(registration)
+            )
+            if not due:
+                continue
+            tr_id, code = registration
+            message = subscribe_message(
+                self._session_key, tr_id, code, tr_type=tr_type, custtype=self.settings.custtype
+            )
+            try:
+                await connection.send(message)
+            except FeedUnavailable:
+                if strict:
+                    raise
+                return
+
+    # -- what the server says -------------------------------------------------------------
+
+    async def _handle(self, connection: Connection, text: str) -> None:
+        try:
+            message = parse_message(text)
+            items = self._decode(message) if isinstance(message, DataFrame) else []
+        except FeedProtocolError:
+            self._counts.malformed_frames += 1
+            return
+        self._last_message_at = loop_time()
+        if isinstance(message, PingPong):
+            self._counts.pingpongs += 1
+            await connection.send(message.raw)
+        elif isinstance(message, Ack):
+            self._on_ack(message)
+        else:
+            self._on_frame(message, items)
+
+    def _decode(self, frame: DataFrame) -> list[Trade | OrderBook]:
+        # Every record is read before any is used: a frame counts whole or not at all.
+        if frame.encrypted:
+            return []
+        if frame.tr_id == TRADES:
+            return [trade(record) for record in frame.records]
+        now = loop_time()
+        return [order_book(record, at=now) for record in frame.records]
+
+    def _on_frame(self, frame: DataFrame, items: list[Trade | OrderBook]) -> None:
+        self._counts.frames += 1
+        if frame.encrypted:
+            self._counts.encrypted_frames += 1
+            return
+        self._counts.records += frame.count
+        for item in items:
+            if isinstance(item, Trade):
+                self._on_trade(item)
+            else:
+                self._on_book(item)
+
+    def _on_trade(self, item: Trade) -> None:
+        code = item.code
+        if not self._subscriptions.trades_wanted(code):
+            return  # sent before our unsubscribe reached the server
+        verdict = self._tape.check(code, volume=item.volume, accumulated=item.accumulated_volume)
+        if verdict == "duplicate":
+            self._counts.duplicates += 1
+            return
+        self._proved_healthy()
+        self._counts.trades += 1
+        update = PriceUpdate(
+            code=code,
+            price=item.price,
+            change=item.change,
+            change_rate=item.change_rate,
+            volume=item.accumulated_volume,
+            at=loop_time(),
+            source="feed",
+        )
+        self._prices[code] = update
+        self._notify(self._listeners, update)
+        if verdict == "gap":
+            self._counts.gaps += 1
+            self._start_resync(code)
+
+    def _on_book(self, item: OrderBook) -> None:
+        if (BOOKS, item.code) not in self._subscriptions:
+            return
+        self._proved_healthy()
+        self._counts.books += 1
+        self._books[item.code] = item
+
+    def _on_ack(self, ack: Ack) -> None:
+        if ack.msg_cd == APPKEY_IN_USE:
+            self._counts.sessions_refused += 1
+            raise _Lost(
+                f"the server refused the session: {ack.msg_cd} {ack.msg1} (KIS allows one "
+                "realtime session per appkey; another process is using it)"
+            )
+        if ack.msg_cd in (UNSUBSCRIBED, NOT_SUBSCRIBED):
+            return  # answers to unsubscribes: nothing is kept about those
+        registration = (ack.tr_id, ack.tr_key)
+        if ack.ok or ack.msg_cd in (SUBSCRIBED, ALREADY_SUBSCRIBED):
+            if self._subscriptions.acknowledged(registration):
+                self._proved_healthy()
+                self._publish()
+            return
+        self._counts.subscriptions_rejected += 1
+        why = f"{ack.msg_cd} {ack.msg1}".strip()
+        if ack.msg_cd != TOO_MANY_SUBSCRIPTIONS:
+            # Not the documented refusal of one registration: most likely the approval key
+            # itself (expired, or another appkey's), so the next connection gets a new one.
+            self._key = None
+        if not self._subscriptions.refuse(registration, why):
+            self._notice = f"the server answered {ack.tr_id or '?'} {ack.tr_key or '?'}: {why}"
+        self._publish()
+
+    def _proved_healthy(self) -> None:
+        # This connection works: the next loss starts the backoff from its base again.
+        self._attempt = 0
+
+    # -- REST resync ----------------------------------------------------------------------
+
+    def _start_resync(self, code: str) -> None:
+        if code in self._resyncs or not self._subscriptions.trades_wanted(code):
+            return  # one at a time per code: a burst of gaps needs one fresh quote
+        task = asyncio.get_running_loop().create_task(
+            self._resync_one(code), name=f"kis-feed-resync-{code}"
+        )
+        self._resyncs[code] = task
+        task.add_done_callback(partial(self._resync_done, code))
+
+    def _resync_done(self, code: str, task: asyncio.Task[None]) -> None:
+        if self._resyncs.get(code) is task:
+            del self._resyncs[code]
+
+    async def _resync_one(self, code: str) -> None:
+        try:
+            update = await self._resync(code)
+        except Exception:
+            # The quote source has its own retries; a failure waits for the next gap or
+            # reconnect rather than being retried here.
+            self._counts.resync_failures += 1
+            return
+        if not self._subscriptions.trades_wanted(code):
+            return
+        self._counts.resyncs += 1
+        current = self._prices.get(code)
+        if current is not None and current.volume > update.volume:
+            # The feed has shown trades this quote does not include: the quote is older news.
+            self._counts.resyncs_stale += 1
+            return
+        update = dataclasses.replace(update, code=code, source="rest")
+        self._prices[code] = update
+        self._notify(self._listeners, update)
+
+    # -- status and listeners -------------------------------------------------------------
+
+    def _set_state(self, state: FeedState, detail: str) -> None:
+        if state != self._state:
+            self._since = loop_time()
+        self._state, self._detail = state, detail
+        self._publish()
+
+    def _publish(self) -> None:
+        status = self.status()
+        # Listeners hear of changes, not of every message's arrival time.
+        comparable = dataclasses.replace(status, last_message_at=None)
+        if comparable == self._published:
+            return
+        self._published = comparable
+        self._notify(self._status_listeners, status)
+
+    def _notify(self, listeners: list[Callable[[T], None]], value: T) -> None:
+        for listener in list(listeners):
+            try:
+                listener(value)
+            except Exception:
+                # One broken consumer must not stop the feed or starve the others.
+                self._counts.listener_errors += 1
+                log.exception("realtime feed: listener %r failed", listener)
+
+    def _describe(self, error: BaseException) -> str:
+        if isinstance(error, FeedError | BrokerError):
+            return error.message
+        if isinstance(error, TimeoutError):
+            return f"no connection within {self.settings.connect_timeout_s:.1f} s"
+        if isinstance(error, OSError):
+            return f"{type(error).__name__}: {error}"
+        # Other errors' texts are not ours to vouch for (they could quote a credential).
+        return type(error).__name__
+
+
+if TYPE_CHECKING:
+    # mypy proves here that the client is a PriceFeed, before any consumer relies on it.
+    _implements: type[PriceFeed] = KisFeedClient

@@ -1,0 +1,190 @@
+"""The KIS realtime protocol without I/O: the messages a client sends, the events a server's
+messages mean.
+
+Everything here is a pure function of its arguments (the websockets library's sans-I/O
+idea), so the whole protocol is tested without a socket. The server sends two kinds of
+text message:
+
+- JSON control messages: subscription acks ``{"header": {tr_id, tr_key, encrypt},
+  "body": {rt_cd, msg_cd, msg1, output}}`` and the heartbeat ``{"header": {"tr_id":
+  "PINGPONG", "datetime": …}}``, which the client must send back verbatim.
+- Data frames ``flag|tr_id|count|data``: ``flag`` 0 plain or 1 encrypted, ``count`` records
+  of the tr_id's columns, all fields of all records joined by ``^``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from system.market.columns import ENCRYPTED_TR_IDS, RECORD_WIDTHS
+from system.market.errors import FieldCountMismatch, MalformedMessage, UnknownTrId
+
+HEARTBEAT = "PINGPONG"
+
+SUBSCRIBED = "OPSP0000"
+UNSUBSCRIBED = "OPSP0001"
+ALREADY_SUBSCRIBED = "OPSP0002"
+NOT_SUBSCRIBED = "OPSP0003"
+TOO_MANY_SUBSCRIPTIONS = "OPSP0008"
+APPKEY_IN_USE = "OPSP8996"
+
+TrType = Literal["1", "2"]
+SUBSCRIBE: TrType = "1"
+UNSUBSCRIBE: TrType = "2"
+
+# KIS pads the count to three digits; a frame claims at least one record.
+_COUNT = re.compile(r"^\d{1,3}$")
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The server's answer to a subscribe or unsubscribe message."""
+
+    tr_id: str
+    tr_key: str
+    rt_cd: str
+    msg_cd: str
+    msg1: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rt_cd == "0"
+
+
+@dataclass(frozen=True)
+class PingPong:
+    """The server's heartbeat; ``raw`` is exactly what must be sent back."""
+
+    raw: str
+    datetime: str
+
+
+@dataclass(frozen=True)
+class DataFrame:
+    """``count`` realtime records of ``tr_id``, each a tuple of its column values.
+
+    An encrypted frame's records cannot be read without the ack's AES key: ``records`` is
+    empty and ``payload`` holds the ciphertext.
+    """
+
+    encrypted: bool
+    tr_id: str
+    count: int
+    records: tuple[tuple[str, ...], ...]
+    payload: str = ""
+
+
+ServerMessage = Ack | PingPong | DataFrame
+
+
+def subscribe_message(
+    approval_key: str, tr_id: str, tr_key: str, *, tr_type: TrType = SUBSCRIBE, custtype: str = "P"
+) -> str:
+    """The JSON text that registers (``tr_type`` "1") or removes ("2") ``tr_id`` for
+    ``tr_key`` (a stock code). It carries the approval key: never log it."""
+    return json.dumps(
+        {
+            "header": {
+                "approval_key": approval_key,
+                "custtype": custtype,
+                "tr_type": tr_type,
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": tr_id, "tr_key": tr_key}},
+        },
+        separators=(",", ":"),
+    )
+
+
+def unsubscribe_message(approval_key: str, tr_id: str, tr_key: str, *, custtype: str = "P") -> str:
+    """``subscribe_message`` with ``tr_type`` "2"."""
+    return subscribe_message(approval_key, tr_id, tr_key, tr_type=UNSUBSCRIBE, custtype=custtype)
+
+
+def parse_message(text: str) -> ServerMessage:
+    """The event ``text`` (one server message) means; a ``FeedProtocolError`` if none.
+
+    Data frames are checked for shape only (``count`` × the tr_id's columns fields); their
+    values are read by ``system.market.records``.
+    """
+    if text[:1] in ("0", "1"):
+        return _frame(text)
+    if text.lstrip()[:1] == "{":
+        return _control(text)
+    raise MalformedMessage(
+        "neither a JSON control message nor a data frame (which starts with 0| or 1|)",
+        text=text,
+    )
+
+
+def _control(text: str) -> Ack | PingPong:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise MalformedMessage("not valid JSON (truncated?)", text=text) from None
+    header = message.get("header") if isinstance(message, dict) else None
+    if not isinstance(header, dict):
+        raise MalformedMessage('a control message without a "header" object', text=text)
+    tr_id = header.get("tr_id")
+    if not isinstance(tr_id, str):
+        raise MalformedMessage('the header has no "tr_id" string', text=text)
+    if tr_id == HEARTBEAT:
+        stamp = header.get("datetime", "")
+        return PingPong(raw=text, datetime=stamp if isinstance(stamp, str) else "")
+    body = message.get("body")
+    if not isinstance(body, dict):
+        raise MalformedMessage(f'the {tr_id} ack has no "body" object', text=text)
+    return Ack(
+        tr_id=tr_id,
+        tr_key=_text(header, "tr_key", text, required=False),
+        rt_cd=_text(body, "rt_cd", text),
+        msg_cd=_text(body, "msg_cd", text),
+        msg1=_text(body, "msg1", text, required=False),
+    )
+
+
+def _text(section: Mapping[str, object], key: str, text: str, *, required: bool = True) -> str:
+    value = section.get(key)
+    if isinstance(value, str):
+        return value
+    if value is None and not required:
+        return ""
+    raise MalformedMessage(f'the ack\'s "{key}" is missing or not a string', text=text)
+
+
+def _frame(text: str) -> DataFrame:
+    parts = text.split("|", 3)
+    if len(parts) != 4:
+        raise MalformedMessage(
+            f"a data frame needs 4 parts flag|tr_id|count|data, got {len(parts)}", text=text
+        )
+    flag, tr_id, count_text, payload = parts
+    if flag not in ("0", "1"):
+        raise MalformedMessage(f"the encryption flag must be 0 or 1, got {flag!r}", text=text)
+    if not _COUNT.match(count_text) or int(count_text) == 0:
+        raise MalformedMessage(
+            f"the record count must be 1 to 999 (three digits), got {count_text!r}", text=text
+        )
+    count = int(count_text)
+    if flag == "1":
+        if tr_id not in ENCRYPTED_TR_IDS and tr_id not in RECORD_WIDTHS:
+            raise UnknownTrId(f"encrypted frame of unknown tr_id {tr_id!r}", text=text)
+        return DataFrame(encrypted=True, tr_id=tr_id, count=count, records=(), payload=payload)
+    widths = RECORD_WIDTHS.get(tr_id)
+    if widths is None:
+        known = ", ".join(sorted(RECORD_WIDTHS))
+        raise UnknownTrId(f"tr_id {tr_id!r} is none this client reads ({known})", text=text)
+    fields = payload.split("^")
+    width = next((w for w in widths if w * count == len(fields)), None)
+    if width is None:
+        expected = " or ".join(str(w * count) for w in widths)
+        raise FieldCountMismatch(
+            f"{count} {tr_id} record(s) need {expected} fields, the frame holds {len(fields)}",
+            text=text,
+        )
+    records = tuple(tuple(fields[i : i + width]) for i in range(0, len(fields), width))
+    return DataFrame(encrypted=False, tr_id=tr_id, count=count, records=records)
