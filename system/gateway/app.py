@@ -1,0 +1,263 @@
+"""The gateway app: ``/ws`` for live prices and signals, ``/health``, ``/metrics``, the page.
+
+``create_gateway(service, feed, settings)`` wires the parts around a ``TradingService``
+(or anything with its ``quote``/``health``/``metrics``) and a ``PriceFeed``. The caller
+owns both: the gateway neither starts nor closes them. Its own background work —
+heartbeats, feed subscriptions, the REST fallback — runs in the app's lifespan, so serve it
+with a server that runs lifespans (``system.gateway.server.serve`` does).
+
+``Gateway.of(app)`` reaches the parts of a created app; the trading core publishes signals
+with ``Gateway.of(app).signals.publish(signal)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, WebSocket
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from system.broker.clock import loop_time
+from system.dashboard import assets
+from system.gateway.connections import GOING_AWAY, ConnectionManager
+from system.gateway.dispatch import MessageDispatcher
+from system.gateway.health import BrokerService, GatewayHealth, feed_health, gateway_health
+from system.gateway.heartbeat import HeartbeatManager
+from system.gateway.metrics import build_registry, render
+from system.gateway.prices import PriceUpdateBroadcaster
+from system.gateway.protocol import error
+from system.gateway.server import ABORT_KEY
+from system.gateway.settings import GatewaySettings
+from system.gateway.signals import SignalBroadcaster
+from system.market.model import PriceFeed
+
+log = logging.getLogger(__name__)
+
+# The page loads only its own files and talks only to its own origin.
+_CSP = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class Gateway:
+    """The parts of one gateway app, and their life (``start``/``stop``)."""
+
+    def __init__(
+        self, service: BrokerService, feed: PriceFeed, settings: GatewaySettings | None = None
+    ) -> None:
+        self.service = service
+        self.feed = feed
+        self.settings = settings = settings or GatewaySettings()
+        self.manager = ConnectionManager(
+            queue_size=settings.client_queue_size,
+            saturation_close_s=settings.saturation_close_s,
+            close_timeout_s=settings.close_timeout_s,
+        )
+        self.heartbeat = HeartbeatManager(
+            self.manager,
+            interval_s=settings.heartbeat_interval_s,
+            timeout_s=settings.pong_timeout_s,
+        )
+        self.prices = PriceUpdateBroadcaster(
+            self.manager,
+            feed,
+            service,
+            fallback_interval_s=settings.rest_fallback_interval_s,
+            quote_timeout_s=settings.rest_quote_timeout_s,
+        )
+        self.signals = SignalBroadcaster(self.manager, history=settings.signal_history)
+        self.dispatcher = MessageDispatcher(
+            self.manager,
+            self.heartbeat,
+            self.prices,
+            self.signals,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        self.registry = build_registry(self)
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self.running = False
+        self.app = self._build_app()
+
+    @staticmethod
+    def of(app: FastAPI) -> Gateway:
+        """The ``Gateway`` behind an app made by ``create_gateway``."""
+        gateway = getattr(app.state, "gateway", None)
+        if not isinstance(gateway, Gateway):
+            raise LookupError("this app was not made by create_gateway(); it has no Gateway")
+        return gateway
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self.prices.start()
+        self._heartbeat_task = asyncio.get_running_loop().create_task(
+            self.heartbeat.run(), name="gateway heartbeat"
+        )
+        self.running = True
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        await self.manager.close_all(GOING_AWAY, "gateway shutting down")
+        await self.prices.stop()
+
+    def health(self) -> GatewayHealth:
+        """The verdict of ``GET /health``; the rules are in ``system.gateway.health``."""
+        tasks = [*self.prices.tasks, self._heartbeat_task]
+        stopped = tuple(t.get_name() for t in tasks if t is not None and t.done())
+        status = self.feed.status()
+        return GatewayHealth(
+            broker=self.service.health(),
+            feed=feed_health(
+                status,
+                loop_time(),
+                refused=self.prices.refused,
+                fallback_interval_s=self.settings.rest_fallback_interval_s,
+            ),
+            gateway=gateway_health(running=self.running, stopped_tasks=stopped),
+            feed_status=status,
+            connections=len(self.manager),
+        )
+
+    # -- HTTP and WebSocket ---------------------------------------------------------------
+
+    def _build_app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(
+            title="Squall gateway",
+            lifespan=lifespan,
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+        )
+        app.state.gateway = self
+        app.add_api_route("/health", self._health, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
+        app.add_api_websocket_route("/ws", self._websocket)
+        for path, asset in assets().items():
+            app.add_route(path, _asset_route(asset.body, asset.media_type), include_in_schema=False)
+        return app
+
+    async def _health(self) -> JSONResponse:
+        verdict = self.health()
+        return JSONResponse(verdict.to_json(), status_code=verdict.http_status)
+
+    async def _metrics(self) -> Response:
+        return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def _websocket(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        host = websocket.headers.get("host", "")
+        if not origin_allowed(origin, host, self.settings.allowed_origins):
+            await _deny(
+                websocket,
+                f"origin {origin} may not open /ws on this gateway: serve the page from the "
+                "gateway itself, or add the origin to SQUALL_GATEWAY_ALLOWED_ORIGINS "
+                "(comma-separated)",
+            )
+            return
+        await websocket.accept()
+        client_id = self.manager.connect(
+            _AsgiSocket(websocket),
+            {"heartbeat_interval_s": self.settings.heartbeat_interval_s},
+        )
+        self.manager.send(client_id, self.prices.status_message(), key="feed_status")
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    self.manager.send(
+                        client_id,
+                        error(
+                            "malformed_json",
+                            "binary message ignored: send JSON as a text message, e.g. "
+                            '{"type":"subscribe","ticker":"005930"}',
+                        ),
+                    )
+                    continue
+                self.dispatcher.handle(client_id, text)
+        finally:
+            self.manager.disconnect(client_id)
+
+
+def create_gateway(
+    service: BrokerService, feed: PriceFeed, settings: GatewaySettings | None = None
+) -> FastAPI:
+    """The gateway's ASGI app around ``service`` and ``feed`` (see the module docstring)."""
+    return Gateway(service, feed, settings).app
+
+
+def origin_allowed(origin: str | None, host: str, allowed: Iterable[str]) -> bool:
+    """Whether a WebSocket handshake from ``origin`` may proceed.
+
+    Browsers always send Origin, and any page may try to open a socket to a gateway on the
+    user's machine (cross-site WebSocket hijacking); other clients send none. Allowed: no
+    Origin, the gateway's own origin (its host), or one of ``allowed`` (``"*"``: any).
+    """
+    if origin is None:
+        return True
+    allowed = set(allowed)
+    if "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower() != ""
+
+
+async def _deny(websocket: WebSocket, reason: str) -> None:
+    log.warning("gateway: refused a WebSocket: %s", reason)
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(PlainTextResponse(reason, status_code=403))
+    else:
+        await websocket.close(code=1008, reason=reason[:123])
+
+
+class _AsgiSocket:
+    """A starlette ``WebSocket`` as the ``ClientSocket`` the manager drives."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def send_text(self, data: str) -> None:
+        await self.websocket.send_text(data)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        await self.websocket.close(code, reason)
+
+    def abort(self) -> None:
+        # Only servers run by system.gateway.server offer it; elsewhere the server's own
+        # timeouts end the connection.
+        extension: Any = self.websocket.scope.get("extensions", {}).get(ABORT_KEY)
+        if extension is not None:
+            extension["abort"]()
+
+
+def _asset_route(body: bytes, media_type: str) -> Callable[[Request], Awaitable[Response]]:
+    async def asset(_: Request) -> Response:
+        return Response(
+            body,
+            media_type=media_type,
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": _CSP},
+        )
+
+    return asset

@@ -1,0 +1,100 @@
+"""``GET /health``: the broker's, the feed's and the gateway's own state, and one verdict.
+
+Each part is healthy, degraded or unhealthy (``system.health.Health``); the verdict is the
+worst of the three, and the HTTP status follows it: **200** for healthy and degraded (the
+gateway serves; look at ``reasons``), **503** for unhealthy (take it out of rotation).
+
+- **broker** — ``TradingService.health()``, as the service judges it (``system.health``).
+- **feed** — healthy while ``live``. Any other state (connecting, stalled, reconnecting,
+  stopped) and a ticker the feed refused are *degraded*, never unhealthy: prices keep
+  flowing from REST quotes, marked stale.
+- **gateway** — unhealthy when its background tasks (heartbeats, feed sync, REST
+  fallback) are not running; otherwise healthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from system.gateway.prices import QuoteSource
+from system.health import HEALTH_CODES, Health, HealthState
+from system.market.model import FeedStatus
+
+
+class BrokerService(QuoteSource, Protocol):
+    """What the gateway needs of ``TradingService``: quotes, health and metrics."""
+
+    def health(self) -> Health: ...
+
+    def metrics(self) -> dict[str, float]: ...
+
+
+def feed_health(
+    status: FeedStatus, now: float, *, refused: Mapping[str, str], fallback_interval_s: float
+) -> Health:
+    """The feed's part of the verdict (see the module docstring)."""
+    reasons: list[str] = []
+    if status.state != "live":
+        detail = f" ({status.detail})" if status.detail else ""
+        reasons.append(
+            f"realtime feed {status.state} for {now - status.since:.1f} s{detail}; prices "
+            f"come from REST quotes every {fallback_interval_s:g} s, marked stale"
+        )
+    for code, why in sorted(refused.items()):
+        reasons.append(f"the feed refused {code} ({why}); its prices come from REST quotes")
+    return Health("degraded", tuple(reasons)) if reasons else Health("healthy")
+
+
+def gateway_health(*, running: bool, stopped_tasks: tuple[str, ...]) -> Health:
+    if not running:
+        return Health("unhealthy", ("the gateway is not started (or already stopped)",))
+    if stopped_tasks:
+        return Health(
+            "unhealthy",
+            (f"gateway background task(s) stopped: {', '.join(stopped_tasks)}; restart it",),
+        )
+    return Health("healthy")
+
+
+@dataclass(frozen=True)
+class GatewayHealth:
+    broker: Health
+    feed: Health
+    gateway: Health
+    feed_status: FeedStatus
+    connections: int
+
+    @property
+    def state(self) -> HealthState:
+        return max(
+            (self.broker.state, self.feed.state, self.gateway.state),
+            key=HEALTH_CODES.__getitem__,
+        )
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.state == "unhealthy" else 200
+
+    def to_json(self) -> dict[str, Any]:
+        status = self.feed_status
+        return {
+            "state": self.state,
+            "reasons": [*self.gateway.reasons, *self.broker.reasons, *self.feed.reasons],
+            "gateway": {
+                "state": self.gateway.state,
+                "reasons": list(self.gateway.reasons),
+                "connections": self.connections,
+            },
+            "broker": {"state": self.broker.state, "reasons": list(self.broker.reasons)},
+            "feed": {
+                "state": self.feed.state,
+                "reasons": list(self.feed.reasons),
+                "feed_state": status.state,
+                "since": status.since,
+                "reconnects": status.reconnects,
+                "subscriptions": list(status.subscriptions),
+                "last_message_at": status.last_message_at,
+            },
+        }

@@ -1,0 +1,115 @@
+"""The gateway's knobs: heartbeats, per-client queues, message limits, the REST fallback.
+
+Frozen like the other settings of the system; ``GatewaySettings.from_env`` reads
+``SQUALL_GATEWAY_*`` (``SQUALL_GATEWAY_ALLOWED_ORIGINS`` is comma-separated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from system.broker.settings import settings_from_env
+
+
+class GatewaySettings(BaseModel):
+    """How the gateway treats its WebSocket clients and where its prices come from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heartbeat_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        description='Seconds between {"type":"ping"} messages to every client.',
+    )
+    pong_timeout_s: float = Field(
+        default=45.0,
+        gt=0,
+        description="A client that has not answered a ping (nor connected) for this long is "
+        "closed with code 1011 and forgotten. Must exceed heartbeat_interval_s.",
+    )
+    client_queue_size: int = Field(
+        default=256,
+        ge=1,
+        description="Messages waiting for one client at most; see ConnectionManager for what "
+        "happens beyond (coalescing, then dropping the oldest).",
+    )
+    saturation_close_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A client whose queue keeps overflowing this long without catching up is "
+        "closed with code 1013 (try again later).",
+    )
+    close_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a close initiated by the gateway may take before the connection "
+        "is aborted (a client that never reads cannot receive a close frame).",
+    )
+    max_message_bytes: int = Field(
+        default=4096,
+        ge=64,
+        description="Client messages longer than this (UTF-8 bytes) are answered with an error "
+        "and ignored; the connection stays open.",
+    )
+    rest_fallback_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="While the realtime feed is not live, subscribed tickers are quoted over "
+        "REST this often and sent marked stale.",
+    )
+    rest_quote_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="The longest one fallback quote may take; the round gives up on it then.",
+    )
+    signal_history: int = Field(
+        default=20,
+        ge=0,
+        description='The most recent signals replayed to a client subscribing to "signals".',
+    )
+    allowed_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Browser origins (e.g. https://desk.example.com) besides the gateway's own "
+        "that may open /ws; '*' allows any. Clients sending no Origin (not browsers) are "
+        "always allowed.",
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # The environment can only say "a,b"; a list in code is taken as it is.
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value
+
+    # A field validator, not a model one: its error then names the field, and so the
+    # environment variable settings_from_env reports.
+    @field_validator("pong_timeout_s")
+    @classmethod
+    def _check_pong_timeout(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("heartbeat_interval_s")
+        if interval is not None and value <= interval:
+            raise ValueError(
+                f"must exceed heartbeat_interval_s ({interval}), or clients are closed before "
+                "they can answer a ping; three intervals is a good timeout"
+            )
+        return value
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "SQUALL_GATEWAY_", environ: Mapping[str, str] | None = None
+    ) -> GatewaySettings:
+        """Read ``{prefix}{FIELD}`` variables (upper case), e.g. ``SQUALL_GATEWAY_PONG_TIMEOUT_S``.
+
+        Every field has a default; errors name the variable (``SettingsError``).
+        """
+        return settings_from_env(
+            cls,
+            prefix,
+            environ,
+            purpose="the gateway",
+            example=f"{prefix}HEARTBEAT_INTERVAL_S=15, "
+            f"{prefix}ALLOWED_ORIGINS=https://desk.example.com",
+        )
