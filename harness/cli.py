@@ -20,6 +20,7 @@ from rich.console import Console
 
 from harness.clock import ClockKind
 from mocks.server import PortInUse
+from system.gateway.server import PortInUse as GatewayPortInUse
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -98,10 +99,139 @@ def mock_broker(
     _serve_until_interrupted(main())
 
 
+@mock_app.command("feed")
+def mock_feed(
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 21000,
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
+        "127.0.0.1"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the market (the broker's, to agree).")] = 0,
+    ping_interval: Annotated[
+        float, typer.Option(help="Seconds between PINGPONG heartbeats (KIS: about 100).")
+    ] = 100.0,
+    records_per_frame: Annotated[
+        int, typer.Option(help="Records per data frame (KIS sends up to a few dozen).")
+    ] = 1,
+) -> None:
+    """Serve a simulated KIS realtime feed (WebSocket at /tryitout) until Ctrl-C.
+
+    On its own it accepts any UUID-shaped approval key, each key its own app; `squall up`
+    runs it beside the mock broker, where only keys the broker issued open a session. The
+    control plane (feed faults, journal, connections) is under /_squall, as the broker's.
+    """
+    from mocks.feed import FeedConfig, serve_feed
+
+    try:
+        config = FeedConfig(
+            seed=seed, ping_interval_s=ping_interval, records_per_frame=records_per_frame
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] invalid feed settings: {exc}")
+        raise typer.Exit(2) from None
+    token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
+
+    async def main() -> None:
+        async with serve_feed(config, host=host, port=port, control_token=token) as server:
+            err.print(
+                f"Squall mock KIS realtime feed (seed {seed}) — control plane at "
+                f"{server.url}/_squall"
+                + (" (control token required)" if token else " (loopback only)")
+                + "; Ctrl-C stops it"
+            )
+            print(f"{server.ws_url}/tryitout", flush=True)
+            await asyncio.Event().wait()
+
+    _serve_until_interrupted(main())
+
+
+@app.command("system")
+def system_command(
+    port: Annotated[int, typer.Option(help="TCP port of the gateway; 0 picks a free one.")] = (
+        8080
+    ),
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
+        "127.0.0.1"
+    ),
+) -> None:
+    """Serve the trading system: its gateway (/ws, /health, /metrics) and the dashboard.
+
+    Configured from the environment: SQUALL_KIS_* (broker URL, appkey, appsecret, account),
+    SQUALL_FEED_URL (the realtime server), and optionally SQUALL_SERVICE_* and
+    SQUALL_GATEWAY_*. `squall up` starts it against the mocks with all of that filled in.
+    """
+    from system.app import SystemSettings, running_system
+    from system.broker import SettingsError
+    from system.gateway import serve as serve_gateway
+
+    try:
+        settings = SystemSettings.from_env()
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        async with (
+            running_system(settings) as system,
+            serve_gateway(system.app, host, port) as server,
+        ):
+            err.print(f"Squall trading system — dashboard at {server.url}/; Ctrl-C stops it")
+            print(server.url, flush=True)
+            await asyncio.Event().wait()
+
+    _serve_until_interrupted(main())
+
+
+@app.command("up")
+def up_command(
+    port: Annotated[
+        int, typer.Option(help="TCP port of the system's gateway and dashboard; 0: any free.")
+    ] = 8080,
+    broker_port: Annotated[int, typer.Option(help="Mock broker's port; 0 picks a free one.")] = 0,
+    feed_port: Annotated[int, typer.Option(help="Mock feed's port; 0 picks a free one.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 0,
+) -> None:
+    """Start the mock broker, the mock feed and the system against them; print the URLs.
+
+    For trying Squall by hand: open the dashboard, subscribe a ticker (005930), then inject
+    faults through the mocks' control planes (`curl -X POST .../_squall/faults`) and watch
+    the page go stale and recover. Everything listens on loopback; Ctrl-C stops it all.
+    """
+    from harness.stack import system_settings
+    from mocks.broker import BrokerConfig
+    from mocks.world import serve_world
+    from system.app import running_system
+    from system.gateway import serve as serve_gateway
+
+    async def main() -> None:
+        async with (
+            serve_world(
+                BrokerConfig(seed=seed), broker_port=broker_port, feed_port=feed_port
+            ) as world,
+            running_system(system_settings(world)) as system,
+            serve_gateway(system.app, "127.0.0.1", port) as gateway,
+        ):
+            lines = [
+                ("dashboard", f"{gateway.url}/"),
+                ("gateway WebSocket", gateway.ws_url),
+                ("health", f"{gateway.url}/health"),
+                ("metrics", f"{gateway.url}/metrics"),
+                ("mock broker (KIS REST)", world.broker.url),
+                ("mock broker control plane", f"{world.broker.url}/_squall/docs"),
+                ("mock feed (KIS realtime)", world.feed_url),
+                ("mock feed control plane", f"{world.feed.url}/_squall/docs"),
+            ]
+            for name, url in lines:
+                print(f"{name:<27} {url}", flush=True)
+            err.print(f"Squall is up (seed {seed}); Ctrl-C stops everything")
+            await asyncio.Event().wait()
+
+    _serve_until_interrupted(main())
+
+
 def _serve_until_interrupted(main: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(main)
-    except PortInUse as exc:
+    except (PortInUse, GatewayPortInUse) as exc:
         err.print(f"[red]error:[/red] {exc.strerror}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:

@@ -18,10 +18,15 @@ from pydantic import ValidationError
 
 from harness.scenario.model import Scenario
 from mocks.broker import BrokerConfig, create_app
+from mocks.broker.config import Profile
 from mocks.clock import KST
 from mocks.control_client import BrokerControl
 from mocks.server import serve
+from mocks.world import World
+from system.app import SystemSettings
 from system.broker import KisClient, KisSettings
+from system.gateway import GatewaySettings
+from system.market import FeedSettings
 from system.service import ServiceSettings, TradingService
 
 # Well-formed credentials for the mock: it checks their lengths (36 and 180), nothing more.
@@ -83,6 +88,34 @@ def _client_values(
         "profile": scenario.broker.profile,
         **overrides,
     }
+
+
+def system_settings(
+    world: World,
+    *,
+    profile: Profile = "real",
+    client: Mapping[str, Any] | None = None,
+    service: Mapping[str, Any] | None = None,
+    feed: Mapping[str, Any] | None = None,
+    gateway: Mapping[str, Any] | None = None,
+) -> SystemSettings:
+    """The whole system's settings pointed at ``world`` (the mock broker and feed), as the
+    stack's app: each mapping overrides that part's policy fields (never where it connects
+    or as whom). Raises pydantic's ``ValidationError`` for a bad override."""
+    client_values = {
+        **dict(client or {}),
+        "base_url": world.broker.url,
+        "appkey": APPKEY,
+        "appsecret": APPSECRET,
+        "account": ACCOUNT,
+        "profile": profile,
+    }
+    return SystemSettings(
+        kis=KisSettings.model_validate(client_values),
+        service=ServiceSettings.model_validate(dict(service or {})),
+        feed=FeedSettings.model_validate({**dict(feed or {}), "url": world.feed_url}),
+        gateway=GatewaySettings.model_validate(dict(gateway or {})),
+    )
 
 
 def session_open_today() -> datetime:

@@ -1,18 +1,32 @@
-"""Where the system is wired: settings from the environment → KIS client → trading service.
+"""Where the system is wired: settings → KIS client → trading service → feed client → gateway.
 
-This is the one place that builds the system; everything else receives its parts. Today it
-builds the service only: there is no HTTP app yet (the FastAPI gateway with ``/health`` and
-``/metrics`` comes later and will be wired here too, around the same ``TradingService``).
+This is the one place that builds the system; everything else receives its parts.
 
-Environment: ``SQUALL_KIS_*`` (``KisSettings``: base URL, credentials, account, budgets) and
-``SQUALL_SERVICE_*`` (``ServiceSettings``: deadlines, retry and reconciliation policy).
+- ``build_service(environ)``: the trading service alone (the REST side).
+- ``SystemSettings.from_env(environ)``: every setting of the whole system, read (and
+  checked) before anything is built.
+- ``running_system(settings)``: the trading service, the realtime feed client and the
+  gateway app around them, closed in reverse order on exit. Serve ``system.app`` with
+  ``system.gateway.serve``; ``squall system`` and ``squall up`` do exactly that.
+
+Environment: ``SQUALL_KIS_*`` (``KisSettings``: base URL, credentials, account, budgets),
+``SQUALL_SERVICE_*`` (``ServiceSettings``: deadlines, retry and reconciliation policy),
+``SQUALL_FEED_*`` (``FeedSettings``: the realtime server's URL, stall window, backoff) and
+``SQUALL_GATEWAY_*`` (``GatewaySettings``: heartbeats, client queues, REST fallback).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from fastapi import FastAPI
 
 from system.broker import KisClient, KisSettings
+from system.gateway import GatewaySettings, create_gateway
+from system.market import FeedSettings, KisFeedClient, quote_resync
 from system.service import ServiceSettings, TradingService
 
 
@@ -26,3 +40,58 @@ def build_service(environ: Mapping[str, str] | None = None) -> TradingService:
     kis = KisSettings.from_env(environ=environ)
     policy = ServiceSettings.from_env(environ=environ)
     return TradingService(KisClient(kis), policy)
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    """Everything the running system is configured with."""
+
+    kis: KisSettings
+    service: ServiceSettings
+    feed: FeedSettings
+    gateway: GatewaySettings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemSettings:
+        """Read all four prefixes; ``SettingsError`` names the variables at fault."""
+        return cls(
+            kis=KisSettings.from_env(environ=environ),
+            service=ServiceSettings.from_env(environ=environ),
+            feed=FeedSettings.from_env(environ=environ),
+            gateway=GatewaySettings.from_env(environ=environ),
+        )
+
+
+@dataclass(frozen=True)
+class System:
+    """The running system's parts. ``app`` is the gateway: ``/ws``, ``/health``,
+    ``/metrics`` and the dashboard; serve it with ``system.gateway.serve``."""
+
+    service: TradingService
+    feed: KisFeedClient
+    app: FastAPI
+
+
+@contextlib.asynccontextmanager
+async def running_system(
+    settings: SystemSettings, *, rng: random.Random | None = None
+) -> AsyncIterator[System]:
+    """The service, the feed client and the gateway app; closed in reverse order on exit.
+
+    ``rng`` seeds the client's retry jitter and the feed's reconnect jitter (a scenario
+    passes a seeded one so a run repeats); by default both are unseeded.
+    """
+    rng = rng or random.Random()
+    # Two streams drawn from one seed, so the feed's reconnects don't shift the REST
+    # client's retry jitter (or the other way round) when one of them changes.
+    client = KisClient(settings.kis, rng=random.Random(rng.random()))
+    feed_rng = random.Random(rng.random())
+    async with TradingService(client, settings.service) as service:
+        feed = KisFeedClient(
+            settings.feed,
+            approval=client.approval_key,
+            resync=quote_resync(service.quote),
+            rng=feed_rng,
+        )
+        async with feed:
+            yield System(service, feed, create_gateway(service, feed, settings.gateway))

@@ -1,0 +1,72 @@
+"""The simulated world in one process: the mock KIS broker and its realtime feed, together.
+
+Both draw prices from the same seeded market and start their wall clocks at the same
+instant, so a REST quote and the feed's frames agree; the feed opens sessions only for
+approval keys the broker issued (``/oauth2/Approval``), as KIS does. ``squall up``, the
+harness and the E2E tests all start the world through ``serve_world``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from mocks.broker import BrokerConfig, create_app
+from mocks.control_client import BrokerControl, FeedControl
+from mocks.feed import FeedConfig, create_feed_app, opening_bell
+from mocks.server import MockServer, serve
+
+
+@dataclass(frozen=True)
+class World:
+    """The running mocks: ``broker.url`` (REST, control plane under ``/_squall``) and
+    ``feed_url`` (the realtime WebSocket); clients of both control planes."""
+
+    broker: MockServer
+    feed: MockServer
+    broker_control: BrokerControl
+    feed_control: FeedControl
+
+    @property
+    def feed_url(self) -> str:
+        return self.feed.ws_url + "/tryitout"
+
+
+@contextlib.asynccontextmanager
+async def serve_world(
+    broker_config: BrokerConfig | None = None,
+    feed_config: FeedConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    broker_port: int = 0,
+    feed_port: int = 0,
+    wall_origin: datetime | None = None,
+    control_token: str | None = None,
+) -> AsyncIterator[World]:
+    """Serve the broker and the feed until the block exits; PortInUse before either starts
+    serving when a port is taken.
+
+    The feed's seed defaults to the broker's, so both show the same market; giving a
+    ``feed_config`` with another seed is allowed (a test of disagreement) but unusual.
+    ``wall_origin`` is both mocks' wall time at offset zero (default: 09:00 KST today, so
+    prices move as in a trading session whatever the hour).
+    """
+    broker_config = broker_config or BrokerConfig()
+    feed_config = feed_config or FeedConfig(seed=broker_config.seed)
+    origin = wall_origin or opening_bell()
+    broker_app = create_app(broker_config, control_token=control_token, wall_origin=origin)
+    feed_app = create_feed_app(
+        feed_config,
+        approvals=broker_app.state.broker.tokens.approvals,
+        wall_origin=origin,
+        control_token=control_token,
+    )
+    async with (
+        serve(broker_app, host, broker_port) as broker,
+        serve(feed_app, host, feed_port, ws_ping_interval=None) as feed,
+        BrokerControl(broker.url, token=control_token) as broker_control,
+        FeedControl(feed.url, token=control_token) as feed_control,
+    ):
+        yield World(broker, feed, broker_control, feed_control)
