@@ -172,7 +172,9 @@ def system_command(
     async def main() -> None:
         async with (
             running_system(settings) as system,
-            serve_gateway(system.app, host, port) as server,
+            serve_gateway(
+                system.app, host, port, send_buffer_bytes=settings.gateway.send_buffer_bytes
+            ) as server,
         ):
             err.print(f"Squall trading system — dashboard at {server.url}/; Ctrl-C stops it")
             print(server.url, flush=True)

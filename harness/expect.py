@@ -16,8 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.result import Check, CheckKind, HealthSample, SystemCall
-from harness.scenario.model import BrokerRequests, Expectation, Scenario, Step, SystemCalls
-from mocks.journal import Entry
+from harness.scenario.model import (
+    BrokerRequests,
+    Expectation,
+    FeedEvents,
+    Scenario,
+    Step,
+    SystemCalls,
+    Ticks,
+)
+from harness.watchers import TickSeen
+from mocks.journal import Entry, FeedEntry
 
 TOKEN_PATHS = ("/oauth2/tokenP",)
 
@@ -38,6 +47,8 @@ class Evidence:
     calls: list[SystemCall]
     samples: list[Sample]
     final_metrics: dict[str, float] = field(default_factory=dict)
+    feed_journal: list[FeedEntry] = field(default_factory=list)
+    ticks: list[TickSeen] = field(default_factory=list)
 
 
 def check_all(scenario: Scenario, evidence: Evidence) -> list[Check]:
@@ -80,12 +91,14 @@ def check(
     measure = expectation.measure
     if measure == "health":
         passed, observed = _health(expectation, evidence, start, end)
-    elif measure in ("broker_requests", "token_issuances", "system_calls"):
+    elif measure in _COUNTS:
         passed, observed = _count(expectation, _event_times(expectation, evidence), start, end)
     elif measure == "success_ratio":
         passed, observed = _ratio(expectation, evidence, start, end)
     elif measure == "latency":
         passed, observed = _latency(expectation, evidence, start, end)
+    elif measure == "tick_lag":
+        passed, observed = _tick_lag(expectation, evidence, start, end)
     else:
         passed, observed = _metric(expectation, evidence, end)
     return Check(description, passed, observed, kind)
@@ -107,6 +120,10 @@ def describe(expectation: Expectation) -> str:
         subject = f"{measure.replace('_', ' ')}" + (f" [{shown}]" if shown else "")
         if measure == "latency":
             subject = f"{_rank(expectation)} latency of system calls" + (
+                f" [{shown}]" if shown else ""
+            )
+        elif measure == "tick_lag":
+            subject = f"{_rank(expectation)} lag of price updates" + (
                 f" [{shown}]" if shown else ""
             )
     bounds = [
@@ -179,6 +196,25 @@ def call_matches(selector: SystemCalls, call: SystemCall) -> bool:
     return selector.outcome == call.outcome
 
 
+def feed_matches(selector: FeedEvents, entry: FeedEntry) -> bool:
+    fields = selector.model_dump(exclude_none=True)
+    for key, wanted in fields.items():
+        value = getattr(entry, key)
+        if key == "tr_id":
+            if (value or "").upper() != str(wanted).upper():
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+def tick_matches(selector: Ticks, tick: TickSeen) -> bool:
+    return all(
+        getattr(tick, key) == wanted
+        for key, wanted in selector.model_dump(exclude_none=True).items()
+    )
+
+
 def is_token_issuance(entry: Entry) -> bool:
     return entry.path in TOKEN_PATHS and bool(entry.ok)
 
@@ -189,8 +225,16 @@ def _event_times(expectation: Expectation, evidence: Evidence) -> list[float]:
         return [e.at for e in evidence.journal if broker_matches(selector, e)]
     if expectation.token_issuances is not None:
         return [e.at for e in evidence.journal if is_token_issuance(e)]
+    if expectation.feed_events is not None:
+        events = expectation.feed_events
+        return [e.at for e in evidence.feed_journal if feed_matches(events, e)]
+    if expectation.ticks is not None:
+        return [t.at for t in evidence.ticks if tick_matches(expectation.ticks, t)]
     assert expectation.system_calls is not None
     return [c.at for c in evidence.calls if call_matches(expectation.system_calls, c)]
+
+
+_COUNTS = ("broker_requests", "token_issuances", "system_calls", "feed_events", "ticks")
 
 
 # --- measures ------------------------------------------------------------------------------
@@ -307,15 +351,34 @@ def _latency(
     if not calls:
         return False, f"no system calls in {start:g}–{end:g} s to time"
     latencies = sorted(math.inf if c.latency is None else c.latency for c in calls)
-    rank = expectation.percentile or 100.0
-    index = max(0, math.ceil(rank / 100 * len(latencies)) - 1)
-    value = latencies[index]
+    value = _ranked(expectation, latencies)
     unfinished = sum(1 for c in calls if c.latency is None)
     shown = "unfinished" if math.isinf(value) else f"{value:.2f} s"
     extra = f" ({unfinished} of {len(calls)} calls unfinished)" if unfinished else ""
     return _bounded(
         expectation, value
     ), f"{_rank(expectation)} {shown} over {len(calls)} calls{extra}"
+
+
+def _tick_lag(
+    expectation: Expectation, evidence: Evidence, start: float, end: float
+) -> tuple[bool, str]:
+    assert expectation.tick_lag is not None
+    selector = expectation.tick_lag
+    lags = sorted(
+        t.lag for t in evidence.ticks if start <= t.at < end and tick_matches(selector, t)
+    )
+    if not lags:
+        return False, f"no price updates received in {start:g}–{end:g} s to time"
+    value = _ranked(expectation, lags)
+    return _bounded(expectation, value), (
+        f"{_rank(expectation)} {value:.3f} s over {len(lags)} price updates"
+    )
+
+
+def _ranked(expectation: Expectation, ordered: Sequence[float]) -> float:
+    rank = expectation.percentile or 100.0
+    return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
 
 
 def _metric(expectation: Expectation, evidence: Evidence, end: float) -> tuple[bool, str]:

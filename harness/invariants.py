@@ -1,4 +1,4 @@
-"""Invariants over the whole history, Jepsen-style: the broker's records against the system's.
+"""Invariants over the whole history, Jepsen-style: the mocks' records against the system's.
 
 The workloads give every order a quantity no other order in the run has, so each order the
 broker booked maps back to exactly one client order id. That makes the history checkable
@@ -7,13 +7,16 @@ without trusting the system's own account of what it sent.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from harness.result import Check
 from harness.workload import PlacedOrder
-from mocks.journal import Entry
+from mocks.journal import Entry, FeedEntry
+from mocks.market import STEP_SECONDS
 from system.service import OrderRecord
 
 # The wire path as KIS documents it, written out rather than taken from the system's client:
@@ -123,3 +126,106 @@ def _verdict(description: str, problems: list[str], fine: str) -> Check:
     if problems:
         return Check(description, False, "; ".join(problems[:5]), "invariant")
     return Check(description, True, fine, "invariant")
+
+
+# --- the realtime feed ----------------------------------------------------------------------
+
+TICKS_MATCH_MARKET = "ticks match the market: none wrong, none twice, none missed after resync"
+# Frames whose records reached the wire intact (a delayed or reordered frame still arrives).
+_DELIVERED = ("sent", "duplicate", "reordered", "delayed")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A price the system took in (its feed client's listener heard it), in scenario seconds."""
+
+    at: float
+    code: str
+    price: int
+    volume: int
+    source: str
+
+
+def ticks_match_market(
+    feed_journal: Sequence[FeedEntry],
+    taken: Sequence[Taken],
+    market: Callable[[str, int], tuple[int, int]],
+    *,
+    until: float,
+) -> Check:
+    """Every trade the system took from the feed is one the market made, once and in order,
+    and every step of the market it did not get from the feed (a gap, a drop, a connection
+    down) was made good by a REST resync afterwards.
+
+    ``market(code, step)`` is the simulator's (price, accumulated volume) at ``step`` (one
+    per ``STEP_SECONDS``). The steps checked for a code run from the first the feed sent to
+    the last it sent before ``until`` (later ones may still be in flight when the run ends).
+    """
+    description = TICKS_MATCH_MARKET
+    sent: dict[str, set[int]] = defaultdict(set)
+    for entry in feed_journal:
+        if (
+            entry.kind == "frame"
+            and (entry.tr_id or "").upper() == "H0STCNT0"
+            and entry.outcome in _DELIVERED
+            and entry.tr_key is not None
+            and entry.step is not None
+            and entry.at < until
+        ):
+            sent[entry.tr_key].update(range(entry.step, entry.step + (entry.records or 1)))
+    if not sent:
+        return _verdict(description, ["the feed sent the system no trades to check"], "")
+    problems: list[str] = []
+    steps_checked = 0
+    for code in sorted(sent):
+        first, last = min(sent[code]), max(sent[code])
+        steps_checked += last - first + 1
+        by_volume: dict[tuple[int, int], int] = {}
+        for step in range(0, last + 2):
+            by_volume.setdefault(market(code, step), step)
+        published: list[tuple[float, int]] = []
+        for item in taken:
+            if item.code != code or item.source != "feed":
+                continue
+            step_of = by_volume.get((item.price, item.volume))
+            if step_of is None:
+                problems.append(
+                    f"{code} at t={item.at:.1f}: price {item.price} with volume {item.volume} "
+                    "was never a trade of the market"
+                )
+                continue
+            published.append((item.at, step_of))
+        seen: set[int] = set()
+        previous = -1
+        for at, step in published:
+            if step in seen:
+                problems.append(f"{code} step {step} taken twice (again at t={at:.1f})")
+            elif step < previous:
+                problems.append(f"{code} step {step} taken after step {previous} (t={at:.1f})")
+            seen.add(step)
+            previous = max(previous, step)
+        resyncs = sorted(i.at for i in taken if i.code == code and i.source == "rest")
+        missed = [
+            step
+            for step in range(first, last + 1)
+            if step not in seen and bisect.bisect_left(resyncs, step * STEP_SECONDS) == len(resyncs)
+        ]
+        if missed:
+            problems.append(
+                f"{code}: {len(missed)} step(s) missed and never resynced, "
+                f"first at step {missed[0]} ({_ranges(missed)})"
+            )
+    fine = f"{steps_checked} market steps over {len(sent)} code(s), all taken or resynced"
+    return _verdict(description, problems, fine)
+
+
+def _ranges(steps: Sequence[int]) -> str:
+    """``3-5, 9`` for [3, 4, 5, 9], at most a few ranges."""
+    runs: list[list[int]] = []
+    for step in steps:
+        if runs and step == runs[-1][-1] + 1:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    shown = [f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs[:4]]
+    return "steps " + ", ".join(shown) + (", ..." if len(runs) > 4 else "")

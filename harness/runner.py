@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from harness import stack as stacks
 from harness.clock import ClockKind, run
 from harness.expect import Evidence, Sample, check_all, is_token_issuance
-from harness.invariants import orders_not_duplicated, unknown_orders_reconciled
+from harness.invariants import (
+    Taken,
+    orders_not_duplicated,
+    ticks_match_market,
+    unknown_orders_reconciled,
+)
 from harness.result import (
     BrokerCall,
     Check,
@@ -29,11 +34,12 @@ from harness.result import (
     Timeline,
     Window,
 )
-from harness.scenario.model import Scenario, Step, slug
+from harness.scenario.model import FeedFaultSpec, Scenario, Step, slug
+from harness.watchers import Watchers, Watching
 from harness.workload import History, Workloads
 from mocks.control_client import ControlError
-from mocks.faults import FaultRule
-from mocks.journal import Entry
+from mocks.faults import FaultRule, FeedFaultRule
+from mocks.journal import Entry, FeedEntry
 from mocks.server import PortInUse
 from system.service import OrderRecord
 
@@ -84,15 +90,45 @@ async def _play(
 ) -> ScenarioResult:
     loop = asyncio.get_running_loop()
     async with stacks.start(scenario, seed) as stack:
-        await stack.broker.reset()
-        origin = loop.time()
+        feed_control = stack.feed_control
+        origin = stack.origin
+        if origin is None:
+            await stack.broker.reset()
+            origin = loop.time()
         for step in scenario.faults:
-            assert step.fault is not None
-            rule = FaultRule(
-                id=slug(step.label), where=step.fault.match, what=step.fault.do, when=step.when()
-            )
-            await stack.broker.add_fault(rule)
+            fault = step.fault
+            if isinstance(fault, FeedFaultSpec):
+                assert feed_control is not None  # the model requires feed in needs
+                await feed_control.add_fault(
+                    FeedFaultRule(
+                        id=slug(step.label), where=fault.match, what=fault.do, when=step.when()
+                    )
+                )
+            elif fault is not None:
+                rule = FaultRule(
+                    id=slug(step.label), where=fault.match, what=fault.do, when=step.when()
+                )
+                await stack.broker.add_fault(rule)
         history = History(origin)
+        watching = Watching(origin)
+        taken: list[Taken] = []
+        if stack.feed is not None:
+            stack.feed.add_listener(
+                lambda update: taken.append(
+                    Taken(
+                        update.at - origin,
+                        update.code,
+                        update.price,
+                        update.volume,
+                        update.source,
+                    )
+                )
+            )
+        watchers = (
+            None
+            if stack.gateway_server is None
+            else Watchers(stack.gateway_server.ws_url, watching, scenario.duration)
+        )
         # Actions happen before any call due at the same second: a call racing an action
         # over another connection would reach the broker first on some runs, not others.
         actions = {step.label: asyncio.Event() for step in scenario.timeline if step.action}
@@ -116,6 +152,9 @@ async def _play(
                 actions[step.label].set()
             elif step.quotes is not None or step.orders is not None:
                 await workloads.run(step)
+            elif step.watch is not None:
+                assert watchers is not None  # the model requires gateway in needs
+                await watchers.run(step)
 
         async def sample() -> None:
             tick = 0
@@ -125,7 +164,7 @@ async def _play(
                     Sample(
                         history.now(),
                         HealthSample(history.now(), health.state, tuple(health.reasons)),
-                        stack.service.metrics(),
+                        stack.metrics(),
                     )
                 )
                 if progress is not None:
@@ -149,18 +188,26 @@ async def _play(
             await asyncio.gather(*steps, sampler, return_exceptions=True)
             await workloads.stop()
         simulated = history.now()
-        final_metrics = stack.service.metrics()
+        final_metrics = stack.metrics()
         records = stack.service.orders()
         journal = await stack.broker.journal()
+        feed_journal = [] if feed_control is None else await feed_control.journal()
+        market = stack.market_at
     evidence = Evidence(
         duration=scenario.duration,
         journal=journal,
         calls=sorted(history.calls, key=lambda call: call.at),
         samples=samples,
         final_metrics=final_metrics,
+        feed_journal=feed_journal,
+        ticks=watching.ticks,
     )
     checks = check_all(scenario, evidence)
     checks += _invariants(scenario, history, journal, records, origin)
+    if "ticks-match-market" in scenario.invariant_names:
+        checks.append(
+            ticks_match_market(feed_journal, taken, market, until=scenario.duration - 1.0)
+        )
     return ScenarioResult(
         name=scenario.name,
         path=path,
@@ -169,7 +216,7 @@ async def _play(
         passed=all(check.passed for check in checks),
         simulated_seconds=simulated,
         wall_seconds=0.0,
-        journal_digest=journal_digest(journal, with_times=clock == "virtual"),
+        journal_digest=journal_digest(journal, feed_journal, with_times=clock == "virtual"),
         checks=checks,
         timeline=_timeline(scenario, evidence, marks),
         summary=scenario.summary,
@@ -222,8 +269,10 @@ def broker_outcome(entry: Entry) -> str:
     return f"HTTP {entry.status}"
 
 
-def journal_digest(journal: Sequence[Entry], *, with_times: bool) -> str:
-    """A short hash of what the broker saw, to compare runs of the same seed.
+def journal_digest(
+    journal: Sequence[Entry], feed_journal: Sequence[FeedEntry] = (), *, with_times: bool
+) -> str:
+    """A short hash of what the broker (and the feed) saw, to compare runs of the same seed.
 
     It covers when each request arrived (to the millisecond, on virtual time), what it was
     (method, path, tr_id, protocol headers) and how it was answered (status, code, fault,
@@ -240,6 +289,16 @@ def journal_digest(journal: Sequence[Entry], *, with_times: bool) -> str:
             fields.pop(volatile)
         at = f"{entry.at:.3f}" if with_times else "-"
         lines.append(f"{at} {json.dumps(fields, sort_keys=True, ensure_ascii=False)}")
+    for event in feed_journal:
+        # A client message's text carries the approval key's bytes only through the seeded
+        # broker, but its JSON spacing is the client library's business: keep what it said.
+        fields = {
+            key: value
+            for key, value in event.to_json().items()
+            if key not in ("seq", "at", "message", "detail")
+        }
+        at = f"{event.at:.3f}" if with_times else "-"
+        lines.append(f"{at} feed {json.dumps(fields, sort_keys=True, ensure_ascii=False)}")
     digest = hashlib.sha256()
     for line in sorted(lines):
         digest.update(line.encode() + b"\n")

@@ -1,17 +1,20 @@
 """Starting the parts a scenario needs, on free loopback ports, and always tearing them down.
 
-Today the parts are the mock KIS broker and the system's trading service; the feed, the
-fault proxy and the databases join in later issues. Everything runs inside the caller's
-event loop, so a scenario on virtual time keeps every participant on the same clock.
+The parts are the mock KIS broker and the system's trading service, and when a scenario
+``needs`` them, the mock realtime feed, the system's feed client and its gateway (served, so
+dashboard clients can connect); the fault proxy and the databases join in later issues.
+Everything runs inside the caller's event loop, so a scenario on virtual time keeps every
+participant on the same clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,14 +22,16 @@ from pydantic import ValidationError
 from harness.scenario.model import Scenario
 from mocks.broker import BrokerConfig, create_app
 from mocks.broker.config import Profile
-from mocks.clock import KST
-from mocks.control_client import BrokerControl
+from mocks.control_client import BrokerControl, FeedControl
+from mocks.feed import FeedConfig, opening_bell
 from mocks.server import serve
-from mocks.world import World
-from system.app import SystemSettings
+from mocks.world import World, serve_world
+from system.app import SystemSettings, running_system
 from system.broker import KisClient, KisSettings
-from system.gateway import GatewaySettings
-from system.market import FeedSettings
+from system.gateway import Gateway, GatewayServer, GatewaySettings
+from system.gateway import serve as serve_gateway
+from system.gateway.metrics import gateway_values
+from system.market import FeedSettings, KisFeedClient
 from system.service import ServiceSettings, TradingService
 
 # Well-formed credentials for the mock: it checks their lengths (36 and 180), nothing more.
@@ -34,7 +39,7 @@ APPKEY = "PSsquall" + "0" * 28
 APPSECRET = "squall" + "s" * 174
 ACCOUNT = "50012345-01"
 # The stack owns where the system connects and as whom; a scenario may tune the rest.
-_STACK_OWNED = {"base_url", "appkey", "appsecret", "account", "profile"}
+_STACK_OWNED = {"base_url", "appkey", "appsecret", "account", "profile", "url"}
 # Enough money that a long order flow is never refused for cash: the order workload's
 # unique quantities grow with every order.
 INITIAL_CASH = 100_000_000_000
@@ -46,22 +51,58 @@ class StackError(Exception):
 
 @dataclass
 class Stack:
+    """The parts of one scenario's run. The realtime ones are there when ``needs`` asks:
+    the mock feed and the system's feed client for ``feed``, the served gateway for
+    ``gateway``."""
+
     broker_url: str
     broker: BrokerControl
     service: TradingService
+    world: World | None = None
+    feed: KisFeedClient | None = None
+    gateway: Gateway | None = None
+    gateway_server: GatewayServer | None = None
+    # The loop time the mocks' clocks were set to zero, when the stack did it (the realtime
+    # stack must: the system holds approval keys by then, which a reset would void).
+    origin: float | None = None
+
+    @property
+    def feed_control(self) -> FeedControl | None:
+        return None if self.world is None else self.world.feed_control
+
+    def metrics(self) -> dict[str, float]:
+        """The service's metrics, the feed client's and the gateway's, in one mapping."""
+        values = self.service.metrics()
+        if self.feed is not None:
+            values.update(self.feed.metrics())
+        if self.gateway is not None:
+            values.update(gateway_values(self.gateway))
+        return values
+
+    def market_at(self, code: str, step: int) -> tuple[int, int]:
+        """The simulated market's (price, accumulated volume) of ``code`` at ``step``."""
+        if self.world is None:
+            raise StackError("the market is only reachable with the feed in 'needs'")
+        tick = self.world.feed_app.state.feed.market.tick(code, step)
+        return int(tick.price), int(tick.volume)
 
 
 def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], str]]:
     """What is wrong with the scenario's ``system:`` overrides, as (location, message)."""
     problems: list[tuple[tuple[str, ...], str]] = []
-    for key in sorted(_STACK_OWNED & set(scenario.system.client)):
-        problems.append(
-            (("system", "client", key), f"{key!r} is set by the stack, not by scenarios")
-        )
-    client = {k: v for k, v in scenario.system.client.items() if k not in _STACK_OWNED}
+    overrides = scenario.system
+    for section, given in (("client", overrides.client), ("feed", overrides.feed)):
+        for key in sorted(_STACK_OWNED & set(given)):
+            problems.append(
+                (("system", section, key), f"{key!r} is set by the stack, not by scenarios")
+            )
+    client = {k: v for k, v in overrides.client.items() if k not in _STACK_OWNED}
+    feed = {k: v for k, v in overrides.feed.items() if k not in _STACK_OWNED}
     checks: list[tuple[str, type[Any], Mapping[str, Any]]] = [
         ("client", KisSettings, _client_values("http://127.0.0.1:1", scenario, client)),
-        ("service", ServiceSettings, scenario.system.service),
+        ("service", ServiceSettings, overrides.service),
+        ("feed", FeedSettings, {**feed, "url": "ws://127.0.0.1:1/tryitout"}),
+        ("gateway", GatewaySettings, overrides.gateway),
     ]
     for section, model, values in checks:
         try:
@@ -120,16 +161,22 @@ def system_settings(
 
 def session_open_today() -> datetime:
     """09:00 KST today: the broker's wall clock starts at the KRX open, whatever the hour."""
-    return datetime.combine(datetime.now(KST).date(), time(9, 0), tzinfo=KST)
+    return opening_bell()
 
 
 @contextlib.asynccontextmanager
 async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
-    """The broker and the system for ``scenario``; torn down on exit, whatever happened."""
+    """The parts ``scenario`` needs; torn down on exit, whatever happened."""
     problems = system_settings_problems(scenario)
     if problems:
         raise StackError("; ".join(f"{'.'.join(loc)}: {msg}" for loc, msg in problems))
     config = BrokerConfig(seed=seed, initial_cash=INITIAL_CASH, **scenario.broker.model_dump())
+    if "feed" in scenario.needs:
+        async with _realtime(scenario, seed, config) as stack:
+            yield stack
+        return
+    # Broker-only scenarios serve no feed at all: an idle server still wakes every second,
+    # and on virtual time every wake-up costs a clock jump.
     app = create_app(config, wall_origin=session_open_today())
     async with serve(app) as server, BrokerControl(server.url) as control:
         overrides = {k: v for k, v in scenario.system.client.items() if k not in _STACK_OWNED}
@@ -139,3 +186,41 @@ async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
         service = TradingService(client, ServiceSettings.model_validate(scenario.system.service))
         async with service:
             yield Stack(server.url, control, service)
+
+
+@contextlib.asynccontextmanager
+async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> AsyncIterator[Stack]:
+    """The broker, the feed and the whole system; the gateway served when needed."""
+    feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
+    overrides = scenario.system
+    async with serve_world(config, feed_config, wall_origin=session_open_today()) as world:
+        # Time zero for both mocks, before the system holds anything a reset would void.
+        await world.broker_control.reset()
+        await world.feed_control.reset()
+        origin = asyncio.get_running_loop().time()
+        settings = system_settings(
+            world,
+            profile=scenario.broker.profile,
+            client=overrides.client,
+            service=overrides.service,
+            feed=overrides.feed,
+            gateway=overrides.gateway,
+        )
+        rng = random.Random(f"squall-system:{seed}")
+        async with running_system(settings, rng=rng) as system:
+            stack = Stack(
+                world.broker.url,
+                world.broker_control,
+                system.service,
+                world=world,
+                feed=system.feed,
+                gateway=Gateway.of(system.app),
+                origin=origin,
+            )
+            if "gateway" not in scenario.needs:
+                yield stack
+                return
+            buffer = settings.gateway.send_buffer_bytes
+            async with serve_gateway(system.app, send_buffer_bytes=buffer) as server:
+                stack.gateway_server = server
+                yield stack

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from fastapi import FastAPI
+
 from mocks.broker import BrokerConfig, create_app
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, create_feed_app, opening_bell
@@ -22,12 +24,15 @@ from mocks.server import MockServer, serve
 @dataclass(frozen=True)
 class World:
     """The running mocks: ``broker.url`` (REST, control plane under ``/_squall``) and
-    ``feed_url`` (the realtime WebSocket); clients of both control planes."""
+    ``feed_url`` (the realtime WebSocket); clients of both control planes; and the two apps,
+    for in-process checks against the simulated market (``feed_app.state.feed.market``)."""
 
     broker: MockServer
     feed: MockServer
     broker_control: BrokerControl
     feed_control: FeedControl
+    broker_app: FastAPI
+    feed_app: FastAPI
 
     @property
     def feed_url(self) -> str:
@@ -69,4 +74,4 @@ async def serve_world(
         BrokerControl(broker.url, token=control_token) as broker_control,
         FeedControl(feed.url, token=control_token) as feed_control,
     ):
-        yield World(broker, feed, broker_control, feed_control)
+        yield World(broker, feed, broker_control, feed_control, broker_app, feed_app)

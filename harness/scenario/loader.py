@@ -180,8 +180,16 @@ def _one_union_member(root: yaml.Node, errors: list[ErrorDetails]) -> list[Error
         listed = str(loc[tags[0]]).startswith("list[")
         if listed != isinstance(node, yaml.SequenceNode):
             continue
-        kept.append({**error, "loc": tuple(p for p in loc if not _is_member_tag(p))})
+        # A fault's target tag stays: it says which kind of fault the keys belong to.
+        kept.append(
+            {**error, "loc": tuple(p for p in loc if not _is_member_tag(p) or _is_target(p))}
+        )
     return kept or errors
+
+
+def _is_target(part: Any) -> bool:
+    """The tag of a fault's member (``target[feed]``), named by the model's discriminator."""
+    return isinstance(part, str) and part.startswith("target[") and part.endswith("]")
 
 
 def _problem(path: str, root: yaml.Node, error: ErrorDetails) -> Problem:
@@ -196,7 +204,7 @@ def _problem(path: str, root: yaml.Node, error: ErrorDetails) -> Problem:
     culprit_is_key = error["type"] in ("extra_forbidden", "invalid_key")
     node = value if key is None or (scalar and not culprit_is_key) else key
     mark = node.start_mark
-    where = ".".join(_key_text(part) for part in loc) or "top level"
+    where = ".".join(_key_text(part) for part in loc if not _is_target(part)) or "top level"
     quoted = scalar and getattr(value, "style", None) in ("'", '"')
     message = _message(error, loc, quoted=quoted)
     return Problem(path, mark.line + 1, mark.column + 1, f"{where}: {message}")
@@ -295,6 +303,16 @@ def _annotations_at(loc: tuple[Any, ...]) -> list[Any]:
     candidates: list[Any] = [Scenario]
     for part in loc:
         if isinstance(part, int):
+            continue
+        if _is_target(part):  # only the fault models of that target
+            target = part[len("target[") : -1]
+            candidates = [
+                model
+                for candidate in candidates
+                for model in _models(candidate)
+                if "target" in model.model_fields
+                and target in typing.get_args(model.model_fields["target"].annotation)
+            ]
             continue
         next_candidates: list[Any] = []
         for candidate in candidates:

@@ -13,18 +13,30 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from mocks.broker import codes as broker_codes
 from mocks.broker.config import Profile
+from mocks.faults.feed import FeedAction, FeedWhere
 from mocks.faults.model import Error, FaultAction, When, Where
 from system.broker.errors import BrokerError
-from system.service import metric_names
+from system.gateway.metrics import metric_names as gateway_metric_names
+from system.market import metric_names as feed_metric_names
+from system.service import metric_names as service_metric_names
 
-Part = Literal["broker"]
-INVARIANTS = ("orders-not-duplicated", "unknown-orders-reconciled")
-Invariant = Literal["orders-not-duplicated", "unknown-orders-reconciled"]
+Part = Literal["broker", "feed", "gateway"]
+INVARIANTS = ("orders-not-duplicated", "unknown-orders-reconciled", "ticks-match-market")
+Invariant = Literal["orders-not-duplicated", "unknown-orders-reconciled", "ticks-match-market"]
+# Invariants about the realtime feed; "all" includes them only when the feed is needed.
+FEED_INVARIANTS = ("ticks-match-market",)
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
+_CODE = r"^[0-9]{6}$"
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every metric a scenario can read: the trading service's, the feed client's and the
+    gateway's, as the harness samples them once a simulated second."""
+    return (*service_metric_names(), *feed_metric_names(), *gateway_metric_names())
 
 
 class _Strict(BaseModel):
@@ -64,26 +76,47 @@ class BrokerSettings(_Strict):
     )
 
 
+class MockFeedSettings(_Strict):
+    """The mock realtime feed's rules for this scenario (defaults: KIS as documented)."""
+
+    ping_interval_s: float = Field(
+        default=100.0, gt=0, description="Seconds between PINGPONG heartbeats on a connection."
+    )
+    records_per_frame: int = Field(
+        default=1, ge=1, le=999, description="Records (one per second) per data frame."
+    )
+    max_subscriptions: int = Field(
+        default=41, ge=1, description="Registrations per session before OPSP0008."
+    )
+    appkey_release_s: float = Field(
+        default=0.0, ge=0, description="How long a dropped session still holds its app key."
+    )
+
+
 class SystemSettings(_Strict):
     """Overrides of the system's own settings, e.g. to prove a scenario catches a broken client.
 
     ``client`` takes ``KisSettings`` policy fields (token_cooldown_s, timeout_s, read_retries,
     requests_per_second, ...); ``service`` takes ``ServiceSettings`` fields (quote_deadline_s,
-    on_unknown_order, ...). They are checked against the system's settings when the run
-    starts, and ``squall validate`` checks them too.
+    on_unknown_order, ...); ``feed`` takes ``FeedSettings`` fields (stall_after_s,
+    backoff_base_s, resync_on_reconnect, books, ...); ``gateway`` takes ``GatewaySettings``
+    fields (heartbeat_interval_s, client_queue_size, ...). They are checked against the
+    system's settings when the run starts, and ``squall validate`` checks them too.
     """
 
     client: dict[str, Any] = Field(default_factory=dict)
     service: dict[str, Any] = Field(default_factory=dict)
+    feed: dict[str, Any] = Field(default_factory=dict)
+    gateway: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- the timeline ------------------------------------------------------------------------
 
 
 class FaultSpec(_Strict):
-    """A fault rule on one part: which requests (``match``), what happens (``do``), how often."""
+    """A fault rule on the broker: which requests (``match``), what happens (``do``), how often."""
 
-    target: Part = "broker"
+    target: Literal["broker"] = "broker"
     match: Where = Where()
     do: FaultAction
     first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
@@ -93,12 +126,46 @@ class FaultSpec(_Strict):
     )
 
 
+class FeedFaultSpec(_Strict):
+    """A fault rule on the realtime feed: which events (``match``: connect, subscribe,
+    frame, ...), what happens (``do``: close, reset, stall, gap, ...), how often.
+
+    Connection-level kinds (close, reset, stall, slow-reader, restart) fire at every
+    matching event; ``first: 1`` makes one fire once.
+    """
+
+    target: Literal["feed"]
+    match: FeedWhere = FeedWhere()
+    do: FeedAction
+    first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
+    every: int | None = Field(default=None, ge=1, description="Fault every Nth match.")
+    probability: float | None = Field(
+        default=None, ge=0, le=1, description="Fault each match with this probability (seeded)."
+    )
+
+
+def _fault_target(value: Any) -> str:
+    # The tag names carry brackets so the loader reads them as union members, not keys.
+    target = value.get("target", "broker") if isinstance(value, dict) else value.target
+    return f"target[{target}]"
+
+
+AnyFault = Annotated[
+    Annotated[FaultSpec, Tag("target[broker]")] | Annotated[FeedFaultSpec, Tag("target[feed]")],
+    Discriminator(
+        _fault_target,
+        custom_error_type="invalid_target",
+        custom_error_message="'target' must be broker or feed",
+    ),
+]
+
+
 class QuoteLoad(_Strict):
     """Quote requests to the system: a ``burst`` of N at once, or a steady ``rate`` per second."""
 
     burst: int | None = Field(default=None, ge=1, le=100_000)
     rate: float | None = Field(default=None, gt=0, le=10_000)
-    codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = Field(
+    codes: list[Annotated[str, Field(pattern=_CODE)]] | None = Field(
         default=None, description="6-digit KRX codes, used in turn (default: every listing)."
     )
 
@@ -120,7 +187,7 @@ class OrderLoad(_Strict):
     rate: float | None = Field(default=None, gt=0, le=100)
     side: Literal["buy", "sell"] = "buy"
     type: Literal["market", "limit"] = "market"
-    codes: list[Annotated[str, Field(pattern=r"^\d{6}$")]] | None = None
+    codes: list[Annotated[str, Field(pattern=_CODE)]] | None = None
 
     @model_validator(mode="after")
     def _one_shape(self) -> OrderLoad:
@@ -129,8 +196,21 @@ class OrderLoad(_Strict):
         return self
 
 
+class WatchLoad(_Strict):
+    """Dashboard clients on the gateway's ``/ws``: each subscribes ``tickers`` and records
+    every price update it receives (and when), answering the gateway's pings.
+
+    ``slow: true`` makes them frozen browser tabs: a tiny receive buffer, and nothing read
+    once subscribed, so the gateway's queue for them fills up.
+    """
+
+    clients: int = Field(default=1, ge=1, le=2000)
+    tickers: list[Annotated[str, Field(pattern=_CODE)]] = Field(min_length=1, max_length=100)
+    slow: bool = False
+
+
 Action = Literal["expire-tokens"]
-STEP_KINDS = ("fault", "action", "quotes", "orders")
+STEP_KINDS = ("fault", "action", "quotes", "orders", "watch")
 
 
 class Step(_Strict):
@@ -143,10 +223,11 @@ class Step(_Strict):
     at: float = Field(ge=0)
     until: float | None = Field(default=None, gt=0)
     for_: float | None = Field(default=None, alias="for", gt=0)
-    fault: FaultSpec | None = None
+    fault: AnyFault | None = None
     action: Action | None = None
     quotes: QuoteLoad | None = None
     orders: OrderLoad | None = None
+    watch: WatchLoad | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -195,7 +276,7 @@ class Step(_Strict):
         return self.name or f"{self.kind}@{self.at:g}s"
 
     def when(self) -> When:
-        """The fault's ``when`` on the broker's clock (which starts with the scenario)."""
+        """The fault's ``when`` on its mock's clock (which starts with the scenario)."""
         assert self.fault is not None
         fault = self.fault
         return When.model_validate(
@@ -258,13 +339,47 @@ class SystemCalls(_Strict):
         return self
 
 
+class FeedEvents(_Strict):
+    """Events the mock realtime feed journaled. Every given field must match.
+
+    ``kind``: connect, disconnect, message, ack, frame, pingpong or fault. ``code`` is an
+    ack's msg_cd (OPSP0000, OPSP0008, ...) or a close code; ``outcome`` a frame's fate (sent,
+    duplicate, reordered, delayed, malformed, skipped) or a heartbeat's (sent, echoed).
+    """
+
+    kind: (
+        Literal["connect", "disconnect", "message", "ack", "frame", "pingpong", "fault"] | None
+    ) = None
+    tr_id: str | None = None
+    tr_key: str | None = Field(default=None, pattern=_CODE)
+    code: str | None = None
+    outcome: str | None = None
+    connection: int | None = Field(default=None, ge=1)
+
+
+class Ticks(_Strict):
+    """Price updates the ``watch`` workloads' dashboard clients received from the gateway.
+
+    ``source`` is ``feed`` (realtime) or ``rest`` (a REST quote: the fallback while the feed
+    is down, or a resync); ``stale`` whether the gateway marked it so.
+    """
+
+    workload: str | None = None
+    ticker: str | None = Field(default=None, pattern=_CODE)
+    source: Literal["feed", "rest"] | None = None
+    stale: bool | None = None
+
+
 Health = Literal["healthy", "degraded", "unhealthy"]
 MEASURES = (
     "broker_requests",
     "token_issuances",
     "system_calls",
+    "feed_events",
+    "ticks",
     "success_ratio",
     "latency",
+    "tick_lag",
     "metric",
     "health",
 )
@@ -275,8 +390,12 @@ class Expectation(_Strict):
 
     Measures:
       - ``broker_requests`` / ``token_issuances`` / ``system_calls``: counts;
+      - ``feed_events``: a count of the mock feed's journal entries;
+      - ``ticks``: a count of price updates dashboard clients received;
       - ``success_ratio``: the share of system calls that ended ok (0..1);
       - ``latency``: the slowest system call's seconds (``percentile`` for another rank);
+      - ``tick_lag``: the largest delay, in seconds, from the system taking a price in to a
+        dashboard client receiving it (``percentile`` for another rank);
       - ``metric``: a system metric's value at the end of the window;
       - ``health``: the system's health state; with ``within`` and ``after``, a deadline
         ("healthy again within 70 s of the fault ending"), else it must hold throughout.
@@ -293,6 +412,9 @@ class Expectation(_Strict):
     system_calls: SystemCalls | None = None
     success_ratio: SystemCalls | None = None
     latency: SystemCalls | None = None
+    feed_events: FeedEvents | None = None
+    ticks: Ticks | None = None
+    tick_lag: Ticks | None = None
     metric: str | None = Field(default=None, json_schema_extra={"enum": list(metric_names())})
     health: Health | None = None
 
@@ -335,11 +457,11 @@ class Expectation(_Strict):
         if anchors and (self.from_ is not None or self.until is not None):
             raise ValueError("'within' sets the window; it takes no 'from' or 'until'")
         if self.within is not None and given[0] not in ("health", *_COUNTS):
-            raise ValueError("'within' applies to health and to counts of requests or calls")
+            raise ValueError("'within' applies to health and to counts (requests, calls, events)")
         if self.per is not None and given[0] not in _COUNTS:
-            raise ValueError("'per' applies to counts: broker_requests, token_issuances, calls")
-        if self.percentile is not None and self.latency is None:
-            raise ValueError("'percentile' applies to latency only")
+            raise ValueError(f"'per' applies to counts: {', '.join(_COUNTS)}")
+        if self.percentile is not None and self.latency is None and self.tick_lag is None:
+            raise ValueError("'percentile' applies to latency and tick_lag only")
         if self.from_ is not None and self.until is not None and self.until <= self.from_:
             raise ValueError("'until' must be later than 'from'")
         if self.metric is not None and self.metric not in metric_names():
@@ -367,7 +489,7 @@ class Expectation(_Strict):
         return next(measure for measure in MEASURES if getattr(self, measure) is not None)
 
 
-_COUNTS = ("broker_requests", "token_issuances", "system_calls")
+_COUNTS = ("broker_requests", "token_issuances", "system_calls", "feed_events", "ticks")
 
 
 class SteadyState(_Strict):
@@ -410,6 +532,7 @@ class Scenario(_Strict):
     duration: float = Field(gt=0, le=24 * 3600, description="Simulated seconds the run lasts.")
     needs: list[Part] = Field(default_factory=_default_parts)
     broker: BrokerSettings = BrokerSettings()
+    feed: MockFeedSettings = MockFeedSettings()
     system: SystemSettings = SystemSettings()
     timeline: list[Step] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
@@ -419,6 +542,7 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
         names = [step.label for step in self.timeline]
+        self._check_needs()
         for index, step in enumerate(self.timeline):
             if names.count(step.label) > 1:
                 raise Misplaced(
@@ -436,7 +560,13 @@ class Scenario(_Strict):
                     ("timeline", index, "fault", "target"),
                     f"step {step.label!r} targets {step.fault.target!r}, which 'needs' lacks",
                 )
+            if step.watch is not None and "gateway" not in self.needs:
+                raise Misplaced(
+                    ("timeline", index, "watch"),
+                    f"step {step.label!r} watches the gateway's /ws; add gateway to 'needs'",
+                )
         workloads = {step.label for step in self.timeline if step.kind in ("quotes", "orders")}
+        watchers = {step.label for step in self.timeline if step.watch is not None}
         codes = self.answer_codes
         located: list[tuple[tuple[str | int, ...], Expectation]] = [
             (("expect", i), e) for i, e in enumerate(self.expect)
@@ -468,6 +598,17 @@ class Scenario(_Strict):
                     f"'workload: {calls.workload}' names no workload step; "
                     f"the workloads are: {', '.join(sorted(workloads)) or 'none'}",
                 )
+            ticks = expectation.ticks or expectation.tick_lag
+            if ticks is not None and ticks.workload is not None and ticks.workload not in watchers:
+                raise Misplaced(
+                    (*where, expectation.measure, "workload"),
+                    f"'workload: {ticks.workload}' names no watch step; "
+                    f"the watch steps are: {', '.join(sorted(watchers)) or 'none'}",
+                )
+            if expectation.feed_events is not None and "feed" not in self.needs:
+                raise Misplaced(
+                    (*where, "feed_events"), "feed_events needs the feed; add feed to 'needs'"
+                )
             empty = self._empty_window(expectation)
             if empty is not None:
                 raise Misplaced((*where, empty[0]), empty[1])
@@ -487,6 +628,18 @@ class Scenario(_Strict):
                     "'settle'",
                 )
         return self
+
+    def _check_needs(self) -> None:
+        if "broker" not in self.needs:
+            raise Misplaced(("needs",), "the system always needs the broker; add broker")
+        if "gateway" in self.needs and "feed" not in self.needs:
+            raise Misplaced(("needs",), "the gateway's prices come from the feed; add feed")
+        if isinstance(self.invariants, list):
+            for index, name in enumerate(self.invariants):
+                if name in FEED_INVARIANTS and "feed" not in self.needs:
+                    raise Misplaced(
+                        ("invariants", index), f"{name!r} checks the feed; add feed to 'needs'"
+                    )
 
     def _empty_window(self, expectation: Expectation) -> tuple[str, str] | None:
         """(key, why) when ``expectation``'s window could never contain anything."""
@@ -543,7 +696,9 @@ class Scenario(_Strict):
     @property
     def invariant_names(self) -> tuple[str, ...]:
         if self.invariants == "all":
-            return INVARIANTS
+            if "feed" in self.needs:
+                return INVARIANTS
+            return tuple(name for name in INVARIANTS if name not in FEED_INVARIANTS)
         if self.invariants == "none":
             return ()
         return tuple(self.invariants)

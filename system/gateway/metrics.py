@@ -149,3 +149,49 @@ def build_registry(gateway: Gateway) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+# The gateway's own families, as ``GatewayCollector`` yields them; a unit test holds the two
+# together. Scenario files name these, so they are known without a running gateway.
+GATEWAY_METRICS = (
+    "gateway_connections",
+    "gateway_connections_opened",
+    "gateway_messages_sent",
+    "gateway_messages_dropped",
+    "gateway_messages_coalesced",
+    "gateway_clients_closed",
+    "gateway_send_failures",
+    "gateway_topic_subscribers",
+    "gateway_subscribed_tickers",
+    "gateway_pings_sent",
+    "gateway_pongs_received",
+    "gateway_price_updates_sent",
+    "gateway_fallback_quotes",
+    "gateway_fallback_quote_failures",
+    "gateway_feed_refusals",
+    "gateway_feed_subscriptions_owned",
+    "gateway_signals_published",
+    "gateway_client_errors",
+    "gateway_feed_state",
+    "gateway_health_state",
+)
+
+
+def metric_names() -> tuple[str, ...]:
+    """The names ``gateway_values`` reports."""
+    return GATEWAY_METRICS
+
+
+def gateway_values(gateway: Gateway) -> dict[str, float]:
+    """The gateway's own metrics as one number per family: a labelled family is summed over
+    its labels (``gateway_clients_closed``: closed for any reason), except the one-hot
+    ``gateway_feed_state``, which becomes the state's index in ``FEED_STATES``."""
+    values: dict[str, float] = {}
+    for family in GatewayCollector(gateway)._gateway():
+        samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+        if family.name == "gateway_feed_state":
+            states = [sample.labels["state"] for sample in samples if sample.value]
+            values[family.name] = float(FEED_STATES.index(states[0])) if states else -1.0
+        else:
+            values[family.name] = float(sum(sample.value for sample in samples))
+    return values

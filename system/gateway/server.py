@@ -48,13 +48,19 @@ class PortInUse(OSError):
         self.port = port
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (host, port), ready for uvicorn; port 0 picks a free one."""
+def bind(host: str, port: int, *, send_buffer_bytes: int | None = None) -> socket.socket:
+    """A TCP socket bound to (host, port), ready for uvicorn; port 0 picks a free one.
+
+    ``send_buffer_bytes`` sets SO_SNDBUF here, on the listening socket: accepted client
+    connections inherit it (Linux), and setting it later would not shrink a window in use.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says
     # TCP; without it every small WebSocket message may wait for a delayed ACK (40 ms).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer_bytes is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -121,15 +127,20 @@ class GatewayServer:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, max_frame_bytes: int = MAX_FRAME_BYTES
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
+    send_buffer_bytes: int | None = None,
 ) -> AsyncIterator[GatewayServer]:
     """Serve ``app`` (``create_gateway(...)``) on host:port until the block exits.
 
     Raises ``PortInUse`` before anything starts when the port is taken. The app's lifespan
     (heartbeats, feed sync, REST fallback) runs inside; leaving the block closes every
-    client and stops the server.
+    client and stops the server. ``send_buffer_bytes``: ``GatewaySettings.send_buffer_bytes``.
     """
-    sock = bind(host, port)
+    sock = bind(host, port, send_buffer_bytes=send_buffer_bytes)
     config = uvicorn.Config(
         app,
         ws=_AbortableWebSocket,

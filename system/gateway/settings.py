@@ -69,6 +69,14 @@ class GatewaySettings(BaseModel):
         ge=0,
         description='The most recent signals replayed to a client subscribing to "signals".',
     )
+    send_buffer_bytes: int | None = Field(
+        default=None,
+        ge=4096,
+        description="The kernel send buffer of each client connection (SO_SNDBUF). None leaves "
+        "it to the OS, which on Linux grows it up to 4 MB: a stuck client then swallows minutes "
+        "of updates before its queue even starts to fill. A bound makes the overflow policy "
+        "act sooner and caps kernel memory per client.",
+    )
     allowed_origins: tuple[str, ...] = Field(
         default=(),
         description="Browser origins (e.g. https://desk.example.com) besides the gateway's own "

@@ -182,6 +182,7 @@ class KisFeedClient:
         self._attempt = 0
         self._runner: asyncio.Task[None] | None = None
         self._resyncs: dict[str, asyncio.Task[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -210,7 +211,11 @@ class KisFeedClient:
     async def aclose(self) -> None:
         """Stop every task of the client and close its connection (idempotent)."""
         self._closed = True
-        tasks = [task for task in (self._runner, *self._resyncs.values()) if task is not None]
+        tasks = [
+            task
+            for task in (self._runner, *self._resyncs.values(), *self._closing)
+            if task is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -324,11 +329,19 @@ class KisFeedClient:
             if resumed:
                 self._counts.reconnects += 1
             self._ever_live = True
+            ended: _Lost | None = None
             try:
                 ended = await self._serve(connection, key, resumed=resumed)
             finally:
                 self._connection = None
-                await self._close(connection)
+                if ended is not None and ended.stalled:
+                    # A silent peer won't answer the closing handshake either; waiting for
+                    # it would add the whole close timeout to the outage.
+                    closing = asyncio.get_running_loop().create_task(self._close(connection))
+                    self._closing.add(closing)
+                    closing.add_done_callback(self._closing.discard)
+                else:
+                    await self._close(connection)
             await self._back_off(ended)
 
     async def _open(self) -> tuple[Connection, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from system.gateway import Gateway, GatewaySettings
-from system.gateway.metrics import metric_name, render
+from system.gateway.metrics import FEED_STATES, gateway_values, metric_name, metric_names, render
 from tests.unit.gateway.fakes import FakeFeed, FakeService, FakeSocket, settle
 
 
@@ -55,3 +55,15 @@ async def test_two_gateways_in_one_process_do_not_collide() -> None:
 def test_metric_names_are_made_valid() -> None:
     assert metric_name("orders.acked-now", "service_") == "service_orders_acked_now"
     assert metric_name("5xx") == "_5xx"
+
+
+async def test_gateway_values_cover_every_named_metric_with_one_number(gateway: Gateway) -> None:
+    client = gateway.manager.connect(FakeSocket())
+    gateway.manager.subscribe(client, "005930")
+    gateway.manager.subscribe(client, "000660")
+    await settle()
+    values = gateway_values(gateway)
+    assert tuple(values) == metric_names()
+    assert values["gateway_topic_subscribers"] == 2.0  # summed over both topics
+    assert values["gateway_feed_state"] == FEED_STATES.index("live")
+    assert values["gateway_connections"] == 1.0

@@ -21,6 +21,7 @@ from tests.unit.market.conftest import (
     URL,
     WAIT_S,
     Approvals,
+    FakeConnection,
     FakeServer,
     Quotes,
     ack,
@@ -216,6 +217,28 @@ async def test_silence_for_stall_after_s_replaces_the_connection(
     assert log.states == ["stopped", "connecting", "live", "stalled", "reconnecting", "live"]
     metrics = feed.metrics()
     assert (metrics["feed_stalls"], metrics["feed_reconnects"]) == (1.0, 1.0)
+
+
+async def test_after_a_stall_the_client_does_not_wait_for_the_closing_handshake(
+    feed: KisFeedClient, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A half-open peer never answers the close frame: close() would hang for its timeout.
+    async def unanswered_close(self: FakeConnection) -> None:
+        self.closed_by_client = True
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(FakeConnection, "close", unanswered_close)
+    await feed.subscribe("005930")
+    feed.start()
+    first = await server.connection(1)
+    first.push(trades(trade_record()))
+    await first.delivered()
+    heard_at = now()
+    second = await server.connection(2)
+    delay = seeded_delays(7, 1)[0]
+    # Stall window plus backoff, not plus the close timeout (connect_timeout_s).
+    assert second.opened_at == close_to(heard_at + 60 + delay)
+    assert first.closed_by_client
 
 
 async def test_a_connection_that_never_speaks_stalls_from_its_opening(
