@@ -6,13 +6,19 @@ files, reporting each problem as ``path:line:column: message`` on stderr.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import websockets
 
 
 def start_broker(squall: str, *args: str) -> tuple[subprocess.Popen[str], str]:
@@ -166,3 +172,106 @@ def test_run_on_a_malformed_file_exits_2_and_runs_nothing(squall_exe: str, tmp_p
     # Not even the valid scenario beside it ran: no progress, no verdicts, no report.
     assert result.stdout == ""
     assert not report.exists()
+
+
+TAKEN_PORT_COMMANDS = [
+    pytest.param(["mock", "broker"], id="mock-broker"),
+    pytest.param(["mock", "feed"], id="mock-feed"),
+    pytest.param(["up"], id="up"),
+]
+
+
+@pytest.mark.parametrize("command", TAKEN_PORT_COMMANDS)
+def test_every_server_command_exits_2_on_a_taken_port(squall_exe: str, command: list[str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [squall_exe, *command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port 0 picks a free one" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+SYSTEM_ENV = {
+    "SQUALL_KIS_BASE_URL": "http://127.0.0.1:9",
+    "SQUALL_KIS_APPKEY": "P" * 36,
+    "SQUALL_KIS_APPSECRET": "s" * 180,
+    "SQUALL_KIS_ACCOUNT": "50012345-01",
+    "SQUALL_FEED_URL": "ws://127.0.0.1:9/tryitout",
+}
+
+
+def test_squall_system_on_a_taken_port_names_the_port_and_exits_2(squall_exe: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [squall_exe, "system", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, **SYSTEM_ENV},
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use, so the gateway cannot" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SYSTEM_ENV["SQUALL_KIS_APPSECRET"] not in result.stderr + result.stdout
+
+
+def test_squall_system_without_settings_names_the_variables_and_exits_2(squall_exe: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
+    result = subprocess.run(
+        [squall_exe, "system", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "SQUALL_KIS_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_squall_up_prints_the_urls_and_the_dashboard_gets_live_prices(squall_exe: str) -> None:
+    process = subprocess.Popen(
+        [squall_exe, "up", "--port", "0", "--seed", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(8)]
+        urls = dict(line.rsplit(None, 1) for line in lines if line)  # "name   url"
+        assert set(urls) >= {"dashboard", "health", "gateway WebSocket", "mock feed (KIS realtime)"}
+        page = httpx.get(urls["dashboard"], timeout=5)
+        assert page.status_code == 200
+        assert 'data-testid="connection-state"' in page.text
+        price = asyncio.run(first_live_price(urls["gateway WebSocket"]))
+        assert price["source"] == "feed"
+        assert price["price"] > 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+async def first_live_price(ws_url: str) -> dict[str, Any]:
+    async with websockets.connect(ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "ticker": "005930"}))
+        async with asyncio.timeout(15):
+            async for raw in ws:
+                message = json.loads(raw)
+                if message["type"] == "price_update" and message["data"]["source"] == "feed":
+                    data: dict[str, Any] = message["data"]
+                    return data
+    raise AssertionError("the gateway closed before a live price arrived")
