@@ -6,7 +6,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "scenarios"]
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "scenarios", "e2e"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -57,6 +57,30 @@ def scenarios(session: nox.Session) -> None:
 
 
 @nox.session
+def e2e(session: nox.Session) -> None:
+    """The dashboard in the Debian Chromium while the mocks break the feed and the gateway
+    restarts; screenshots and traces of failing tests in build/e2e."""
+    # Playwright cannot download its own browser here: use (and, as root, install) Debian's.
+    session.run("./scripts/system-deps", "chromium", external=True)
+    session.install("-e", ".[test,e2e]")
+    session.run(
+        "pytest",
+        "e2e",
+        "-p",
+        "no:cacheprovider",
+        "--browser",
+        "chromium",
+        "--screenshot",
+        "only-on-failure",
+        "--tracing",
+        "retain-on-failure",
+        "--output",
+        "build/e2e",
+        *session.posargs,
+    )
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """The main job: every broker scenario against the system, then the HTML report."""
     session.install("-e", ".")
@@ -75,6 +99,7 @@ def realtime(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time compression and budget use, each beside a baseline measured in the same run."""
+    """Time compression, budget use, tick latency and gateway fan-out, each beside a baseline
+    measured in the same run (``-- --only realtime`` runs the realtime half alone)."""
     session.install("-e", ".")
     session.run("python", "-m", "harness.bench", *session.posargs)

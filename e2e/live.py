@@ -1,0 +1,222 @@
+"""``LiveStack``: the simulated world, the trading system and its gateway, on real time, in a
+thread of their own, for Playwright to watch.
+
+Decisions, and why:
+
+- **A thread with its own event loop.** pytest-playwright's sync API owns the test's thread
+  (it drives the browser from a loop of its own there), so the stack cannot run in it.
+  ``LiveStack`` runs one asyncio loop in a daemon thread; the test reaches it through
+  ``call(coroutine)`` (``asyncio.run_coroutine_threadsafe``), which is also how faults are
+  injected through the mocks' control-plane clients.
+- **Real time.** The browser is a process outside the loop; on virtual time (looptime) the
+  clock would jump whenever the loop waits on it (ENVIRONMENT.md). So the timings below are
+  short instead: a stall is noticed in 2 s, the feed reconnects within a second, the gateway
+  pings every second and falls back to REST quotes every second.
+- **Every context entered and left by one task.** The world and the system are each held by
+  a task (``_Held``) that enters the context manager, waits to be released, then leaves it:
+  the contexts start tasks and cancel scopes of their own, which must begin and end in the
+  same task.
+- **A gateway restart is a process restart.** In production the gateway runs inside the
+  trading system's process (``squall system``): when it restarts, the trading service, the
+  feed client and the gateway all go, and a new process starts with nothing but its
+  settings, listening on the same port. So ``stop_gateway`` leaves ``running_system`` and
+  ``serve`` (a graceful stop: clients get close code 1001, as from SIGTERM in a deploy), and
+  ``start_gateway`` builds a fresh system and serves it on the port the page knows. The
+  world (broker and feed) stays up, as the real broker does. Nothing of the old gateway
+  survives, so a page showing prices again must have resubscribed by itself.
+- **One stack per test** (function-scoped fixture): starting it takes about a second, and
+  a test that breaks the feed or restarts the gateway cannot leak its faults or its state
+  into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from harness.stack import system_settings
+from mocks.broker import BrokerConfig
+from mocks.faults import FeedFaultRule
+from mocks.feed import FeedConfig
+from mocks.world import World, serve_world
+from system.app import running_system
+from system.gateway import GatewayServer, serve
+
+T = TypeVar("T")
+
+HOST = "127.0.0.1"
+
+# The mock feed's PINGPONG heartbeat: well inside the client's stall window, so only a
+# fault makes the feed fall silent.
+FEED_PING_INTERVAL_S = 0.5
+# The system's policies, shortened so each fault plays out in a few seconds of real time.
+FEED_SETTINGS: dict[str, Any] = {
+    "stall_after_s": 2.0,  # silence this long is a stall
+    "backoff_base_s": 0.2,  # first reconnect after 0.1-0.2 s ...
+    "backoff_max_s": 1.0,  # ... and never more than 1 s apart while the feed refuses
+    "connect_timeout_s": 2.0,
+}
+GATEWAY_SETTINGS: dict[str, Any] = {
+    "heartbeat_interval_s": 1.0,  # the page gives up on a silent gateway after 2.5 of these
+    "pong_timeout_s": 3.0,
+    "rest_fallback_interval_s": 1.0,  # stale REST prices every second while the feed is down
+    "close_timeout_s": 1.0,
+}
+# How long one call into the stack's loop may take before the test gives up on it.
+CALL_TIMEOUT_S = 20.0
+
+
+@dataclass
+class _Held(Generic[T]):
+    """An entered async context, kept open by ``task`` until ``release``."""
+
+    value: T
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def release(self) -> None:
+        self.stop.set()
+        await self.task  # raises what leaving the context raised
+
+
+async def _hold(manager: AbstractAsyncContextManager[T], name: str) -> _Held[T]:
+    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def keep() -> None:
+        try:
+            async with manager as value:
+                entered.set_result(value)
+                await stop.wait()
+        except BaseException as exc:
+            if entered.done():
+                raise
+            entered.set_exception(exc)  # a failed start is the caller's error, not the task's
+
+    task = asyncio.get_running_loop().create_task(keep(), name=name)
+    return _Held(await entered, stop, task)
+
+
+class LiveStack:
+    """The world (mock broker and feed), the system and its gateway, running in a thread.
+
+    ``start()`` then ``url`` (the dashboard is at ``url + "/"``); ``feed_fault(rule)`` adds
+    a fault to the mock feed; ``stop_gateway()`` / ``start_gateway()`` restart the system's
+    process on the same port; ``stop()`` tears everything down.
+    """
+
+    def __init__(self, *, seed: int = 7) -> None:
+        self.seed = seed
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="squall-e2e-stack", daemon=True)
+        self._world: _Held[World] | None = None
+        self._gateway: _Held[GatewayServer] | None = None
+        self._port = 0  # 0 until the first gateway picked a free port; then kept
+        self.gateway_starts = 0
+
+    # -- life ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        try:
+            self._world = self.call(_hold(self._serve_world(), "e2e world"))
+            self.start_gateway()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the system, then the world, then the loop; safe to call more than once."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self.call(self._shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=CALL_TIMEOUT_S)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    def start_gateway(self) -> None:
+        """A new system process serving its gateway on the stack's port (a free one at first)."""
+        if self._gateway is not None:
+            raise RuntimeError("the gateway is running; stop_gateway() first")
+        self._gateway = self.call(_hold(self._serve_system(), "e2e system"))
+        self._port = self._gateway.value.port
+        self.gateway_starts += 1
+
+    def stop_gateway(self) -> None:
+        """The system's process stops: every page loses its socket (close 1001)."""
+        held, self._gateway = self._gateway, None
+        if held is not None:
+            self.call(held.release())
+
+    # -- what tests use -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL, the same across restarts."""
+        return f"http://{HOST}:{self._port}"
+
+    @property
+    def world(self) -> World:
+        if self._world is None:
+            raise RuntimeError("the stack is not started")
+        return self._world.value
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = CALL_TIMEOUT_S) -> T:
+        """Run ``coroutine`` on the stack's loop and wait for its result."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def feed_fault(self, rule: dict[str, Any]) -> FeedFaultRule:
+        """Add a fault rule to the mock feed (shape: ``mocks.faults.feed``)."""
+        return self.call(self.world.feed_control.add_fault(rule))
+
+    # -- inside the loop ----------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _serve_world(self) -> AbstractAsyncContextManager[World]:
+        return serve_world(
+            BrokerConfig(seed=self.seed),
+            FeedConfig(seed=self.seed, ping_interval_s=FEED_PING_INTERVAL_S),
+            host=HOST,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _serve_system(self) -> AsyncIterator[GatewayServer]:
+        # The wiring of `squall up` (harness/cli.py), with the short timings above.
+        settings = system_settings(self.world, feed=FEED_SETTINGS, gateway=GATEWAY_SETTINGS)
+        async with (
+            running_system(settings) as system,
+            serve(system.app, HOST, self._port) as gateway,
+        ):
+            yield gateway
+
+    async def _shutdown(self) -> None:
+        gateway, self._gateway = self._gateway, None
+        world, self._world = self._world, None
+        try:
+            for held in (gateway, world):
+                if held is not None:
+                    await held.release()
+        finally:
+            # Anything still pending would be destroyed with the loop and warn about it.
+            current = asyncio.current_task()
+            rest = [task for task in asyncio.all_tasks() if task is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+            await self._loop.shutdown_asyncgens()
