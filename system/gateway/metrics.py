@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from system.health import HEALTH_CODES
+from system.market.feed import FEED_STATE_CODES
 from system.market.model import FeedState
 
 if TYPE_CHECKING:
@@ -185,13 +186,13 @@ def metric_names() -> tuple[str, ...]:
 def gateway_values(gateway: Gateway) -> dict[str, float]:
     """The gateway's own metrics as one number per family: a labelled family is summed over
     its labels (``gateway_clients_closed``: closed for any reason), except the one-hot
-    ``gateway_feed_state``, which becomes the state's index in ``FEED_STATES``."""
+    ``gateway_feed_state``, which becomes the state's number as ``feed_state`` gives it
+    (``FEED_STATE_CODES``: 0 live … 4 stopped), so the two never disagree."""
     values: dict[str, float] = {}
     for family in GatewayCollector(gateway)._gateway():
         samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
         if family.name == "gateway_feed_state":
-            states = [sample.labels["state"] for sample in samples if sample.value]
-            values[family.name] = float(FEED_STATES.index(states[0])) if states else -1.0
+            values[family.name] = float(FEED_STATE_CODES[gateway.prices.state])
         else:
             values[family.name] = float(sum(sample.value for sample in samples))
     return values

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from system.gateway import Gateway, GatewaySettings
-from system.gateway.metrics import FEED_STATES, gateway_values, metric_name, metric_names, render
+from system.gateway.metrics import gateway_values, metric_name, metric_names, render
 from tests.unit.gateway.fakes import FakeFeed, FakeService, FakeSocket, settle
 
 
@@ -65,5 +65,5 @@ async def test_gateway_values_cover_every_named_metric_with_one_number(gateway: 
     values = gateway_values(gateway)
     assert tuple(values) == metric_names()
     assert values["gateway_topic_subscribers"] == 2.0  # summed over both topics
-    assert values["gateway_feed_state"] == FEED_STATES.index("live")
+    assert values["gateway_feed_state"] == 0.0  # live, numbered as feed_state numbers it
     assert values["gateway_connections"] == 1.0

@@ -23,9 +23,12 @@ import pytest
 from pydantic import BaseModel
 
 from harness.scenario import Scenario, ScenarioError, load_text
+from harness.scenario.model import metric_names
 from harness.scenario.schema import json_schema
 from harness.stack import _STACK_OWNED, ACCOUNT, APPKEY, APPSECRET
 from system.broker import KisClient, KisSettings
+from system.gateway import GatewaySettings
+from system.market import FeedSettings
 from system.service import ServiceSettings, TradingService
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -148,24 +151,64 @@ def test_every_yaml_block_is_a_checked_scenario_or_marked_as_a_fragment() -> Non
     )
 
 
+def _kind_models(action: Any) -> list[type[BaseModel]]:
+    """The members of a ``do`` union (``Annotated[A | B | ..., discriminator]``)."""
+    union = typing.get_args(action)[0]
+    return list(typing.get_args(union))
+
+
 def _fault_kinds() -> list[str]:
     from mocks.faults.model import FaultAction
 
-    union = typing.get_args(FaultAction)[0]
-    return [member.model_fields["kind"].default for member in typing.get_args(union)]
+    return [member.model_fields["kind"].default for member in _kind_models(FaultAction)]
+
+
+def _feed_fault_kinds() -> list[str]:
+    from mocks.faults.feed import FeedAction
+
+    return [member.model_fields["kind"].default for member in _kind_models(FeedAction)]
+
+
+def _examples_with(target: str, kind: str) -> list[Block]:
+    return [
+        block
+        for block in VALID
+        if any(
+            step.fault is not None and step.fault.target == target and step.fault.do.kind == kind
+            for step in load_text(block.text).timeline
+        )
+    ]
 
 
 @pytest.mark.parametrize("kind", _fault_kinds())
 def test_every_fault_kind_has_a_worked_example(kind: str) -> None:
-    examples = [
-        block
-        for block in VALID
-        if any(
-            step.fault is not None and step.fault.do.kind == kind
-            for step in load_text(block.text).timeline
-        )
-    ]
+    examples = _examples_with("broker", kind)
     assert examples, f"docs/scenarios.md has no valid example scenario with a {kind!r} fault"
+
+
+@pytest.mark.parametrize("kind", _feed_fault_kinds())
+def test_every_feed_fault_kind_has_a_worked_example(kind: str) -> None:
+    examples = _examples_with("feed", kind)
+    assert examples, (
+        f"docs/scenarios.md has no valid example scenario with a target: feed {kind!r} fault"
+    )
+
+
+def test_the_feed_kinds_are_the_eleven_the_reference_documents() -> None:
+    """Guards the test above: an empty list would parametrize nothing and prove nothing."""
+    assert set(_feed_fault_kinds()) == {
+        "close",
+        "reset",
+        "stall",
+        "slow-reader",
+        "restart",
+        "delay",
+        "duplicate",
+        "reorder",
+        "gap",
+        "malformed",
+        "reject",
+    }
 
 
 def test_the_error_kind_is_shown_with_a_broker_code_and_with_a_bare_status() -> None:
@@ -254,7 +297,11 @@ def test_the_vocabulary_walk_reaches_every_model() -> None:
     vocabulary = scenario_vocabulary()
     for deep in ("for", "from", "tr_id", "median", "fraction", "workload", "settle", "burst"):
         assert deep in vocabulary.keys
+    for deep in ("event", "all_connections", "copies", "tickers", "ticker", "ping_interval_s"):
+        assert deep in vocabulary.keys
     for choice in ("expire-tokens", "orders-not-duplicated", "unhealthy", "truncated", "limit"):
+        assert choice in vocabulary.choices
+    for choice in ("slow-reader", "ticks-match-market", "gateway", "pingpong", "rest"):
         assert choice in vocabulary.choices
     assert "for_" not in vocabulary.keys
     assert "from_" not in vocabulary.keys
@@ -263,7 +310,11 @@ def test_the_vocabulary_walk_reaches_every_model() -> None:
 def test_every_system_setting_a_scenario_may_override_is_documented() -> None:
     client = set(KisSettings.model_fields) - _STACK_OWNED
     service = set(ServiceSettings.model_fields)
-    missing = _undocumented(client | service | _STACK_OWNED)
+    feed = set(FeedSettings.model_fields) - _STACK_OWNED
+    gateway = set(GatewaySettings.model_fields) - _STACK_OWNED
+    assert {"stall_after_s", "books"} <= feed
+    assert {"send_buffer_bytes", "pong_timeout_s"} <= gateway
+    missing = _undocumented(client | service | feed | gateway | _STACK_OWNED)
     assert not missing, f"docs/scenarios.md doesn't mention these system settings: {missing}"
 
 
@@ -274,6 +325,14 @@ async def test_every_system_metric_is_documented() -> None:
     async with TradingService(KisClient(settings)) as service:
         names = set(service.metrics())
     assert len(names) > 10
+    missing = _undocumented(names)
+    assert not missing, f"docs/scenarios.md doesn't list these metrics: {missing}"
+
+
+def test_every_metric_a_scenario_may_name_is_documented() -> None:
+    """The feed client's and the gateway's too: ``metric:`` accepts every one of them."""
+    names = set(metric_names())
+    assert {"feed_reconnects", "feed_state", "gateway_messages_coalesced"} <= names
     missing = _undocumented(names)
     assert not missing, f"docs/scenarios.md doesn't list these metrics: {missing}"
 
@@ -324,3 +383,19 @@ def test_the_schema_requires_each_fault_kind() -> None:
         assert "kind" in definitions[kind.capitalize()].get("required", []), kind
     with pytest.raises(ScenarioError):
         load_text("name: x\nduration: 9\ntimeline:\n  - {at: 1, fault: {do: {seconds: 1}}}\n")
+
+
+def test_the_schema_requires_each_feed_fault_kind_and_a_feed_faults_target() -> None:
+    from mocks.faults.feed import FeedAction
+
+    definitions = json_schema()["$defs"]
+    for model in _kind_models(FeedAction):
+        assert "kind" in definitions[model.__name__].get("required", []), model.__name__
+    # Without its target a feed fault would read as a broker fault, with other keys.
+    assert "target" in definitions["FeedFaultSpec"]["required"]
+    assert "target" not in definitions["FaultSpec"].get("required", [])
+    with pytest.raises(ScenarioError):
+        load_text(
+            "name: x\nduration: 9\nneeds: [broker, feed]\n"
+            "timeline:\n  - {at: 1, fault: {target: feed, do: {seconds: 1}}}\n"
+        )

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import Problem, Scenario, ScenarioError, load_file, load_text
-from harness.scenario.model import INVARIANTS
+from harness.scenario import Problem, Scenario, ScenarioError, discover, load_file, load_text
+from harness.scenario.model import INVARIANTS, FeedFaultSpec
 
 PATH = "scenarios/test.yaml"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def load(text: str) -> Scenario:
@@ -55,7 +56,8 @@ def test_a_minimal_scenario_loads_with_its_defaults() -> None:
     assert scenario.seed == 0
     assert scenario.clock == "virtual"
     assert scenario.invariants == "all"
-    assert scenario.invariant_names == INVARIANTS
+    # "all" leaves out the feed's invariant when the feed isn't needed.
+    assert scenario.invariant_names == ("orders-not-duplicated", "unknown-orders-reconciled")
     assert scenario.needs == ["broker"]
     assert scenario.timeline == []
     assert scenario.expect == []
@@ -294,7 +296,7 @@ def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -
             (3, 1),
             "durration",
             "durration",
-            "broker, clock, duration, expect, invariants, name, needs, seed, steady_state, "
+            "broker, clock, duration, expect, feed, invariants, name, needs, seed, steady_state, "
             "summary, system, tags, timeline",
             id="top-level",
         ),
@@ -310,7 +312,7 @@ def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -
             (6, 5),
             "timeline.0.untill",
             "untill",
-            "action, at, fault, for, name, orders, quotes, until",
+            "action, at, fault, for, name, orders, quotes, until, watch",
             id="timeline-step",
         ),
         pytest.param(
@@ -325,9 +327,9 @@ def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -
             (6, 5),
             "expect.0.windw",
             "windw",
-            "after, at_least, at_most, broker_requests, equals, expect, from, health, latency, "
-            "metric, per, percentile, since, success_ratio, system_calls, token_issuances, "
-            "until, within",
+            "after, at_least, at_most, broker_requests, equals, expect, feed_events, from, health, "
+            "latency, metric, per, percentile, since, success_ratio, system_calls, tick_lag, "
+            "ticks, token_issuances, until, within",
             id="expectation",
         ),
         pytest.param(
@@ -383,7 +385,7 @@ def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -
             (3, 10),
             "system.clent",
             "clent",
-            "client, service",
+            "client, feed, gateway, service",
             id="system",
         ),
     ],
@@ -522,7 +524,8 @@ def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
     )
     assert at(problem) == (4, 5)
     assert problem.message == (
-        f"timeline.0: a timeline step needs exactly one of fault, action, quotes, orders; got {got}"
+        "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch; "
+        f"got {got}"
     )
 
 
@@ -1098,3 +1101,666 @@ def test_a_key_that_is_not_text_is_reported_at_its_own_line() -> None:
     )
     assert at(problem) == (3, 1)
     assert problem.message.startswith("5: ")
+
+
+# --- realtime: the feed, the gateway and the watch workload --------------------------------
+
+REALTIME = """\
+name: x
+duration: 100
+needs: [broker, feed, gateway]
+"""
+
+
+def test_a_realtime_scenario_loads_with_its_parts() -> None:
+    scenario = load(
+        """\
+        name: realtime
+        duration: 100
+        needs: [broker, feed, gateway]
+        feed: {ping_interval_s: 5, records_per_frame: 2}
+        system:
+          feed: {stall_after_s: 10, books: true}
+          gateway: {send_buffer_bytes: 16384}
+        timeline:
+          - name: dashboards
+            at: 0
+            watch: {clients: 3, tickers: [005930, '000660'], slow: false}
+          - name: drop
+            at: 30
+            fault:
+              target: feed
+              match: {event: frame, tr_key: '005930', connection: 1}
+              first: 1
+              do: {kind: close, code: 1011, reason: restart}
+        expect:
+          - feed_events: {kind: fault, code: '1011'}
+            equals: 1
+          - ticks: {workload: dashboards, ticker: '005930', source: feed, stale: false}
+            per: 10
+            at_least: 10
+          - tick_lag: {workload: dashboards}
+            percentile: 99
+            at_most: 0.5
+          - metric: feed_reconnects
+            equals: 1
+          - metric: gateway_messages_dropped
+            equals: 0
+        invariants: [ticks-match-market]
+        """
+    )
+    assert scenario.needs == ["broker", "feed", "gateway"]
+    assert (scenario.feed.ping_interval_s, scenario.feed.records_per_frame) == (5, 2)
+    assert scenario.system.feed == {"stall_after_s": 10, "books": True}
+    assert scenario.system.gateway == {"send_buffer_bytes": 16384}
+    watch = scenario.timeline[0].watch
+    assert watch is not None
+    assert (watch.clients, watch.tickers, watch.slow) == (3, ["005930", "000660"], False)
+    assert scenario.timeline[0].label == "dashboards"
+    fault = scenario.timeline[1].fault
+    assert isinstance(fault, FeedFaultSpec)
+    assert (fault.match.event, fault.match.tr_key, fault.match.connection) == ("frame", "005930", 1)
+    assert (fault.do.kind, fault.first) == ("close", 1)
+    assert [e.measure for e in scenario.expect] == [
+        "feed_events",
+        "ticks",
+        "tick_lag",
+        "metric",
+        "metric",
+    ]
+    assert scenario.invariant_names == ("ticks-match-market",)
+
+
+def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
+    scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
+    assert scenario.invariant_names == INVARIANTS
+    assert "ticks-match-market" in INVARIANTS
+
+
+def test_a_fault_without_a_target_is_the_brokers() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 10
+        needs: [broker, feed]
+        timeline:
+          - {at: 0, fault: {do: {kind: reset}}}
+        """
+    )
+    fault = scenario.timeline[0].fault
+    assert fault is not None
+    assert not isinstance(fault, FeedFaultSpec)
+    assert fault.target == "broker"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted((ROOT / "scenarios" / "market").glob("*.yaml")),
+        ROOT / "scenarios" / "gateway" / "slow-client.yaml",
+    ],
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_the_realtime_scenarios_in_the_repository_load(path: Path) -> None:
+    scenario = load_file(path)
+    assert {"feed", "gateway"} <= set(scenario.needs)
+    assert any(step.watch is not None for step in scenario.timeline)
+
+
+def test_the_repository_has_the_realtime_scenarios() -> None:
+    """Guards the test above: an empty glob would parametrize nothing."""
+    found = discover([ROOT / "scenarios" / "market"])
+    assert len(found) >= 4
+
+
+def test_a_watch_step_without_the_gateway_is_refused_at_its_watch() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        timeline:
+          - name: dashboards
+            at: 0
+            watch: {tickers: ['005930']}
+        """
+    )
+    assert at(problem) == (7, 5)
+    assert problem.message == (
+        "timeline.0.watch: step 'dashboards' watches the gateway's /ws; add gateway to 'needs'"
+    )
+
+
+def test_the_gateway_without_the_feed_is_refused_at_needs() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, gateway]
+        """
+    )
+    assert at(problem) == (3, 1)
+    assert problem.message == "needs: the gateway's prices come from the feed; add feed"
+
+
+def test_needs_without_the_broker_is_refused() -> None:
+    problem = only_problem("name: x\nduration: 100\nneeds: [feed]\n")
+    assert at(problem) == (3, 1)
+    assert problem.message == "needs: the system always needs the broker; add broker"
+
+
+def test_an_unknown_part_lists_the_parts() -> None:
+    problem = only_problem("name: x\nduration: 100\nneeds: [broker, proxy]\n")
+    assert at(problem) == (3, 17)
+    assert problem.message == "needs.1: Input should be 'broker', 'feed' or 'gateway'"
+
+
+def test_a_feed_fault_without_the_feed_in_needs_is_refused_at_its_target() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - name: losses
+            at: 0
+            fault: {target: feed, do: {kind: gap}}
+        """
+    )
+    assert at(problem) == (6, 21)
+    assert problem.message == (
+        "timeline.0.fault.target: step 'losses' targets 'feed', which 'needs' lacks"
+    )
+
+
+FEED_KINDS = (
+    "close",
+    "reset",
+    "stall",
+    "slow-reader",
+    "restart",
+    "delay",
+    "duplicate",
+    "reorder",
+    "gap",
+    "malformed",
+    "reject",
+)
+BROKER_ONLY_KINDS = ("error", "hang", "drop", "empty", "truncated")
+
+
+def test_an_unknown_feed_fault_kind_names_the_feed_kinds_only() -> None:
+    problem = only_problem(
+        REALTIME
+        + """\
+timeline:
+  - at: 0
+    fault:
+      target: feed
+      do: {kind: hang}
+"""
+    )
+    assert at(problem) == (8, 7)
+    assert problem.message.startswith("timeline.0.fault.do: Input tag 'hang' ")
+    listed = problem.message.split("expected tags: ")[1]
+    assert listed == ", ".join(f"'{kind}'" for kind in FEED_KINDS)
+    for kind in BROKER_ONLY_KINDS:
+        assert f"'{kind}'" not in listed
+
+
+def test_a_feed_fault_without_a_kind_lists_the_feed_kinds() -> None:
+    problem = only_problem(
+        REALTIME
+        + """\
+timeline:
+  - at: 0
+    fault:
+      target: feed
+      do: {seconds: 3}
+"""
+    )
+    assert at(problem) == (8, 7)
+    assert problem.message == (
+        f"timeline.0.fault.do: needs a 'kind': one of {', '.join(FEED_KINDS)}"
+    )
+
+
+def test_a_broker_fault_with_a_feed_kind_names_the_broker_kinds_only() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 10
+        needs: [broker, feed]
+        timeline:
+          - at: 0
+            fault: {do: {kind: gap}}
+        """
+    )
+    assert at(problem) == (6, 13)
+    assert problem.message == (
+        "timeline.0.fault.do: Input tag 'gap' found using 'kind' does not match any of the "
+        "expected tags: 'error', 'delay', 'hang', 'drop', 'reset', 'close', 'empty', "
+        "'malformed', 'truncated'"
+    )
+
+
+@pytest.mark.parametrize("target", ["proxy", "5", "Feed"])
+def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            fault:
+              target: {target}
+              do: {{kind: reset}}
+        """
+    )
+    assert at(problem) == (5, 5)
+    assert problem.message == "timeline.0.fault: 'target' must be broker or feed"
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "where", "key", "valid"),
+    [
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed]
+            timeline:
+              - at: 0
+                fault:
+                  match: {event: frame}
+                  do: {kind: reset}
+            """,
+            (7, 15),
+            "timeline.0.fault.match.event",
+            "event",
+            "method, path, tr_id",
+            id="broker-match-with-a-feed-key",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed]
+            timeline:
+              - at: 0
+                fault:
+                  target: feed
+                  match: {tr_key: '005930', path: /uapi/*}
+                  do: {kind: gap}
+            """,
+            (8, 33),
+            "timeline.0.fault.match.path",
+            "path",
+            "connection, event, tr_id, tr_key",
+            id="feed-match-with-a-broker-key",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed]
+            timeline:
+              - at: 0
+                fault:
+                  target: feed
+                  do: {kind: close, cod: 1011}
+            """,
+            (8, 25),
+            "timeline.0.fault.do.close.cod",
+            "cod",
+            "all_connections, code, kind, reason",
+            id="feed-kind",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed]
+            timeline:
+              - at: 0
+                fault:
+                  target: feed
+                  do: {kind: gap}
+                  frist: 1
+            """,
+            (9, 7),
+            "timeline.0.fault.frist",
+            "frist",
+            "do, every, first, match, probability, target",
+            id="feed-fault",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed]
+            feed: {ping_interval: 5}
+            """,
+            (4, 8),
+            "feed.ping_interval",
+            "ping_interval",
+            "appkey_release_s, max_subscriptions, ping_interval_s, records_per_frame",
+            id="mock-feed",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed, gateway]
+            timeline:
+              - at: 0
+                watch: {tickers: ['005930'], client: 2}
+            """,
+            (6, 34),
+            "timeline.0.watch.client",
+            "client",
+            "clients, slow, tickers",
+            id="watch",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            needs: [broker, feed]
+            expect:
+              - feed_events: {knd: ack}
+                equals: 0
+            """,
+            (5, 19),
+            "expect.0.feed_events.knd",
+            "knd",
+            "code, connection, kind, outcome, tr_id, tr_key",
+            id="feed-events",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 10
+            expect:
+              - ticks: {sauce: rest}
+                equals: 0
+            """,
+            (4, 13),
+            "expect.0.ticks.sauce",
+            "sauce",
+            "source, stale, ticker, workload",
+            id="ticks",
+        ),
+    ],
+)
+def test_an_unknown_realtime_key_lists_the_keys_of_its_own_kind(
+    text: str, position: tuple[int, int], where: str, key: str, valid: str
+) -> None:
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message == f"{where}: unknown key {key!r}; valid keys here: {valid}"
+
+
+@pytest.mark.parametrize("measure", ["ticks", "tick_lag"])
+def test_a_ticks_workload_must_name_a_watch_step(measure: str) -> None:
+    problem = only_problem(
+        REALTIME
+        + f"""\
+timeline:
+  - {{name: dashboards, at: 0, watch: {{tickers: ['005930']}}}}
+  - {{name: quotes, at: 0, quotes: {{rate: 1}}}}
+  - {{name: tabs, at: 0, watch: {{tickers: ['000660']}}}}
+expect:
+  - {measure}: {{workload: nope}}
+    at_most: 1
+"""
+    )
+    assert at(problem) == (9, 18 + len(measure))
+    assert problem.message == (
+        f"expect.0.{measure}.workload: 'workload: nope' names no watch step; "
+        "the watch steps are: dashboards, tabs"
+    )
+
+
+def test_a_ticks_workload_naming_a_quotes_step_is_refused_too() -> None:
+    problem = only_problem(
+        REALTIME
+        + """\
+timeline:
+  - {name: quotes, at: 0, quotes: {rate: 1}}
+expect:
+  - ticks: {workload: quotes}
+    at_least: 1
+"""
+    )
+    assert at(problem) == (7, 23)
+    assert problem.message == (
+        "expect.0.ticks.workload: 'workload: quotes' names no watch step; the watch steps are: none"
+    )
+
+
+def test_feed_events_without_the_feed_are_refused() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - feed_events: {kind: connect}
+            at_least: 1
+        """
+    )
+    assert at(problem) == (4, 5)
+    assert (
+        problem.message == "expect.0.feed_events: feed_events needs the feed; add feed to 'needs'"
+    )
+
+
+def test_feed_events_without_the_feed_in_the_steady_state_are_refused_there() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, for: 5, fault: {do: {kind: reset}}}
+        steady_state:
+          settle: 5
+          expect:
+            - feed_events: {kind: connect}
+              equals: 1
+        """
+    )
+    assert at(problem) == (8, 7)
+    assert problem.message == (
+        "steady_state.expect.0.feed_events: feed_events needs the feed; add feed to 'needs'"
+    )
+
+
+def test_the_feeds_invariant_without_the_feed_is_refused_at_the_item() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        invariants: [orders-not-duplicated, ticks-match-market]
+        """
+    )
+    assert at(problem) == (3, 37)
+    assert problem.message == (
+        "invariants.1: 'ticks-match-market' checks the feed; add feed to 'needs'"
+    )
+
+
+def test_a_ticker_without_quotes_is_asked_to_be_quoted() -> None:
+    problem = only_problem(
+        REALTIME
+        + """\
+timeline:
+  - at: 0
+    watch: {tickers: [5930]}
+"""
+    )
+    assert at(problem) == (6, 23)
+    assert problem.message == (
+        "timeline.0.watch.tickers.0: Input should be a valid string (got the number 5930; put "
+        "quotes around values that must stay text, e.g. codes: ['005930'])"
+    )
+
+
+def test_a_close_code_in_feed_events_is_asked_to_be_quoted() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        expect:
+          - feed_events: {kind: disconnect, code: 1011}
+            equals: 0
+        """
+    )
+    assert at(problem) == (5, 43)
+    assert problem.message.startswith("expect.0.feed_events.code: Input should be a valid string")
+    assert "got the number 1011; put quotes around values" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("selector", "position", "message"),
+    [
+        pytest.param(
+            "feed_events: {kind: acks}",
+            (5, 25),
+            "expect.0.feed_events.kind: Input should be 'connect', 'disconnect', 'message', "
+            "'ack', 'frame', 'pingpong' or 'fault'",
+            id="feed-events-kind",
+        ),
+        pytest.param(
+            "ticks: {source: websocket}",
+            (5, 21),
+            "expect.0.ticks.source: Input should be 'feed' or 'rest'",
+            id="ticks-source",
+        ),
+    ],
+)
+def test_an_unknown_choice_in_a_realtime_selector_lists_the_choices(
+    selector: str, position: tuple[int, int], message: str
+) -> None:
+    problem = only_problem(
+        f"name: x\nduration: 100\nneeds: [broker, feed]\nexpect:\n  - {selector}\n    equals: 0\n"
+    )
+    assert at(problem) == position
+    assert problem.message == message
+
+
+def test_percentile_applies_to_tick_lag_but_not_to_ticks() -> None:
+    scenario = load(
+        REALTIME
+        + """\
+timeline:
+  - {name: d, at: 0, watch: {tickers: ['005930']}}
+expect:
+  - {tick_lag: {workload: d}, percentile: 99, at_most: 1}
+"""
+    )
+    assert scenario.expect[0].percentile == 99
+    problem = only_problem(
+        REALTIME
+        + """\
+timeline:
+  - {name: d, at: 0, watch: {tickers: ['005930']}}
+expect:
+  - ticks: {workload: d}
+    percentile: 99
+    at_least: 1
+"""
+    )
+    assert at(problem) == (7, 5)
+    assert problem.message == "expect.0: 'percentile' applies to latency and tick_lag only"
+
+
+def test_a_feed_url_is_refused_as_set_by_the_stack() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        system:
+          feed: {url: 'ws://example.com/tryitout', stall_after_s: 10}
+        """
+    )
+    assert at(problem) == (5, 10)
+    assert problem.message == "system.feed.url: 'url' is set by the stack, not by scenarios"
+
+
+def test_an_unknown_feed_setting_lists_the_valid_ones_without_the_url() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        system:
+          feed: {stall_after: 10}
+        """
+    )
+    assert at(problem) == (5, 10)
+    assert problem.message == (
+        "system.feed.stall_after: unknown setting; valid ones: backoff_base_s, backoff_max_s, "
+        "books, connect_timeout_s, custtype, max_subscriptions, resync_on_reconnect, "
+        "stall_after_s"
+    )
+
+
+def test_an_unknown_gateway_setting_lists_the_valid_ones() -> None:
+    problem = only_problem(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed, gateway]
+        system:
+          gateway: {bogus: 1}
+        """
+    )
+    assert at(problem) == (5, 13)
+    assert problem.message.startswith("system.gateway.bogus: unknown setting; valid ones: ")
+    valid = problem.message.split("valid ones: ")[1].split(", ")
+    assert valid == sorted(valid)
+    assert {
+        "heartbeat_interval_s",
+        "pong_timeout_s",
+        "client_queue_size",
+        "send_buffer_bytes",
+        "rest_fallback_interval_s",
+    } <= set(valid)
+
+
+@pytest.mark.parametrize(
+    ("setting", "position", "where", "detail"),
+    [
+        pytest.param(
+            "feed: {backoff_base_s: 5, backoff_max_s: 1}",
+            (5, 3),
+            "system.feed",
+            "backoff_max_s (1.0) must not be below backoff_base_s (5.0)",
+            id="feed-backoff",
+        ),
+        pytest.param(
+            "gateway: {heartbeat_interval_s: 30, pong_timeout_s: 20}",
+            (5, 39),
+            "system.gateway.pong_timeout_s",
+            "must exceed heartbeat_interval_s (30.0)",
+            id="gateway-pong-timeout",
+        ),
+        pytest.param(
+            "gateway: {send_buffer_bytes: 1024}",
+            (5, 13),
+            "system.gateway.send_buffer_bytes",
+            "greater than or equal to 4096",
+            id="gateway-send-buffer",
+        ),
+    ],
+)
+def test_a_bad_feed_or_gateway_setting_value_is_refused(
+    setting: str, position: tuple[int, int], where: str, detail: str
+) -> None:
+    problem = only_problem(
+        f"name: x\nduration: 100\nneeds: [broker, feed, gateway]\nsystem:\n  {setting}\n"
+    )
+    assert at(problem) == position
+    assert problem.message.startswith(f"{where}: ")
+    assert detail in problem.message
