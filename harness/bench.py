@@ -8,12 +8,17 @@
 - The broker client's budget use on the real profile: quotes served per second ÷ 18 while
   callers ask for far more, with the EGW00201 count, beside the budget the mock broker
   enforced in the same run (read from its control plane).
+- Realtime: tick latency (mock feed → system → gateway → WebSocket client) and gateway
+  fan-out to 100 and 1,000 clients, each beside a plain ``websockets`` server measured the
+  same way in the same run; the method is in ``harness.bench_realtime``.
 
-Results go to ``build/bench/results.json``; the table is printed.
+Results go to ``build/bench/results.json`` (realtime: ``realtime.json``); the tables are
+printed. ``--only broker`` or ``--only realtime`` runs one half.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
@@ -25,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from starlette.types import Receive, Scope, Send
 
+from harness import bench_realtime
 from harness.runner import run_scenario
 from harness.scenario import load_file, load_text
 from mocks.server import serve
@@ -124,8 +130,24 @@ def _budget_use() -> tuple[float, int, int]:
     return per_second / budget, refused, budget
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", choices=("broker", "realtime"), help="run one half of the benchmarks"
+    )
+    only = parser.parse_args(argv).only
     console = Console()
+    if only != "realtime":
+        _broker(console)
+    if only != "broker":
+        bench_realtime.main(console)
+
+
+def _broker(console: Console) -> None:
     figures: list[Figure] = []
     bare = asyncio.run(_bare_exchange_s())
     for label, stem in (("EGW00133 storm", "egw00133-storm"), ("ten-minute mix", "ten-minute-mix")):
