@@ -79,14 +79,11 @@ def _compression(stem: str) -> Compression:
     result = run_scenario(scenario, str(path))
     if not result.passed or result.timeline is None:
         raise SystemExit(f"bench: {stem} did not pass; fix it before timing it")
-    idle = load_text(_IDLE.format(duration=int(scenario.duration)), "idle")
-    started = time.perf_counter()
-    idle_result = run_scenario(idle, "idle")
-    idle_wall = time.perf_counter() - started
+    idle = run_scenario(load_text(_IDLE.format(duration=int(scenario.duration)), "idle"), "idle")
     return Compression(
         result.simulated_seconds,
         result.wall_seconds,
-        idle_result.simulated_seconds / idle_wall,
+        idle.simulated_seconds / idle.wall_seconds,
         len(result.timeline.broker_calls),
     )
 

@@ -11,7 +11,7 @@ is *received* when the client's ``recv()`` returns its ``price_update``, before 
 The two are paired by content: (ticker, accumulated volume), the volume being
 ``Market(seed).tick(code, step).volume``, ACML_VOL of that step, which the system passes on
 as ``data.volume``. The baseline path has the same source and the same client: a plain
-``websockets`` relay connects to the same mock feed with the system's connection options,
+``websockets`` relay connects to the same mock feed as the system does (``connect_websocket``),
 subscribes the same tickers under an app key of its own, and ``broadcast()``\\s each frame
 unchanged to a plain ``websockets`` server's client: the irreducible WS → process → WS hop.
 Its ticks are paired the same way (ticker and ACML_VOL read from the forwarded frame).
@@ -45,8 +45,8 @@ messages than offered; its coalesced and dropped counts are printed, never hidde
 **Memory**: Python heap (``tracemalloc``) held by the server process once the clients
 are connected and subscribed, per 1,000 clients, traced only while connecting.
 
-Results go to ``build/bench/realtime.json``; ``python -m harness.bench_realtime`` runs this
-part alone, ``python -m harness.bench`` runs it after the broker benchmarks.
+Results go to ``build/bench/realtime.json``; ``python -m harness.bench --only realtime`` runs
+this part alone, ``python -m harness.bench`` runs it after the broker benchmarks.
 """
 
 from __future__ import annotations
@@ -62,30 +62,31 @@ import os
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.asyncio.server import serve as serve_websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Data
 
 from harness.stack import system_settings
 from mocks.broker import BrokerConfig
 from mocks.journal import fingerprint
-from mocks.market import Market
 from mocks.world import World, serve_world
 from system.app import running_system
 from system.gateway import Gateway, create_gateway
 from system.gateway import serve as serve_gateway
 from system.gateway.protocol import encode, price_update
 from system.health import Health
+from system.market.columns import TRADE_INDEX, TRADES
+from system.market.connection import connect_websocket
 from system.market.model import (
     FeedStatus,
     OrderBook,
@@ -97,7 +98,6 @@ from system.market.protocol import subscribe_message
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
-TRADES = "H0STCNT0"
 LATENCY_CODES = 10  # tickers subscribed: frames per one-second step
 LATENCY_ROUNDS = 2  # system and relay alternate, this many windows each
 LATENCY_WINDOW_S = 12.5  # per round: LATENCY_CODES × rounds × window ≈ 250 ticks a side
@@ -105,10 +105,9 @@ FANOUT_CLIENTS = (100, 1000)
 FANOUT_DELIVERIES = 100_000  # messages × clients offered per run
 FANOUT_ROUNDS = 2  # gateway and baseline alternate; the best run of each is reported
 FANOUT_TICKER = "005930"
-# The relay's own app key (the mock feed allows one session per app key; the system holds
-# the stack's). Only the lengths matter to the mock broker: 36 and 180 characters.
+# The relay's own app key: the mock feed allows one session per app key, and the system
+# holds the stack's.
 RELAY_APPKEY = "PSrelay" + "0" * 29
-RELAY_APPSECRET = "relay" + "s" * 175
 # Published prices carry volume VOLUME_BASE + n, the last one FINAL_VOLUME: the clients count
 # messages by the first marker and stop at the second, without parsing JSON.
 VOLUME_BASE = 7_000_000_000_000
@@ -116,6 +115,7 @@ FINAL_VOLUME = 7_999_999_999_999
 COUNTED = b'"volume":7'
 FINAL = b'"volume":7999999999999'
 SUBSCRIBED = b'"type":"subscribed"'
+_PONG = b'{"type":"pong"}'
 
 Tick = tuple[str, int]  # ticker, accumulated volume (ACML_VOL): what pairs a tick
 Received = tuple[str, int, float]  # ... and the loop time it was received
@@ -164,8 +164,11 @@ class Latency:
     max_ms: float
 
     @classmethod
-    def of(cls, latencies: list[float], unmatched: int) -> Latency:
-        ms = [value * 1e3 for value in latencies]
+    def of(cls, rounds: Iterable[tuple[list[float], int]]) -> Latency:
+        """Over every round's (latencies, unmatched), as ``pair_ticks`` gives them."""
+        rounds = list(rounds)
+        ms = [value * 1e3 for latencies, _ in rounds for value in latencies]
+        unmatched = sum(count for _, count in rounds)
         top = max(ms) if ms else math.nan
         return cls(len(ms), unmatched, percentile(ms, 0.5), percentile(ms, 0.99), top)
 
@@ -173,10 +176,13 @@ class Latency:
 # -- tick latency ---------------------------------------------------------------------------
 
 
-async def _sent_ticks(
-    world: World, market: Market, appkey: str, origin: float
-) -> dict[tuple[str, int], float]:
-    """(ticker, ACML_VOL) → loop time the feed wrote it, for the connections of ``appkey``."""
+async def _paired(world: World, appkey: str, received: list[Received]) -> tuple[list[float], int]:
+    """``pair_ticks`` of ``received`` against the frames the mock feed wrote to ``appkey``'s
+    connection: (ticker, ACML_VOL) → the loop time it was written. Call it while that
+    connection is still open: the control plane lists only open connections, and that is
+    where the app key's connection number comes from."""
+    feed = world.feed_app.state.feed
+    origin = asyncio.get_running_loop().time() - feed.clock.now()  # the feed's clock's zero
     mine = fingerprint(appkey)
     numbers = {
         c["connection"] for c in await world.feed_control.connections() if c["appkey"] == mine
@@ -189,17 +195,18 @@ async def _sent_ticks(
             if entry.outcome != "sent" or entry.records != 1 or entry.step is None:
                 continue
             assert entry.tr_key is not None
-            key = (entry.tr_key, market.tick(entry.tr_key, entry.step).volume)
+            key = (entry.tr_key, feed.market.tick(entry.tr_key, entry.step).volume)
             at = origin + entry.at
             sent[key] = min(at, sent.get(key, at))
-    return sent
+    return pair_ticks(sent, received)
+
+
+# What a path's client makes of a message: a tick, a reply it owes (text), or nothing.
+Decode = Callable[[Data], Tick | str | None]
 
 
 async def _collect(
-    receive: Callable[[], Any],
-    decode: Callable[[Any], Tick | None],
-    codes: list[str],
-    window_s: float,
+    ws: ClientConnection, decode: Decode, codes: list[str], window_s: float
 ) -> list[Received]:
     """Ticks received during ``window_s``, which starts once every code has ticked (so the
     subscriptions are all in place)."""
@@ -209,11 +216,14 @@ async def _collect(
     end = math.inf
     async with asyncio.timeout(window_s + 30):
         while True:
-            message = await receive()
+            message = await ws.recv()
             at = loop.time()  # before any parsing: that is the receiver's business
             if at >= end:
                 return received
             tick = decode(message)
+            if isinstance(tick, str):
+                await ws.send(tick)
+                continue
             if tick is None:
                 continue
             if pending:
@@ -224,53 +234,41 @@ async def _collect(
             received.append((tick[0], tick[1], at))
 
 
-@dataclass(frozen=True)
-class _Pairing:
-    """What pairing a path's ticks needs: the world, its market, and the offset of the
-    feed's clock on the loop's."""
-
-    world: World
-    market: Market
-    origin: float
-
-    async def latencies(self, appkey: str, received: list[Received]) -> tuple[list[float], int]:
-        # While the path's feed connection is still open: the control plane lists only
-        # open connections, and that is where the app key's connection number comes from.
-        sent = await _sent_ticks(self.world, self.market, appkey, self.origin)
-        return pair_ticks(sent, received)
+def _gateway_tick(text: Data) -> Tick | str | None:
+    """(ticker, data.volume) of a feed-sourced ``price_update``; the pong a ping asks for
+    (the gateway closes clients that don't answer its heartbeat)."""
+    message = json.loads(text)
+    if message["type"] == "ping":
+        return _PONG.decode()
+    if message["type"] != "price_update" or message["data"]["source"] != "feed":
+        return None
+    return message["ticker"], message["data"]["volume"]
 
 
-async def _through_gateway(
-    pairing: _Pairing, url: str, appkey: str, codes: list[str], window_s: float
-) -> tuple[list[float], int]:
-    async with connect(url, ping_interval=None, compression=None) as ws:
-        for code in codes:
-            await ws.send(json.dumps({"type": "subscribe", "ticker": code}))
-        pongs: list[str] = []
-
-        def decode(text: Any) -> Tick | None:
-            message = json.loads(text)
-            if message["type"] == "ping":
-                pongs.append('{"type":"pong"}')
-            if message["type"] != "price_update" or message["data"]["source"] != "feed":
-                return None
-            return message["ticker"], message["data"]["volume"]
-
-        async def receive() -> Any:
-            while pongs:  # the gateway closes clients that don't answer its heartbeat
-                await ws.send(pongs.pop())
-            return await ws.recv()
-
-        received = await _collect(receive, decode, codes, window_s)
-        return await pairing.latencies(appkey, received)
-
-
-def _frame_tick(text: Any) -> Tick | None:
+def _frame_tick(text: Data) -> Tick | None:
     """(ticker, ACML_VOL) of a one-record H0STCNT0 frame: ``0|H0STCNT0|001|f0^f1^…``."""
     if not isinstance(text, str) or not text.startswith("0|" + TRADES):
         return None
     fields = text.split("|", 3)[3].split("^")
-    return fields[0], int(fields[13])  # MKSC_SHRN_ISCD, ACML_VOL
+    return fields[TRADE_INDEX["MKSC_SHRN_ISCD"]], int(fields[TRADE_INDEX["ACML_VOL"]])
+
+
+async def _round(
+    world: World,
+    url: str,
+    appkey: str,
+    decode: Decode,
+    codes: list[str],
+    window_s: float,
+    subscribe: Iterable[str] = (),
+) -> tuple[list[float], int]:
+    """One window of one path: a client of ``url`` sends ``subscribe`` and collects ticks;
+    they are paired against the feed's frames to ``appkey``."""
+    async with connect(url, ping_interval=None, compression=None) as ws:
+        for message in subscribe:
+            await ws.send(message)
+        received = await _collect(ws, decode, codes, window_s)
+        return await _paired(world, appkey, received)
 
 
 @contextlib.asynccontextmanager
@@ -278,17 +276,8 @@ async def _relay(world: World, codes: list[str]) -> AsyncIterator[str]:
     """The baseline hop: a plain websockets client of the mock feed whose every data frame
     a plain websockets server ``broadcast()``\\s, unchanged, to its clients. Yields the
     server's URL; the feed subscriptions start once a client is connected."""
-    async with httpx.AsyncClient(base_url=world.broker.url) as http:
-        answer = await http.post(
-            "/oauth2/Approval",
-            json={
-                "grant_type": "client_credentials",
-                "appkey": RELAY_APPKEY,
-                "secretkey": RELAY_APPSECRET,
-            },
-        )
-        answer.raise_for_status()
-        approval = answer.json()["approval_key"]
+    # Issued in-process: how the relay gets its key is not what is measured.
+    approval = world.broker_app.state.broker.tokens.approval_key(RELAY_APPKEY)
     members: set[ServerConnection] = set()
     joined = asyncio.Event()
 
@@ -300,68 +289,65 @@ async def _relay(world: World, codes: list[str]) -> AsyncIterator[str]:
         finally:
             members.discard(ws)
 
-    async def pump(upstream: ClientConnection) -> None:
-        async for text in upstream:
-            if isinstance(text, str) and text[:1] in ("0", "1"):
+    async def pump() -> None:
+        while True:
+            text = await upstream.recv()
+            if text[:1] in ("0", "1"):
                 broadcast(members, text)
-            elif isinstance(text, str) and '"PINGPONG"' in text:
+            elif '"PINGPONG"' in text:
                 await upstream.send(text)  # the feed's heartbeat, echoed as KIS asks
 
-    async with (
-        serve_websockets(handler, "127.0.0.1", 0, compression=None, ping_interval=None) as server,
-        # The system's feed client connects with exactly these options (system.market).
-        connect(world.feed_url, open_timeout=None, ping_interval=None) as upstream,
-    ):
-        port = next(iter(server.sockets)).getsockname()[1]
-        task = asyncio.get_running_loop().create_task(pump(upstream))
+    async def subscribe() -> None:
+        await joined.wait()
+        for code in codes:
+            await upstream.send(subscribe_message(approval, TRADES, code))
 
-        async def subscribe() -> None:
-            await joined.wait()
-            for code in codes:
-                await upstream.send(subscribe_message(approval, TRADES, code))
-
-        subscriber = asyncio.get_running_loop().create_task(subscribe())
-        try:
-            yield f"ws://127.0.0.1:{port}"
-        finally:
-            subscriber.cancel()
-            task.cancel()
-            await asyncio.gather(subscriber, task, return_exceptions=True)
-
-
-async def _through_relay(
-    pairing: _Pairing, codes: list[str], window_s: float
-) -> tuple[list[float], int]:
-    async with (
-        _relay(pairing.world, codes) as url,
-        connect(url, ping_interval=None, compression=None) as ws,
-    ):
-        received = await _collect(ws.recv, _frame_tick, codes, window_s)
-        return await pairing.latencies(RELAY_APPKEY, received)
+    # The system's feed client connects through this very function (system.market).
+    upstream = await connect_websocket(world.feed_url)
+    try:
+        async with serve_websockets(
+            handler, "127.0.0.1", 0, compression=None, ping_interval=None
+        ) as server:
+            loop = asyncio.get_running_loop()
+            tasks = [loop.create_task(pump()), loop.create_task(subscribe())]
+            try:
+                yield f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await upstream.close()
 
 
 async def tick_latency(
     window_s: float = LATENCY_WINDOW_S, rounds: int = LATENCY_ROUNDS
 ) -> tuple[Latency, Latency]:
     """(system, relay) tick latency over ``rounds`` alternating windows of each."""
-    market = Market(SEED)
-    codes = list(market.instruments)[:LATENCY_CODES]
-    squall: tuple[list[float], int] = ([], 0)
-    relay: tuple[list[float], int] = ([], 0)
+    squall: list[tuple[list[float], int]] = []
+    relay: list[tuple[list[float], int]] = []
     async with serve_world(BrokerConfig(seed=SEED)) as world:
+        codes = list(world.feed_app.state.feed.market.instruments)[:LATENCY_CODES]
+        subscribe = [json.dumps({"type": "subscribe", "ticker": code}) for code in codes]
         settings = system_settings(world)
         async with running_system(settings) as system, serve_gateway(system.app) as gateway:
-            clock = world.feed_app.state.feed.clock
-            origin = asyncio.get_running_loop().time() - clock.now()
-            pairing = _Pairing(world, market, origin)
             for _ in range(rounds):
-                latencies, unmatched = await _through_gateway(
-                    pairing, gateway.ws_url, settings.kis.appkey, codes, window_s
+                squall.append(
+                    await _round(
+                        world,
+                        gateway.ws_url,
+                        settings.kis.appkey,
+                        _gateway_tick,
+                        codes,
+                        window_s,
+                        subscribe,
+                    )
                 )
-                squall = (squall[0] + latencies, squall[1] + unmatched)
-                latencies, unmatched = await _through_relay(pairing, codes, window_s)
-                relay = (relay[0] + latencies, relay[1] + unmatched)
-    return Latency.of(*squall), Latency.of(*relay)
+                async with _relay(world, codes) as url:
+                    relay.append(
+                        await _round(world, url, RELAY_APPKEY, _frame_tick, codes, window_s)
+                    )
+    return Latency.of(squall), Latency.of(relay)
 
 
 # -- fan-out: the clients' process ----------------------------------------------------------
@@ -395,9 +381,6 @@ def _frame(opcode: int, payload: bytes) -> bytes:
     mask = os.urandom(4)
     masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
     return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
-
-
-_PONG = b'{"type":"pong"}'
 
 
 class _Tally:
@@ -652,9 +635,14 @@ def _update(n: int, last: bool) -> PriceUpdate:
     )
 
 
+Server = Literal["gateway", "websockets"]
+Publish = Callable[[int, bool], None]  # (n, last): publish price n, the last one marked
+Overflow = Callable[[], tuple[int, int]]  # the server's (coalesced, dropped) so far
+
+
 @dataclass(frozen=True)
 class FanoutRun:
-    server: Literal["gateway", "websockets"]
+    server: Server
     clients: int
     published: int
     delivered: int
@@ -673,12 +661,7 @@ class FanoutRun:
 
 
 async def _fanout_run(
-    clients: _Clients,
-    server: Literal["gateway", "websockets"],
-    url: str,
-    count: int,
-    publish: Callable[[int, bool], None],
-    overflow: Callable[[], tuple[int, int]],
+    clients: _Clients, server: Server, url: str, count: int, publish: Publish, overflow: Overflow
 ) -> FanoutRun:
     messages = max(2, FANOUT_DELIVERIES // count)
     subscribe = json.dumps({"type": "subscribe", "ticker": FANOUT_TICKER}).encode()
@@ -764,30 +747,24 @@ async def fanout(
             ) as plain,
         ):
             plain_url = f"ws://127.0.0.1:{next(iter(plain.sockets)).getsockname()[1]}/"
+            # Each server: its URL, how to publish, its overflow counts, when all have gone.
+            servers: list[tuple[Server, str, Publish, Overflow, Callable[[], bool]]] = [
+                (
+                    "gateway",
+                    gateway.ws_url,
+                    gateway_publish,
+                    gateway_overflow,
+                    lambda: len(manager) == 0,
+                ),
+                ("websockets", plain_url, websockets_publish, lambda: (0, 0), lambda: not members),
+            ]
             for count in counts:
                 for _ in range(rounds):
-                    runs.append(
-                        await _fanout_run(
-                            clients,
-                            "gateway",
-                            gateway.ws_url,
-                            count,
-                            gateway_publish,
-                            gateway_overflow,
+                    for server, url, publish, overflow, gone in servers:
+                        runs.append(
+                            await _fanout_run(clients, server, url, count, publish, overflow)
                         )
-                    )
-                    await _until(lambda: len(manager) == 0)
-                    runs.append(
-                        await _fanout_run(
-                            clients,
-                            "websockets",
-                            plain_url,
-                            count,
-                            websockets_publish,
-                            lambda: (0, 0),
-                        )
-                    )
-                    await _until(lambda: not members)
+                        await _until(gone)
     finally:
         clients.close()
     return runs
@@ -810,13 +787,16 @@ class Row:
         return self.squall / self.baseline if self.baseline else math.nan
 
 
-@dataclass
+@dataclass(frozen=True)
 class RealtimeResults:
     squall_latency: Latency
     relay_latency: Latency
     runs: list[FanoutRun]
     wall_s: float
-    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[Row]:
+        return _rows(self)
 
 
 def _runs(results: RealtimeResults, server: str, count: int) -> list[FanoutRun]:
@@ -831,7 +811,7 @@ def _cheapest(results: RealtimeResults, server: str, count: int) -> FanoutRun:
     return min(_runs(results, server, count), key=lambda r: r.server_cpu_us)
 
 
-def rows(results: RealtimeResults) -> list[Row]:
+def _rows(results: RealtimeResults) -> list[Row]:
     """The table: each figure of the system beside the baseline's, best run of each."""
     squall, relay = results.squall_latency, results.relay_latency
     table = [
@@ -938,9 +918,7 @@ def run() -> RealtimeResults:
     started = time.perf_counter()
     squall, relay = asyncio.run(tick_latency())
     runs = asyncio.run(fanout())
-    results = RealtimeResults(squall, relay, runs, time.perf_counter() - started)
-    results.rows = rows(results)
-    return results
+    return RealtimeResults(squall, relay, runs, time.perf_counter() - started)
 
 
 def write_results(results: RealtimeResults) -> Path:
@@ -960,12 +938,7 @@ def write_results(results: RealtimeResults) -> Path:
     return path
 
 
-def main(console: Console | None = None) -> None:
-    console = console or Console()
+def main(console: Console) -> None:
     results = run()
     print_results(console, results)
     console.print(f"wrote {write_results(results)}")
-
-
-if __name__ == "__main__":
-    main()

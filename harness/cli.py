@@ -13,14 +13,17 @@ import sys
 from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from harness.clock import ClockKind
 from mocks.server import PortInUse
 from system.gateway.server import PortInUse as GatewayPortInUse
+
+M = TypeVar("M", bound=BaseModel)
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -71,17 +74,17 @@ def mock_broker(
     from mocks.broker import BrokerConfig, create_app
     from mocks.server import serve
 
-    try:
-        config = BrokerConfig(
-            profile=profile.value,
-            seed=seed,
-            requests_per_second=rps,
-            gateway_error_status=gateway_status,
-            token_interval_s=token_interval,
-        )
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] invalid broker settings: {exc}")
-        raise typer.Exit(2) from None
+    config = _settings_or_exit(
+        BrokerConfig,
+        "broker",
+        {
+            "profile": ("--profile", profile.value),
+            "seed": ("--seed", seed),
+            "requests_per_second": ("--rps", rps),
+            "gateway_error_status": ("--gateway-status", gateway_status),
+            "token_interval_s": ("--token-interval", token_interval),
+        },
+    )
     token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
     broker = create_app(config, control_token=token)
 
@@ -89,9 +92,7 @@ def mock_broker(
         async with serve(broker, host, port) as server:
             err.print(
                 f"Squall mock KIS broker ({profile.value} profile, seed {seed}, "
-                f"{config.budget} req/s) — control plane at {server.url}/_squall"
-                + (" (control token required)" if token else " (loopback only)")
-                + "; Ctrl-C stops it"
+                f"{config.budget} req/s) — {_control_plane(server.url, token)}; Ctrl-C stops it"
             )
             print(server.url, flush=True)
             await asyncio.Event().wait()
@@ -121,22 +122,22 @@ def mock_feed(
     """
     from mocks.feed import FeedConfig, serve_feed
 
-    try:
-        config = FeedConfig(
-            seed=seed, ping_interval_s=ping_interval, records_per_frame=records_per_frame
-        )
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] invalid feed settings: {exc}")
-        raise typer.Exit(2) from None
+    config = _settings_or_exit(
+        FeedConfig,
+        "feed",
+        {
+            "seed": ("--seed", seed),
+            "ping_interval_s": ("--ping-interval", ping_interval),
+            "records_per_frame": ("--records-per-frame", records_per_frame),
+        },
+    )
     token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
 
     async def main() -> None:
         async with serve_feed(config, host=host, port=port, control_token=token) as server:
             err.print(
-                f"Squall mock KIS realtime feed (seed {seed}) — control plane at "
-                f"{server.url}/_squall"
-                + (" (control token required)" if token else " (loopback only)")
-                + "; Ctrl-C stops it"
+                f"Squall mock KIS realtime feed (seed {seed}) — "
+                f"{_control_plane(server.url, token)}; Ctrl-C stops it"
             )
             print(f"{server.ws_url}/tryitout", flush=True)
             await asyncio.Event().wait()
@@ -228,6 +229,27 @@ def up_command(
             await asyncio.Event().wait()
 
     _serve_until_interrupted(main())
+
+
+def _settings_or_exit(model: type[M], what: str, options: dict[str, tuple[str, object]]) -> M:
+    """``model`` from the options given (field: (option, value)); on a bad value, one line
+    per problem naming the option and the setting, and exit 2."""
+    try:
+        return model.model_validate({field: value for field, (_, value) in options.items()})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            option, value = options.get(field, (field, None))
+            message = error["msg"].removeprefix("Value error, ")
+            err.print(
+                f"[red]error:[/red] invalid {what} setting {option} {value!r} ({field}): {message}"
+            )
+        raise typer.Exit(2) from None
+
+
+def _control_plane(url: str, token: str | None) -> str:
+    who = "control token required" if token else "loopback only"
+    return f"control plane at {url}/_squall ({who})"
 
 
 def _serve_until_interrupted(main: Coroutine[Any, Any, None]) -> None:

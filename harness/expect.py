@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.result import Check, CheckKind, HealthSample, SystemCall
+from harness.result import Check, CheckKind, HealthSample, SystemCall, TickSeen
 from harness.scenario.model import (
+    COUNTS,
     BrokerRequests,
     Expectation,
     FeedEvents,
@@ -25,7 +26,6 @@ from harness.scenario.model import (
     SystemCalls,
     Ticks,
 )
-from harness.watchers import TickSeen
 from mocks.journal import Entry, FeedEntry
 
 TOKEN_PATHS = ("/oauth2/tokenP",)
@@ -91,7 +91,7 @@ def check(
     measure = expectation.measure
     if measure == "health":
         passed, observed = _health(expectation, evidence, start, end)
-    elif measure in _COUNTS:
+    elif measure in COUNTS:
         passed, observed = _count(expectation, _event_times(expectation, evidence), start, end)
     elif measure == "success_ratio":
         passed, observed = _ratio(expectation, evidence, start, end)
@@ -196,23 +196,22 @@ def call_matches(selector: SystemCalls, call: SystemCall) -> bool:
     return selector.outcome == call.outcome
 
 
-def feed_matches(selector: FeedEvents, entry: FeedEntry) -> bool:
-    fields = selector.model_dump(exclude_none=True)
-    for key, wanted in fields.items():
-        value = getattr(entry, key)
-        if key == "tr_id":
-            if (value or "").upper() != str(wanted).upper():
-                return False
-        elif value != wanted:
-            return False
-    return True
+def feed_events(selector: FeedEvents, journal: Sequence[FeedEntry]) -> list[FeedEntry]:
+    """The journal entries every given field of ``selector`` matches (tr_id in any case)."""
+    wanted = selector.model_dump(exclude_none=True)  # once, not per entry
+    tr_id = str(wanted.pop("tr_id", "")).upper()
+    return [
+        entry
+        for entry in journal
+        if all(getattr(entry, key) == value for key, value in wanted.items())
+        and (not tr_id or (entry.tr_id or "").upper() == tr_id)
+    ]
 
 
-def tick_matches(selector: Ticks, tick: TickSeen) -> bool:
-    return all(
-        getattr(tick, key) == wanted
-        for key, wanted in selector.model_dump(exclude_none=True).items()
-    )
+def ticks_seen(selector: Ticks, ticks: Sequence[TickSeen]) -> list[TickSeen]:
+    """The price updates every given field of ``selector`` matches."""
+    wanted = selector.model_dump(exclude_none=True)
+    return [t for t in ticks if all(getattr(t, key) == value for key, value in wanted.items())]
 
 
 def is_token_issuance(entry: Entry) -> bool:
@@ -227,14 +226,11 @@ def _event_times(expectation: Expectation, evidence: Evidence) -> list[float]:
         return [e.at for e in evidence.journal if is_token_issuance(e)]
     if expectation.feed_events is not None:
         events = expectation.feed_events
-        return [e.at for e in evidence.feed_journal if feed_matches(events, e)]
+        return [e.at for e in feed_events(events, evidence.feed_journal)]
     if expectation.ticks is not None:
-        return [t.at for t in evidence.ticks if tick_matches(expectation.ticks, t)]
+        return [t.at for t in ticks_seen(expectation.ticks, evidence.ticks)]
     assert expectation.system_calls is not None
     return [c.at for c in evidence.calls if call_matches(expectation.system_calls, c)]
-
-
-_COUNTS = ("broker_requests", "token_issuances", "system_calls", "feed_events", "ticks")
 
 
 # --- measures ------------------------------------------------------------------------------
@@ -365,9 +361,7 @@ def _tick_lag(
 ) -> tuple[bool, str]:
     assert expectation.tick_lag is not None
     selector = expectation.tick_lag
-    lags = sorted(
-        t.lag for t in evidence.ticks if start <= t.at < end and tick_matches(selector, t)
-    )
+    lags = sorted(t.lag for t in ticks_seen(selector, evidence.ticks) if start <= t.at < end)
     if not lags:
         return False, f"no price updates received in {start:g}–{end:g} s to time"
     value = _ranked(expectation, lags)

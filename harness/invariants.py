@@ -10,13 +10,13 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from harness.result import Check
 from harness.workload import PlacedOrder
 from mocks.journal import Entry, FeedEntry
 from mocks.market import STEP_SECONDS
+from system.market import PriceUpdate
 from system.service import OrderRecord
 
 # The wire path as KIS documents it, written out rather than taken from the system's client:
@@ -135,20 +135,9 @@ TICKS_MATCH_MARKET = "ticks match the market: none wrong, none twice, none misse
 _DELIVERED = ("sent", "duplicate", "reordered", "delayed")
 
 
-@dataclass(frozen=True)
-class Taken:
-    """A price the system took in (its feed client's listener heard it), in scenario seconds."""
-
-    at: float
-    code: str
-    price: int
-    volume: int
-    source: str
-
-
 def ticks_match_market(
     feed_journal: Sequence[FeedEntry],
-    taken: Sequence[Taken],
+    taken: Sequence[PriceUpdate],
     market: Callable[[str, int], tuple[int, int]],
     *,
     until: float,
@@ -157,6 +146,7 @@ def ticks_match_market(
     and every step of the market it did not get from the feed (a gap, a drop, a connection
     down) was made good by a REST resync afterwards.
 
+    ``taken`` is what the system's feed client published, ``at`` in scenario seconds;
     ``market(code, step)`` is the simulator's (price, accumulated volume) at ``step`` (one
     per ``STEP_SECONDS``). The steps checked for a code run from the first the feed sent to
     the last it sent before ``until`` (later ones may still be in flight when the run ends).

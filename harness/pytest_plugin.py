@@ -349,9 +349,9 @@ async def mock_broker(
     request: pytest.FixtureRequest, squall_broker_config: BrokerConfig
 ) -> AsyncIterator[MockBroker]:
     """A fresh mock broker on a free loopback port, in the test's loop; see the module doc."""
-    from harness.stack import session_open_today
     from mocks.broker import BrokerConfig, create_app
     from mocks.control_client import BrokerControl
+    from mocks.feed import opening_bell
     from mocks.server import serve
 
     param = getattr(request, "param", None)
@@ -363,7 +363,7 @@ async def mock_broker(
         config = BrokerConfig.model_validate(param)
     # The scenarios' wall clock: 09:00 KST today, so token expiry strings and order times
     # are the same on every run, whatever the hour.
-    app = create_app(config, wall_origin=session_open_today())
+    app = create_app(config, wall_origin=opening_bell())
     parts = contextlib.AsyncExitStack()
     with _on_the_tests_clock(request):
         server = await parts.enter_async_context(serve(app))

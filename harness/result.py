@@ -69,6 +69,19 @@ class SystemCall:
 
 
 @dataclass(frozen=True)
+class TickSeen:
+    """A price update one dashboard client of a ``watch`` step received."""
+
+    at: float  # scenario seconds
+    workload: str
+    client: int
+    ticker: str
+    source: str
+    stale: bool
+    lag: float  # seconds from the system taking the price in to the client reading it
+
+
+@dataclass(frozen=True)
 class HealthSample:
     at: float
     state: HealthState

@@ -10,6 +10,7 @@ check, an error, a timeout, Ctrl-C).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -20,7 +21,6 @@ from harness import stack as stacks
 from harness.clock import ClockKind, run
 from harness.expect import Evidence, Sample, check_all, is_token_issuance
 from harness.invariants import (
-    Taken,
     orders_not_duplicated,
     ticks_match_market,
     unknown_orders_reconciled,
@@ -35,12 +35,13 @@ from harness.result import (
     Window,
 )
 from harness.scenario.model import FeedFaultSpec, Scenario, Step, slug
-from harness.watchers import Watchers, Watching
+from harness.watchers import Watchers
 from harness.workload import History, Workloads
 from mocks.control_client import ControlError
 from mocks.faults import FaultRule, FeedFaultRule
 from mocks.journal import Entry, FeedEntry
 from mocks.server import PortInUse
+from system.market import PriceUpdate
 from system.service import OrderRecord
 
 SAMPLE_EVERY_S = 1.0
@@ -88,46 +89,29 @@ def _broken(scenario: Scenario, path: str, seed: int, clock: str, error: str) ->
 async def _play(
     scenario: Scenario, path: str, seed: int, clock: ClockKind, progress: Progress | None
 ) -> ScenarioResult:
-    loop = asyncio.get_running_loop()
     async with stacks.start(scenario, seed) as stack:
         feed_control = stack.feed_control
         origin = stack.origin
-        if origin is None:
-            await stack.broker.reset()
-            origin = loop.time()
         for step in scenario.faults:
             fault = step.fault
+            assert fault is not None
+            rule = {"id": slug(step.label), "where": fault.match, "what": fault.do}
             if isinstance(fault, FeedFaultSpec):
                 assert feed_control is not None  # the model requires feed in needs
-                await feed_control.add_fault(
-                    FeedFaultRule(
-                        id=slug(step.label), where=fault.match, what=fault.do, when=step.when()
-                    )
-                )
-            elif fault is not None:
-                rule = FaultRule(
-                    id=slug(step.label), where=fault.match, what=fault.do, when=step.when()
-                )
-                await stack.broker.add_fault(rule)
+                await feed_control.add_fault(FeedFaultRule(**rule, when=step.when()))
+            else:
+                await stack.broker.add_fault(FaultRule(**rule, when=step.when()))
         history = History(origin)
-        watching = Watching(origin)
-        taken: list[Taken] = []
+        # Every price the system took in, on scenario seconds, for ticks-match-market.
+        taken: list[PriceUpdate] = []
         if stack.feed is not None:
             stack.feed.add_listener(
-                lambda update: taken.append(
-                    Taken(
-                        update.at - origin,
-                        update.code,
-                        update.price,
-                        update.volume,
-                        update.source,
-                    )
-                )
+                lambda update: taken.append(dataclasses.replace(update, at=update.at - origin))
             )
         watchers = (
             None
             if stack.gateway_server is None
-            else Watchers(stack.gateway_server.ws_url, watching, scenario.duration)
+            else Watchers(stack.gateway_server.ws_url, history, scenario.duration)
         )
         # Actions happen before any call due at the same second: a call racing an action
         # over another connection would reach the broker first on some runs, not others.
@@ -200,7 +184,7 @@ async def _play(
         samples=samples,
         final_metrics=final_metrics,
         feed_journal=feed_journal,
-        ticks=watching.ticks,
+        ticks=history.ticks,
     )
     checks = check_all(scenario, evidence)
     checks += _invariants(scenario, history, journal, records, origin)

@@ -14,7 +14,6 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -58,13 +57,14 @@ class Stack:
     broker_url: str
     broker: BrokerControl
     service: TradingService
+    # The loop time the mocks' clocks were set to zero: the scenario's second 0. The stack
+    # resets them before the system starts, as the system then holds approval keys and
+    # tokens a reset would void.
+    origin: float
     world: World | None = None
     feed: KisFeedClient | None = None
     gateway: Gateway | None = None
     gateway_server: GatewayServer | None = None
-    # The loop time the mocks' clocks were set to zero, when the stack did it (the realtime
-    # stack must: the system holds approval keys by then, which a reset would void).
-    origin: float | None = None
 
     @property
     def feed_control(self) -> FeedControl | None:
@@ -96,10 +96,10 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
             problems.append(
                 (("system", section, key), f"{key!r} is set by the stack, not by scenarios")
             )
-    client = {k: v for k, v in overrides.client.items() if k not in _STACK_OWNED}
     feed = {k: v for k, v in overrides.feed.items() if k not in _STACK_OWNED}
+    client = _client_values("http://127.0.0.1:1", scenario.broker.profile, overrides.client)
     checks: list[tuple[str, type[Any], Mapping[str, Any]]] = [
-        ("client", KisSettings, _client_values("http://127.0.0.1:1", scenario, client)),
+        ("client", KisSettings, client),
         ("service", ServiceSettings, overrides.service),
         ("feed", FeedSettings, {**feed, "url": "ws://127.0.0.1:1/tryitout"}),
         ("gateway", GatewaySettings, overrides.gateway),
@@ -119,15 +119,17 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
 
 
 def _client_values(
-    base_url: str, scenario: Scenario, overrides: Mapping[str, Any]
+    base_url: str, profile: Profile, overrides: Mapping[str, Any] | None
 ) -> dict[str, Any]:
+    """The KIS client's settings: the scenario's policy overrides, then what the stack owns
+    (where and as whom the client connects), which no override can change."""
     return {
+        **{k: v for k, v in (overrides or {}).items() if k not in _STACK_OWNED},
         "base_url": base_url,
         "appkey": APPKEY,
         "appsecret": APPSECRET,
         "account": ACCOUNT,
-        "profile": scenario.broker.profile,
-        **overrides,
+        "profile": profile,
     }
 
 
@@ -143,25 +145,12 @@ def system_settings(
     """The whole system's settings pointed at ``world`` (the mock broker and feed), as the
     stack's app: each mapping overrides that part's policy fields (never where it connects
     or as whom). Raises pydantic's ``ValidationError`` for a bad override."""
-    client_values = {
-        **dict(client or {}),
-        "base_url": world.broker.url,
-        "appkey": APPKEY,
-        "appsecret": APPSECRET,
-        "account": ACCOUNT,
-        "profile": profile,
-    }
     return SystemSettings(
-        kis=KisSettings.model_validate(client_values),
+        kis=KisSettings.model_validate(_client_values(world.broker.url, profile, client)),
         service=ServiceSettings.model_validate(dict(service or {})),
         feed=FeedSettings.model_validate({**dict(feed or {}), "url": world.feed_url}),
         gateway=GatewaySettings.model_validate(dict(gateway or {})),
     )
-
-
-def session_open_today() -> datetime:
-    """09:00 KST today: the broker's wall clock starts at the KRX open, whatever the hour."""
-    return opening_bell()
 
 
 @contextlib.asynccontextmanager
@@ -176,16 +165,21 @@ async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
             yield stack
         return
     # Broker-only scenarios serve no feed at all: an idle server still wakes every second,
-    # and on virtual time every wake-up costs a clock jump.
-    app = create_app(config, wall_origin=session_open_today())
+    # and on virtual time every wake-up costs a clock jump. The broker's wall clock starts
+    # at the KRX open, whatever the hour.
+    app = create_app(config, wall_origin=opening_bell())
     async with serve(app) as server, BrokerControl(server.url) as control:
-        overrides = {k: v for k, v in scenario.system.client.items() if k not in _STACK_OWNED}
-        settings = KisSettings.model_validate(_client_values(server.url, scenario, overrides))
+        await control.reset()
+        origin = asyncio.get_running_loop().time()
+        overrides = scenario.system.client
+        settings = KisSettings.model_validate(
+            _client_values(server.url, scenario.broker.profile, overrides)
+        )
         # A seeded RNG makes the client's retry jitter part of the scenario's determinism.
         client = KisClient(settings, rng=random.Random(f"squall-system:{seed}"))
         service = TradingService(client, ServiceSettings.model_validate(scenario.system.service))
         async with service:
-            yield Stack(server.url, control, service)
+            yield Stack(server.url, control, service, origin)
 
 
 @contextlib.asynccontextmanager
@@ -193,7 +187,7 @@ async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> Asyn
     """The broker, the feed and the whole system; the gateway served when needed."""
     feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
     overrides = scenario.system
-    async with serve_world(config, feed_config, wall_origin=session_open_today()) as world:
+    async with serve_world(config, feed_config) as world:  # at 09:00 KST, as above
         # Time zero for both mocks, before the system holds anything a reset would void.
         await world.broker_control.reset()
         await world.feed_control.reset()
@@ -212,10 +206,10 @@ async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> Asyn
                 world.broker.url,
                 world.broker_control,
                 system.service,
+                origin,
                 world=world,
                 feed=system.feed,
                 gateway=Gateway.of(system.app),
-                origin=origin,
             )
             if "gateway" not in scenario.needs:
                 yield stack

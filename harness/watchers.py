@@ -17,51 +17,26 @@ import asyncio
 import contextlib
 import json
 import socket
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from harness.result import TickSeen
 from harness.scenario.model import Step, WatchLoad
+from harness.workload import History
 
 RECONNECT_AFTER_S = 1.0
 # Small enough that a few hundred price updates fill it; the kernel doubles the value.
 SLOW_RECEIVE_BUFFER = 2048
 
 
-@dataclass(frozen=True)
-class TickSeen:
-    """A price update one dashboard client received."""
-
-    at: float  # scenario seconds
-    workload: str
-    client: int
-    ticker: str
-    source: str
-    stale: bool
-    lag: float  # seconds from the system taking the price in to the client reading it
-
-
-@dataclass
-class Watching:
-    """What the watch workloads saw, on scenario seconds."""
-
-    origin: float
-    ticks: list[TickSeen] = field(default_factory=list)
-    connects: int = 0
-    closes: list[tuple[float, str, int | None]] = field(default_factory=list)
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time() - self.origin
-
-
 class Watchers:
     """Runs the watch steps of one scenario against one gateway."""
 
-    def __init__(self, ws_url: str, watching: Watching, end: float) -> None:
+    def __init__(self, ws_url: str, history: History, end: float) -> None:
         self.ws_url = ws_url
-        self.watching = watching
+        self.history = history
         self.end = end
 
     async def run(self, step: Step) -> None:
@@ -74,7 +49,7 @@ class Watchers:
             for number in range(1, load.clients + 1)
         ]
         try:
-            await asyncio.sleep(max(0.0, stop - self.watching.now()))
+            await asyncio.sleep(max(0.0, stop - self.history.now()))
         finally:
             for task in clients:
                 task.cancel()
@@ -82,19 +57,16 @@ class Watchers:
 
     async def _client(self, label: str, number: int, load: WatchLoad) -> None:
         while True:
-            try:
+            # Whatever ended the connection, a dashboard comes back (it is not evidence:
+            # the gateway's own metrics count the clients it closed).
+            with contextlib.suppress(OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
                 async with await self._connect(load) as ws:
-                    self.watching.connects += 1
                     for ticker in load.tickers:
                         await ws.send(json.dumps({"type": "subscribe", "ticker": ticker}))
                     if load.slow:
                         await ws.wait_closed()
                     else:
                         await self._read(ws, label, number)
-                    code = ws.close_code
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
-                code = getattr(getattr(exc, "rcvd", None), "code", None)
-            self.watching.closes.append((self.watching.now(), label, code))
             await asyncio.sleep(RECONNECT_AFTER_S)
 
     async def _connect(self, load: WatchLoad) -> ClientConnection:
@@ -117,7 +89,7 @@ class Watchers:
 
     async def _read(self, ws: ClientConnection, label: str, number: int) -> None:
         loop = asyncio.get_running_loop()
-        watching = self.watching
+        history = self.history
         async for raw in ws:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 message = json.loads(raw)
@@ -126,9 +98,9 @@ class Watchers:
                     await ws.send(json.dumps({"type": "pong", "ts": message.get("ts")}))
                 elif kind == "price_update":
                     data = message["data"]
-                    watching.ticks.append(
+                    history.ticks.append(
                         TickSeen(
-                            at=watching.now(),
+                            at=history.now(),
                             workload=label,
                             client=number,
                             ticker=str(message["ticker"]),

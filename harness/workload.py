@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from harness.result import SystemCall
+from harness.result import SystemCall, TickSeen
 from harness.scenario.model import OrderLoad, QuoteLoad, Step
 from mocks.market import LISTINGS
 from system.broker import OrderRequest
@@ -40,6 +40,7 @@ class History:
     calls: list[SystemCall] = field(default_factory=list)
     orders: list[PlacedOrder] = field(default_factory=list)
     running: dict[asyncio.Task[None], tuple[float, str, str]] = field(default_factory=dict)
+    ticks: list[TickSeen] = field(default_factory=list)  # what watch steps' dashboards got
     _next_quantity: int = 1
 
     def now(self) -> float:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import ValidationError
 
 from mocks.clock import MockClock
 from mocks.faults import FaultPlan, FaultRule, FeedFaultRule
-from mocks.journal import Journal
+from mocks.journal import BoundedLog, Entry, FeedEntry, Journal
 
 PREFIX = "/_squall"
 TOKEN_HEADER = "x-squall-control-token"
@@ -32,20 +33,24 @@ def _is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-class ControlPlane:
+J = TypeVar("J", bound=BoundedLog[Any])
+
+
+class BaseControlPlane(Generic[J]):
     """The fault plan, journal and clock of one mock, and what a reset means for it.
 
-    HTTP mocks use it as it is. A mock with other rules or another journal (the realtime
-    feed) subclasses it: ``rule_model`` is what ``POST /faults`` accepts and
-    ``add_journal_route`` serves ``GET /journal``.
+    Each kind of mock fills in its rules and its journal: ``rule_model`` is what
+    ``POST /faults`` accepts and ``add_journal_route`` serves ``GET /journal`` with the
+    journal's own filters. HTTP mocks use ``ControlPlane``; the realtime feed its own.
     """
 
-    rule_model: type[FaultRule] | type[FeedFaultRule] = FaultRule
+    rule_model: ClassVar[type[FaultRule] | type[FeedFaultRule]]
 
     def __init__(
         self,
         *,
         name: str,
+        journal: J,
         seed: int = 0,
         control_token: str | None = None,
         clock: MockClock | None = None,
@@ -55,7 +60,7 @@ class ControlPlane:
         self.control_token = control_token
         self.clock = clock or MockClock()
         self.faults = FaultPlan(seed)
-        self.journal = Journal()
+        self.journal = journal
         self._reset_hooks: list[Callable[[], None]] = []
 
     def on_reset(self, hook: Callable[[], None]) -> None:
@@ -140,6 +145,31 @@ class ControlPlane:
         return router
 
     def add_journal_route(self, router: APIRouter) -> None:
+        raise NotImplementedError
+
+    def journal_page(self, entries: Iterable[Entry | FeedEntry]) -> dict[str, Any]:
+        """What ``GET /journal`` answers: the entries found, and how many the bound dropped."""
+        return {"entries": [entry.to_json() for entry in entries], "dropped": self.journal.dropped}
+
+
+class ControlPlane(BaseControlPlane[Journal]):
+    """The control plane of an HTTP mock (the broker): HTTP fault rules, one entry a request."""
+
+    rule_model = FaultRule
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        seed: int = 0,
+        control_token: str | None = None,
+        clock: MockClock | None = None,
+    ) -> None:
+        super().__init__(
+            name=name, journal=Journal(), seed=seed, control_token=control_token, clock=clock
+        )
+
+    def add_journal_route(self, router: APIRouter) -> None:
         plane = self
 
         @router.get("/journal")
@@ -151,13 +181,40 @@ class ControlPlane:
             code: str | None = None,
             limit: Annotated[int | None, Query(ge=1)] = None,
         ) -> dict[str, Any]:
-            entries = plane.journal.entries(
-                since=since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
+            return plane.journal_page(
+                plane.journal.entries(
+                    since=since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
+                )
             )
-            return {
-                "entries": [entry.to_json() for entry in entries],
-                "dropped": plane.journal.dropped,
-            }
+
+
+def mock_app(
+    title: str,
+    plane: BaseControlPlane[Any],
+    *,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """A mock's FastAPI app with its control plane mounted: the plane's clock starts when
+    the app does (``shutdown`` runs when it stops), and the API docs sit under the control
+    prefix, out of the way of the protocol's own paths."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        plane.clock.start()
+        yield
+        if shutdown is not None:
+            await shutdown()
+
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=f"{PREFIX}/docs",
+        openapi_url=f"{PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.control = plane
+    app.include_router(plane.router())
+    return app
 
 
 def _validation_summary(exc: ValidationError) -> str:

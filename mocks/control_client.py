@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from mocks.control import PREFIX, TOKEN_HEADER
 from mocks.faults import FaultRule, FeedFaultRule
 from mocks.journal import Entry, FeedEntry
+
+R = TypeVar("R", FaultRule, FeedFaultRule)
 
 
 class ControlError(Exception):
@@ -72,9 +74,18 @@ class _Control:
         """The mock's clock: seconds since it started or was last reset."""
         return float((await self._call("GET", "/clock"))["now"])
 
-    async def _post_rule(self, rule: FaultRule | FeedFaultRule) -> Any:
-        payload = rule.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return await self._call("POST", "/faults", json=payload)
+    async def _add_rule(self, model: type[R], rule: R | dict[str, Any]) -> R:
+        """Check ``rule`` here (a bad one fails before any request), post it, return it
+        as stored."""
+        checked = rule if isinstance(rule, model) else model.model_validate(rule)
+        payload = checked.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return model.model_validate(await self._call("POST", "/faults", json=payload))
+
+    async def _journal_rows(self, since: int, **filters: str | int | None) -> list[Any]:
+        """``GET /journal`` rows with ``seq > since``, by the filters that are given."""
+        params = {"since": since, **{k: v for k, v in filters.items() if v is not None}}
+        rows: list[Any] = (await self._call("GET", "/journal", params=params))["entries"]
+        return rows
 
     async def faults(self) -> list[dict[str, Any]]:
         """Active rules with their ``matched`` and ``applied`` counters."""
@@ -96,8 +107,7 @@ class ControlClient(_Control):
 
     async def add_fault(self, rule: FaultRule | dict[str, Any]) -> FaultRule:
         """Add a rule; returns it as stored (with its id and any ``for`` pinned to times)."""
-        checked = rule if isinstance(rule, FaultRule) else FaultRule.model_validate(rule)
-        return FaultRule.model_validate(await self._post_rule(checked))
+        return await self._add_rule(FaultRule, rule)
 
     async def journal(
         self,
@@ -109,10 +119,10 @@ class ControlClient(_Control):
         code: str | None = None,
         limit: int | None = None,
     ) -> list[Entry]:
-        filters = {"path": path, "method": method, "tr_id": tr_id, "code": code, "limit": limit}
-        params = {"since": since, **{k: v for k, v in filters.items() if v is not None}}
-        result = await self._call("GET", "/journal", params=params)
-        return [Entry(**entry) for entry in result["entries"]]
+        rows = await self._journal_rows(
+            since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
+        )
+        return [Entry(**row) for row in rows]
 
 
 class BrokerControl(ControlClient):
@@ -140,8 +150,7 @@ class FeedControl(_Control):
 
     async def add_fault(self, rule: FeedFaultRule | dict[str, Any]) -> FeedFaultRule:
         """Add a feed rule; returns it as stored (with its id and any ``for`` pinned)."""
-        checked = rule if isinstance(rule, FeedFaultRule) else FeedFaultRule.model_validate(rule)
-        return FeedFaultRule.model_validate(await self._post_rule(checked))
+        return await self._add_rule(FeedFaultRule, rule)
 
     async def journal(
         self,
@@ -154,17 +163,16 @@ class FeedControl(_Control):
         code: str | None = None,
         limit: int | None = None,
     ) -> list[FeedEntry]:
-        filters = {
-            "kind": kind,
-            "connection": connection,
-            "tr_id": tr_id,
-            "tr_key": tr_key,
-            "code": code,
-            "limit": limit,
-        }
-        params = {"since": since, **{k: v for k, v in filters.items() if v is not None}}
-        result = await self._call("GET", "/journal", params=params)
-        return [FeedEntry(**entry) for entry in result["entries"]]
+        rows = await self._journal_rows(
+            since,
+            kind=kind,
+            connection=connection,
+            tr_id=tr_id,
+            tr_key=tr_key,
+            code=code,
+            limit=limit,
+        )
+        return [FeedEntry(**row) for row in rows]
 
     async def connections(self) -> list[dict[str, Any]]:
         """Open connections: number, appkey fingerprint, subscriptions, stalled/reading."""

@@ -11,9 +11,10 @@ tokens are replaced by a short fingerprint, enough to tell two tokens apart and 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 # Header and body keys whose values must never be stored or printed.
 SECRET_KEYS = frozenset(
@@ -79,7 +80,11 @@ def protocol_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return redact(kept)
 
 
-E = TypeVar("E")
+class _Numbered(Protocol):
+    seq: int
+
+
+E = TypeVar("E", bound=_Numbered)
 
 
 @dataclass
@@ -105,7 +110,7 @@ class Entry:
         return asdict(self)
 
 
-class _BoundedLog(Generic[E]):
+class BoundedLog(Generic[E]):
     """An append-only list numbered from 1, bounded so long soaks can't exhaust memory."""
 
     def __init__(self, limit: int = 200_000) -> None:
@@ -125,6 +130,15 @@ class _BoundedLog(Generic[E]):
             self.dropped += excess
         return entry
 
+    def _select(self, since: int, limit: int | None, keep: Callable[[E], bool]) -> list[E]:
+        """Entries with ``seq > since`` that ``keep`` accepts, oldest first, at most ``limit``."""
+        if not self._entries:
+            return []
+        # Numbers are consecutive (only the oldest are ever dropped): skip straight to since.
+        start = max(0, since - self._entries[0].seq + 1)
+        found = (entry for entry in itertools.islice(self._entries, start, None) if keep(entry))
+        return list(itertools.islice(found, limit))
+
     def clear(self) -> None:
         self._entries.clear()
         self._seq = 0
@@ -134,7 +148,7 @@ class _BoundedLog(Generic[E]):
         return len(self._entries)
 
 
-class Journal(_BoundedLog[Entry]):
+class Journal(BoundedLog[Entry]):
     """The HTTP mocks' journal: one entry per request, queryable by path, method, tr_id, code."""
 
     def open(
@@ -165,16 +179,18 @@ class Journal(_BoundedLog[Entry]):
         limit: int | None = None,
     ) -> list[Entry]:
         """Entries with ``seq > since`` matching every given filter, oldest first."""
-        found = [
-            entry
-            for entry in self._entries
-            if entry.seq > since
-            and (path is None or entry.path == path)
-            and (method is None or entry.method == method.upper())
-            and (tr_id is None or (entry.tr_id or "").upper() == tr_id.upper())
-            and (code is None or entry.code == code)
-        ]
-        return found[:limit] if limit is not None else found
+        method = method and method.upper()
+        tr_id = tr_id and tr_id.upper()
+        return self._select(
+            since,
+            limit,
+            lambda entry: (
+                (path is None or entry.path == path)
+                and (method is None or entry.method == method)
+                and (tr_id is None or (entry.tr_id or "").upper() == tr_id)
+                and (code is None or entry.code == code)
+            ),
+        )
 
 
 FeedEntryKind = Literal[
@@ -217,7 +233,7 @@ class FeedEntry:
         return asdict(self)
 
 
-class FeedJournal(_BoundedLog[FeedEntry]):
+class FeedJournal(BoundedLog[FeedEntry]):
     """The feed's journal: connections, client messages, acks, frames, heartbeats, faults."""
 
     def record(
@@ -267,14 +283,15 @@ class FeedJournal(_BoundedLog[FeedEntry]):
         limit: int | None = None,
     ) -> list[FeedEntry]:
         """Entries with ``seq > since`` matching every given filter, oldest first."""
-        found = [
-            entry
-            for entry in self._entries
-            if entry.seq > since
-            and (kind is None or entry.kind == kind)
-            and (connection is None or entry.connection == connection)
-            and (tr_id is None or (entry.tr_id or "").upper() == tr_id.upper())
-            and (tr_key is None or entry.tr_key == tr_key)
-            and (code is None or entry.code == code)
-        ]
-        return found[:limit] if limit is not None else found
+        tr_id = tr_id and tr_id.upper()
+        return self._select(
+            since,
+            limit,
+            lambda entry: (
+                (kind is None or entry.kind == kind)
+                and (connection is None or entry.connection == connection)
+                and (tr_id is None or (entry.tr_id or "").upper() == tr_id)
+                and (tr_key is None or entry.tr_key == tr_key)
+                and (code is None or entry.code == code)
+            ),
+        )

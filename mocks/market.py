@@ -98,6 +98,18 @@ class OrderBook:
     bids: tuple[BookLevel, ...]  # best (highest) first
 
 
+def day_sign(price: int, instrument: Instrument) -> str:
+    """KIS's sign of ``price`` against the day (prdy_vrss_sign in REST, PRDY_VRSS_SIGN in the
+    feed): 1 at the upper limit, 4 at the lower, else 2 up, 3 flat, 5 down vs the base."""
+    if price >= instrument.upper_limit:
+        return "1"
+    if price <= instrument.lower_limit:
+        return "4"
+    if price > instrument.base_price:
+        return "2"
+    return "3" if price == instrument.base_price else "5"
+
+
 class UnknownInstrument(KeyError):
     """The code is six digits but not listed in this simulated market."""
 

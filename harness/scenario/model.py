@@ -456,10 +456,10 @@ class Expectation(_Strict):
             )
         if anchors and (self.from_ is not None or self.until is not None):
             raise ValueError("'within' sets the window; it takes no 'from' or 'until'")
-        if self.within is not None and given[0] not in ("health", *_COUNTS):
+        if self.within is not None and given[0] not in ("health", *COUNTS):
             raise ValueError("'within' applies to health and to counts (requests, calls, events)")
-        if self.per is not None and given[0] not in _COUNTS:
-            raise ValueError(f"'per' applies to counts: {', '.join(_COUNTS)}")
+        if self.per is not None and given[0] not in COUNTS:
+            raise ValueError(f"'per' applies to counts: {', '.join(COUNTS)}")
         if self.percentile is not None and self.latency is None and self.tick_lag is None:
             raise ValueError("'percentile' applies to latency and tick_lag only")
         if self.from_ is not None and self.until is not None and self.until <= self.from_:
@@ -489,7 +489,8 @@ class Expectation(_Strict):
         return next(measure for measure in MEASURES if getattr(self, measure) is not None)
 
 
-_COUNTS = ("broker_requests", "token_issuances", "system_calls", "feed_events", "ticks")
+# The measures that count events (and so take 'per' and 'within').
+COUNTS = ("broker_requests", "token_issuances", "system_calls", "feed_events", "ticks")
 
 
 class SteadyState(_Strict):

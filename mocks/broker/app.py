@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +16,7 @@ from mocks.broker.config import BrokerConfig
 from mocks.broker.gateway import GatewayRefusal, Rejection
 from mocks.broker.state import Broker
 from mocks.clock import MockClock
-from mocks.control import PREFIX, ControlPlane
+from mocks.control import PREFIX, ControlPlane, mock_app
 from mocks.http_faults import FaultInjector
 
 
@@ -35,25 +33,11 @@ def create_app(
     broker = Broker(config, clock)
     plane = ControlPlane(name="broker", seed=config.seed, control_token=control_token, clock=clock)
     plane.on_reset(broker.reset)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        clock.start()
-        yield
-
-    app = FastAPI(
-        title="Squall mock KIS broker",
-        lifespan=lifespan,
-        docs_url=f"{PREFIX}/docs",
-        openapi_url=f"{PREFIX}/openapi.json",
-        redoc_url=None,
-    )
+    app = mock_app("Squall mock KIS broker", plane)
     app.state.broker = broker
-    app.state.control = plane
     app.include_router(oauth.router(broker))
     app.include_router(quotations.router(broker))
     app.include_router(trading.router(broker))
-    app.include_router(plane.router())
     app.include_router(_broker_control(broker, plane))
     _install_error_handlers(app, broker)
     app.add_middleware(FaultInjector, plane=plane, render_error=broker.render_error)

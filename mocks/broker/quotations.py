@@ -11,21 +11,10 @@ from mocks import krx
 from mocks.broker import codes
 from mocks.broker.gateway import Rejection, admit, require, upper_query
 from mocks.broker.state import Broker
-from mocks.market import Instrument
+from mocks.market import Instrument, day_sign
 
 BASE = "/uapi/domestic-stock/v1/quotations"
 MARKETS = "J|NX|UN"  # KRX, NXT, integrated
-
-
-def _sign(price: int, instrument: Instrument) -> str:
-    """KIS prdy_vrss_sign: 1 upper limit, 2 up, 3 flat, 4 lower limit, 5 down."""
-    if price >= instrument.upper_limit:
-        return "1"
-    if price <= instrument.lower_limit:
-        return "4"
-    if price > instrument.base_price:
-        return "2"
-    return "3" if price == instrument.base_price else "5"
 
 
 def _instrument(broker: Broker, query: dict[str, str]) -> Instrument:
@@ -50,7 +39,7 @@ def router(broker: Broker) -> APIRouter:
             "iscd_stat_cls_code": "55",
             "stck_prpr": str(tick.price),
             "prdy_vrss": str(change),
-            "prdy_vrss_sign": _sign(tick.price, instrument),
+            "prdy_vrss_sign": day_sign(tick.price, instrument),
             "prdy_ctrt": f"{change / instrument.base_price * 100:.2f}",
             "acml_tr_pbmn": str(tick.turnover),
             "acml_vol": str(tick.volume),
@@ -96,7 +85,7 @@ def router(broker: Broker) -> APIRouter:
             "stck_prpr": str(price),
             "stck_oprc": str(broker.market.tick(instrument.code, step).open),
             "antc_cnpr": str(price),
-            "antc_cntg_vrss_sign": _sign(price, instrument),
+            "antc_cntg_vrss_sign": day_sign(price, instrument),
             "antc_cntg_vrss": str(price - instrument.base_price),
             "antc_vol": "0",
             "stck_shrn_iscd": instrument.code,

@@ -163,11 +163,10 @@ class TokenBook:
                 count += 1
         return count
 
-    def approval_key(self, appkey: str | None = None) -> str:
-        """A realtime approval key: UUID-shaped, from the seeded RNG; registered in
-        ``approvals`` as ``appkey``'s when one is given."""
+    def approval_key(self, appkey: str) -> str:
+        """A realtime approval key for ``appkey``: UUID-shaped, from the seeded RNG, and
+        registered in ``approvals``."""
         raw = f"{self._rng.getrandbits(128):032x}"
         key = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
-        if appkey is not None:
-            self.approvals.add(key, appkey)
+        self.approvals.add(key, appkey)
         return key

@@ -30,16 +30,14 @@ One rule per kind, as ``POST /_squall/faults`` takes them on the feed::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
 
 from mocks.faults.model import Delay, When, _Strict
 
 FeedEventKind = Literal["connect", "subscribe", "unsubscribe", "message", "frame", "pingpong"]
-FEED_EVENT_KINDS: frozenset[str] = frozenset(
-    {"connect", "subscribe", "unsubscribe", "message", "frame", "pingpong"}
-)
+FEED_EVENT_KINDS: frozenset[str] = frozenset(get_args(FeedEventKind))
 _FRAMES = frozenset({"frame"})
 
 

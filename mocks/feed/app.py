@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 
 from mocks.clock import KST, MockClock
-from mocks.control import PREFIX
+from mocks.control import PREFIX, mock_app
 from mocks.feed.config import FeedConfig
 from mocks.feed.control import FeedControlPlane
 from mocks.feed.session import Session
@@ -62,29 +62,14 @@ def create_feed_app(
     plane = FeedControlPlane(seed=config.seed, control_token=control_token, clock=clock)
     feed = Feed(config, clock, plane, approvals)
     plane.on_reset(feed.reset)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        clock.start()
-        yield
-        await feed.shutdown()
-
-    app = FastAPI(
-        title="Squall mock KIS realtime feed",
-        lifespan=lifespan,
-        docs_url=f"{PREFIX}/docs",
-        openapi_url=f"{PREFIX}/openapi.json",
-        redoc_url=None,
-    )
+    app = mock_app("Squall mock KIS realtime feed", plane, shutdown=feed.shutdown)
     app.state.feed = feed
-    app.state.control = plane
 
     async def realtime(websocket: WebSocket) -> None:
         await Session(feed, websocket).run()
 
     for path in WEBSOCKET_PATHS:
         app.add_api_websocket_route(path, realtime)
-    app.include_router(plane.router())
     app.include_router(_feed_control(feed, plane))
     return app
 
@@ -94,7 +79,10 @@ def _feed_control(feed: Feed, plane: FeedControlPlane) -> APIRouter:
 
     @api.get("/config")
     async def get_config() -> dict[str, Any]:
-        return {**feed.config.model_dump(), "approvals": "issued" if feed.approvals else "uuid"}
+        return {
+            **feed.config.model_dump(),
+            "approvals": "uuid" if feed.approvals is None else "issued",
+        }
 
     @api.get("/connections")
     async def connections() -> list[dict[str, Any]]:

@@ -11,12 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from mocks.clock import MockClock
-from mocks.control import ControlPlane
+from mocks.control import BaseControlPlane
 from mocks.faults import FeedFaultRule
 from mocks.journal import FeedJournal
 
 
-class FeedControlPlane(ControlPlane):
+class FeedControlPlane(BaseControlPlane[FeedJournal]):
     rule_model = FeedFaultRule
 
     def __init__(
@@ -26,13 +26,12 @@ class FeedControlPlane(ControlPlane):
         control_token: str | None = None,
         clock: MockClock | None = None,
     ) -> None:
-        super().__init__(name="feed", seed=seed, control_token=control_token, clock=clock)
-        # The feed's evidence; the inherited HTTP journal stays empty (no HTTP is faulted).
-        self.feed_journal = FeedJournal()
-        self.on_reset(self.feed_journal.clear)
+        super().__init__(
+            name="feed", journal=FeedJournal(), seed=seed, control_token=control_token, clock=clock
+        )
 
     def add_journal_route(self, router: APIRouter) -> None:
-        journal = self.feed_journal
+        plane = self
 
         @router.get("/journal")
         async def feed_journal(
@@ -44,13 +43,14 @@ class FeedControlPlane(ControlPlane):
             code: str | None = None,
             limit: Annotated[int | None, Query(ge=1)] = None,
         ) -> dict[str, Any]:
-            entries = journal.entries(
-                since=since,
-                kind=kind,
-                connection=connection,
-                tr_id=tr_id,
-                tr_key=tr_key,
-                code=code,
-                limit=limit,
+            return plane.journal_page(
+                plane.journal.entries(
+                    since=since,
+                    kind=kind,
+                    connection=connection,
+                    tr_id=tr_id,
+                    tr_key=tr_key,
+                    code=code,
+                    limit=limit,
+                )
             )
-            return {"entries": [entry.to_json() for entry in entries], "dropped": journal.dropped}

@@ -248,9 +248,6 @@ class Subscriptions:
         self._active[key] = None
         return SUBSCRIBED
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._active
-
     def __len__(self) -> int:
         return len(self._active)
 

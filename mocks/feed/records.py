@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mocks.clock import MockClock
 from mocks.feed.protocol import BOOK, TRADES
-from mocks.market import STEP_SECONDS, Instrument, Market, OrderBook
+from mocks.market import STEP_SECONDS, Instrument, Market, OrderBook, day_sign
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD",
@@ -106,6 +107,10 @@ _BUY, _OPENING, _SELL = "1", "3", "5"
 _REGULAR_SESSION = "20"  # NEW_MKOP_CLS_CODE: mock's choice for the regular session
 _STEPS_PER_DAY = int(6.5 * 3600 / STEP_SECONDS)
 _OPENING_SHARE = 0.004  # of a day's volume traded in the opening auction
+_RECENT = 1024  # records (and order books) kept: every subscribed code's, for several steps
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def direction(price: int, reference: int) -> str:
@@ -113,15 +118,6 @@ def direction(price: int, reference: int) -> str:
     if price > reference:
         return "2"
     return "3" if price == reference else "5"
-
-
-def day_sign(price: int, instrument: Instrument) -> str:
-    """PRDY_VRSS_SIGN: 1 at the upper limit, 4 at the lower, else up/flat/down vs the base."""
-    if price >= instrument.upper_limit:
-        return "1"
-    if price <= instrument.lower_limit:
-        return "4"
-    return direction(price, instrument.base_price)
 
 
 def _percent(part: float, whole: float) -> str:
@@ -150,16 +146,29 @@ class _Profile:
 
 
 class Tape:
-    """The records a realtime feed sends, per (tr_id, code, step); computed once, cached."""
+    """The records a realtime feed sends, per (tr_id, code, step).
+
+    Every connection subscribed to a code asks for the same record at the same step, and a
+    step's order book serves its trade record, its book record and the next step's book
+    record: the most recent records and books are kept (``_RECENT`` of each), so each is
+    computed once however many connections send it.
+    """
 
     def __init__(self, market: Market, clock: MockClock) -> None:
         self.market = market
         self.clock = clock  # STCK_CNTG_HOUR etc. are the wall time of the record's step
         self._flows: dict[str, list[_Flow]] = {}
         self._profiles: dict[str, _Profile] = {}
+        self._records: dict[tuple[str, str, int], tuple[str, ...]] = {}
+        self._books: dict[tuple[str, int], OrderBook] = {}
 
     def record(self, tr_id: str, code: str, step: int) -> tuple[str, ...]:
-        return self.trade(code, step) if tr_id == TRADES else self.book(code, step)
+        key = (tr_id, code, step)
+        found = self._records.get(key)
+        if found is None:
+            found = self.trade(code, step) if tr_id == TRADES else self.book(code, step)
+            _keep(self._records, key, found)
+        return found
 
     def traded(self, code: str, step: int) -> int:
         """CNTG_VOL: the volume traded at ``step`` (the opening auction's at step 0)."""
@@ -170,7 +179,7 @@ class Tape:
         """The H0STCNT0 record of ``code`` at ``step`` (46 fields)."""
         instrument = self.market.instrument(code)
         tick = self.market.tick(code, step)
-        book = self.market.order_book(code, step)
+        book = self._order_book(code, step)
         flow = self._flow(code, step)
         profile = self._profile(instrument)
         change = tick.price - instrument.base_price
@@ -234,9 +243,9 @@ class Tape:
         the daily limits) are "0", as the broker's REST order book shows them."""
         instrument = self.market.instrument(code)
         tick = self.market.tick(code, step)
-        book = self.market.order_book(code, step)
+        book = self._order_book(code, step)
         asks, bids = _totals(book)
-        before = _totals(self.market.order_book(code, step - 1)) if step > 0 else (asks, bids)
+        before = _totals(self._order_book(code, step - 1)) if step > 0 else (asks, bids)
         change = tick.price - instrument.base_price
         values = {
             "MKSC_SHRN_ISCD": code,
@@ -265,6 +274,14 @@ class Tape:
             "STCK_DEAL_CLS_CODE": "00",  # documented as unused
         }
         return tuple(values[column] for column in BOOK_COLUMNS)
+
+    def _order_book(self, code: str, step: int) -> OrderBook:
+        key = (code, step)
+        found = self._books.get(key)
+        if found is None:
+            found = self.market.order_book(code, step)
+            _keep(self._books, key, found)
+        return found
 
     def _hour(self, step: int) -> str:
         return self.clock.wall(step * STEP_SECONDS).strftime("%H%M%S")
@@ -307,6 +324,13 @@ class Tape:
             )
             self._profiles[instrument.code] = profile
         return profile
+
+
+def _keep(recent: dict[K, V], key: K, value: V) -> None:
+    """Remember ``value``, forgetting the oldest entry beyond ``_RECENT``."""
+    recent[key] = value
+    if len(recent) > _RECENT:
+        del recent[next(iter(recent))]
 
 
 def _level(book: OrderBook, side: str, n: int) -> tuple[str, str]:

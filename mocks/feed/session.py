@@ -519,9 +519,8 @@ class Session:
     # -- journal ----------------------------------------------------------------------
 
     def _journal(self, kind: FeedEntryKind, **fields: Any) -> FeedEntry:
-        entry = FeedEntry(0, 0.0, self.number, kind)  # a stand-in once the journal is reset
         if self._silent:
-            return entry
+            return FeedEntry(0, 0.0, self.number, kind)  # a stand-in once the journal is reset
         return self.feed.journal.record(
             at=round(self.feed.clock.now(), 6), connection=self.number, kind=kind, **fields
         )

@@ -69,7 +69,7 @@ class Feed:
 
     @property
     def journal(self) -> FeedJournal:
-        return self.plane.feed_journal
+        return self.plane.journal
 
     def step(self) -> int:
         """The market step the feed's clock is at now."""

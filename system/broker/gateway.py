@@ -41,7 +41,15 @@ from system.broker.oauth import TokenIssuer
 from system.broker.ratelimit import RateLimiter
 from system.broker.settings import KisSettings
 from system.broker.token import TokenManager
-from system.broker.wire import JSON_CONTENT, NEVER_SENT, Counters, describe, json_or_none, snippet
+from system.broker.wire import (
+    JSON_CONTENT,
+    NEVER_SENT,
+    Counters,
+    describe,
+    json_or_none,
+    oauth_error,
+    snippet,
+)
 
 T = TypeVar("T")
 
@@ -60,7 +68,7 @@ class Call:
     content: bytes | None = None
     tr_cont: str = ""
     hashkey: str | None = None
-    # /uapi/hashkey takes no token and answers without rt_cd.
+    # /uapi/hashkey and /oauth2/Approval take no token and answer without rt_cd.
     authorized: bool = True
 
     @property
@@ -150,9 +158,15 @@ class KisGateway:
                 if not call.authorized and isinstance(body, Mapping):
                     if response.is_success:
                         return Reply(body, response.headers, response.status_code)
-                    refusal = _oauth_refusal(call, response, body)
+                    # /oauth2/Approval refuses (e.g. EGW00103, an unknown appkey) OAuth-style.
+                    refusal = oauth_error(body) if response.is_client_error else None
                     if refusal is not None:
-                        raise refusal
+                        raise BrokerRejected(
+                            endpoint=call.endpoint,
+                            msg_cd=refusal[0],
+                            msg1=refusal[1],
+                            status_code=response.status_code,
+                        )
                 raise self._no_verdict(call, response, order, sent_at)
             rt_cd, msg_cd, msg1 = (str(body.get(key, "")) for key in ("rt_cd", "msg_cd", "msg1"))
             if rt_cd == "0":
@@ -243,17 +257,3 @@ class KisGateway:
             f"{call.endpoint}: the broker answered {what}; nothing was executed — retry later",
             endpoint=call.endpoint,
         )
-
-
-def _oauth_refusal(
-    call: Call, response: httpx.Response, body: Mapping[str, Any]
-) -> BrokerRejected | None:
-    """A 4xx answer in the OAuth style the ``/oauth2`` endpoints use (``error_code`` and
-    ``error_description``, e.g. EGW00103 for an unknown appkey): the broker's "no"."""
-    code = body.get("error_code") or body.get("msg_cd")
-    if not code or not 400 <= response.status_code < 500:
-        return None
-    text = body.get("error_description") or body.get("msg1") or ""
-    return BrokerRejected(
-        endpoint=call.endpoint, msg_cd=str(code), msg1=str(text), status_code=response.status_code
-    )

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
@@ -148,18 +148,8 @@ class KisClient:
             "secretkey": settings.appsecret.get_secret_value(),
         }
         call = Call("POST", APPROVAL_PATH, content=_encode(credentials), authorized=False)
-
-        def key_of(reply: Reply) -> str:
-            value = reply.body.get("approval_key")
-            if not isinstance(value, str) or not value:
-                raise MalformedResponse(
-                    f"{call.endpoint}: the answer carries no approval_key; retry, and check "
-                    "that base_url points at the KIS Open API",
-                    endpoint=call.endpoint,
-                )
-            return value
-
-        return await self._gateway.read(call, key_of)
+        advice = "retry, and check that base_url points at the KIS Open API"
+        return await self._gateway.read(call, _text_of(call, "approval_key", advice))
 
     async def place_order(self, order: OrderRequest) -> OrderAck:
         """Send a cash order once; ``ValueError`` if its client order id was already used.
@@ -290,18 +280,8 @@ class KisClient:
 
     async def _hashkey(self, content: bytes) -> str:
         call = Call("POST", HASHKEY_PATH, content=content, authorized=False)
-
-        def hash_of(reply: Reply) -> str:
-            value = reply.body.get("HASH")
-            if not isinstance(value, str) or not value:
-                raise MalformedResponse(
-                    f"{call.endpoint}: the answer carries no HASH; nothing was sent with it "
-                    "— retry",
-                    endpoint=call.endpoint,
-                )
-            return value
-
-        return await self._gateway.read(call, hash_of)
+        advice = "nothing was sent with it — retry"
+        return await self._gateway.read(call, _text_of(call, "HASH", advice))
 
     def _order_body(self, order: OrderRequest) -> dict[str, str]:
         return {
@@ -319,6 +299,21 @@ class KisClient:
     def _unknown(self, error: OrderOutcomeUnknown) -> None:
         self._ledger.unknown(error)
         self._gateway.counters.orders_unknown += 1
+
+
+def _text_of(call: Call, key: str, advice: str) -> Callable[[Reply], str]:
+    """A parser for the answers of ``/uapi/hashkey`` and ``/oauth2/Approval``, which carry
+    their one value under ``key`` and no ``rt_cd``."""
+
+    def parse_reply(reply: Reply) -> str:
+        value = reply.body.get(key)
+        if not isinstance(value, str) or not value:
+            raise MalformedResponse(
+                f"{call.endpoint}: the answer carries no {key}; {advice}", endpoint=call.endpoint
+            )
+        return value
+
+    return parse_reply
 
 
 def _stock_query(code: str) -> dict[str, str]:

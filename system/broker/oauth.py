@@ -16,7 +16,14 @@ import httpx
 from system.broker.errors import TOKEN_ENDPOINT, TokenIssuanceFailed, TokenUnavailable
 from system.broker.settings import KisSettings
 from system.broker.token import IssuedToken
-from system.broker.wire import JSON_CONTENT, Counters, describe, json_or_none, snippet
+from system.broker.wire import (
+    JSON_CONTENT,
+    Counters,
+    describe,
+    json_or_none,
+    oauth_error,
+    snippet,
+)
 
 _DEFAULT_TOKEN_LIFETIME_S = 86400.0
 
@@ -57,13 +64,11 @@ class TokenIssuer:
             token = body.get("access_token")
             if response.status_code == 200 and isinstance(token, str) and token:
                 return IssuedToken(token, _lifetime(body.get("expires_in")))
-            # KIS answers issuance errors OAuth-style; accept its usual keys as well.
-            code = body.get("error_code") or body.get("msg_cd")
-            if code:
-                description = body.get("error_description") or body.get("msg1") or ""
+            refusal = oauth_error(body)
+            if refusal is not None:
                 raise TokenIssuanceFailed(
-                    error_code=str(code),
-                    description=str(description),
+                    error_code=refusal[0],
+                    description=refusal[1],
                     status_code=response.status_code,
                     cooldown_s=settings.token_cooldown_s,
                 )

@@ -89,10 +89,10 @@ class RateLimiter:
                 ready_at = self._blocked_until
                 if len(self._slots) >= self.capacity:
                     # Forget slots that no longer count only when it matters: under capacity
-                    # there is nothing to decide, and the list never outgrows it by more
-                    # than one. Sums of floats land a hair past the clock's own value
-                    # (2.1 + 1.05 > 3.15); a microsecond is far inside the margin and ends
-                    # an otherwise endless wait.
+                    # there is nothing to decide, and a slot is only added under it, so the
+                    # list never outgrows it. Sums of floats land a hair past the clock's own
+                    # value (2.1 + 1.05 > 3.15); a microsecond is far inside the margin and
+                    # ends an otherwise endless wait.
                     self._slots = [s for s in self._slots if self._free_at(s) - now > _TOLERANCE_S]
                 if len(self._slots) >= self.capacity:
                     ready_at = max(ready_at, min(self._free_at(s) for s in self._slots))

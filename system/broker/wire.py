@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -38,6 +40,19 @@ def json_or_none(response: httpx.Response) -> object:
         return response.json()
     except ValueError:
         return None
+
+
+def oauth_error(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (code, description) of an ``/oauth2`` endpoint's refusal, if ``body`` is one.
+
+    KIS answers these OAuth-style (``error_code``/``error_description``, e.g. ``EGW00133``)
+    rather than with the ``rt_cd`` body of the ``/uapi`` endpoints; its usual ``msg_cd``/
+    ``msg1`` keys are accepted as well.
+    """
+    code = body.get("error_code") or body.get("msg_cd")
+    if not code:
+        return None
+    return str(code), str(body.get("error_description") or body.get("msg1") or "")
 
 
 def snippet(response: httpx.Response) -> str:

@@ -65,8 +65,12 @@
       state.socket = null;
       state.connected = false;
       clearTimeout(state.watchdog);
-      // Without a connection no price on the page moves any more: say so.
-      for (const row of el.rows.children) markStale(row.dataset.ticker, true);
+      // Without a connection no price on the page moves any more: say so, until a fresh
+      // price arrives (dataset.stale: a feed_status after reconnecting keeps the mark).
+      for (const row of el.rows.children) {
+        row.dataset.stale = "true";
+        markStale(row.dataset.ticker, true);
+      }
       el.feedDetail.textContent = "";
       scheduleReconnect(event);
       pollHealth();

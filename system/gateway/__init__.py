@@ -13,7 +13,7 @@ from system.gateway.health import BrokerService, GatewayHealth
 from system.gateway.heartbeat import HeartbeatManager
 from system.gateway.prices import PriceUpdateBroadcaster
 from system.gateway.protocol import InvalidTicker, ProtocolError, check_ticker
-from system.gateway.server import GatewayServer, PortInUse, run, serve
+from system.gateway.server import GatewayServer, PortInUse, serve
 from system.gateway.settings import GatewaySettings
 from system.gateway.signals import SignalBroadcaster, to_jsonable
 
@@ -33,7 +33,6 @@ __all__ = [
     "SignalBroadcaster",
     "check_ticker",
     "create_gateway",
-    "run",
     "serve",
     "to_jsonable",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from system.broker.clock import loop_time
 from system.gateway.outbox import Outbox
-from system.gateway.protocol import check_topic, encode
+from system.gateway.protocol import check_topic, connected, encode
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,15 @@ class ClientSocket(Protocol):
 
 @dataclass
 class Client:
-    """One connection's state; ``sent``/``dropped`` count its messages."""
+    """One connection's state; ``dropped``/``coalesced`` count its outbox's losses."""
 
     id: str
     socket: ClientSocket
     outbox: Outbox
     connected_at: float
+    last_pong: float | None = None  # loop time; kept by HeartbeatManager
     topics: set[str] = field(default_factory=set)
     writer: asyncio.Task[None] | None = None
-    sent: int = 0
     # Loop time of the first drop since the outbox was last empty; None while keeping up.
     overflowing_since: float | None = None
     closing: bool = False
@@ -128,7 +128,7 @@ class ConnectionManager:
         client.writer = asyncio.get_running_loop().create_task(
             self._write(client), name=f"gateway writer {client_id}"
         )
-        self.send(client_id, {"type": "connected", "client_id": client_id, **(hello or {})})
+        self.send(client_id, connected(client_id, hello))
         return client_id
 
     def disconnect(self, client_id: str) -> None:
@@ -313,7 +313,6 @@ class ConnectionManager:
                 log.debug("gateway: sending to %s failed: %r", client.id, exc)
                 self.disconnect(client.id)
                 return
-            client.sent += 1
             self.totals.messages_sent += 1
             if not len(client.outbox):
                 client.overflowing_since = None  # caught up

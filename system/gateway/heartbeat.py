@@ -34,7 +34,6 @@ class HeartbeatManager:
         self.manager = manager
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self._last_pong: dict[str, float] = {}
         self.pings_sent = 0
         self.pongs_received = 0
 
@@ -48,15 +47,17 @@ class HeartbeatManager:
         return sent
 
     def record_pong(self, client_id: str, at: float | None = None) -> None:
-        self._last_pong[client_id] = loop_time() if at is None else at
+        client = self.manager.client(client_id)
+        if client is not None:
+            client.last_pong = loop_time() if at is None else at
         self.pongs_received += 1
 
     def last_seen(self, client_id: str) -> float | None:
         """Loop time of the last pong, else of the connection; None for an unknown client."""
-        if client_id in self._last_pong:
-            return self._last_pong[client_id]
         client = self.manager.client(client_id)
-        return None if client is None else client.connected_at
+        if client is None:
+            return None
+        return client.connected_at if client.last_pong is None else client.last_pong
 
     def is_alive(self, client_id: str, now: float | None = None) -> bool:
         seen = self.last_seen(client_id)
@@ -67,16 +68,12 @@ class HeartbeatManager:
     async def cleanup_stale(self) -> list[str]:
         """Close and forget every client that is not alive; returns their ids."""
         now = loop_time()
-        # Pongs of clients that left are no longer needed.
-        for gone in self._last_pong.keys() - set(self.manager.client_ids):
-            del self._last_pong[gone]
         stale = [cid for cid in self.manager.client_ids if not self.is_alive(cid, now)]
         for client_id in stale:
             seen = self.last_seen(client_id)
             silent = now - (now if seen is None else seen)
             log.info("gateway: client %s sent no pong for %.0f s; closing it", client_id, silent)
             self.manager.totals.closed_stale += 1
-            self._last_pong.pop(client_id, None)
         await asyncio.gather(
             *(
                 self.manager.close(

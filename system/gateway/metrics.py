@@ -4,6 +4,10 @@ One ``CollectorRegistry`` per app (never prometheus-client's global one), so sev
 gateways in one process — the harness runs a stack per scenario — never collide. The
 collector reads live state when scraped; nothing is counted twice.
 
+The gateway's own families are one table, ``GATEWAY_FAMILIES``: ``/metrics`` renders it,
+``gateway_values`` reads it as one number per family, and ``metric_names`` (what scenario
+files may name, known without a running gateway) lists it.
+
 Names: ``gateway_*`` for the gateway; the service's metrics as gauges named
 ``service_<name>`` (``service_quotes_served``); the feed's as gauges under their own
 ``feed_*`` names.
@@ -12,13 +16,15 @@ Names: ``gateway_*`` for the gateway; the service's metrics as gauges named
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from system.gateway.protocol import is_ticker
 from system.health import HEALTH_CODES
 from system.market.feed import FEED_STATE_CODES
 from system.market.model import FeedState
@@ -26,14 +32,155 @@ from system.market.model import FeedState
 if TYPE_CHECKING:
     from system.gateway.app import Gateway
 
-FEED_STATES: tuple[FeedState, ...] = ("connecting", "live", "stalled", "reconnecting", "stopped")
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
+
+# One number, or one per value of the family's label.
+Reading = float | Mapping[str, float]
 
 
 def metric_name(name: str, prefix: str = "") -> str:
     """A valid Prometheus name for ``prefix + name`` (other characters become ``_``)."""
     cleaned = _INVALID.sub("_", prefix + name)
     return cleaned if not cleaned[:1].isdigit() else f"_{cleaned}"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One of the gateway's metric families and how to read it from a ``Gateway``."""
+
+    name: str
+    kind: Literal["counter", "gauge"]
+    documentation: str
+    read: Callable[[Gateway], Reading]
+    label: str = ""  # set when ``read`` gives one number per label value
+
+    def metric(self, gateway: Gateway) -> Metric:
+        reading = self.read(gateway)
+        labels = [self.label] if self.label else None
+        family: CounterMetricFamily | GaugeMetricFamily
+        if self.kind == "counter":
+            family = CounterMetricFamily(self.name, self.documentation, labels=labels)
+        else:
+            family = GaugeMetricFamily(self.name, self.documentation, labels=labels)
+        if isinstance(reading, Mapping):
+            for value, number in reading.items():
+                family.add_metric([value], number)
+        else:
+            family.add_metric([], reading)
+        return family
+
+
+def _counter(
+    name: str, documentation: str, read: Callable[[Gateway], Reading], label: str = ""
+) -> Family:
+    return Family(name, "counter", documentation, read, label)
+
+
+def _gauge(
+    name: str, documentation: str, read: Callable[[Gateway], Reading], label: str = ""
+) -> Family:
+    return Family(name, "gauge", documentation, read, label)
+
+
+# A function called once, not a tuple written at module level: the readers reach into
+# Gateway, whose module imports this one, and mypy types a function body only once that
+# import cycle's attributes are known.
+def _families() -> tuple[Family, ...]:
+    return (
+        _gauge("gateway_connections", "WebSocket clients connected now", lambda g: len(g.manager)),
+        _counter(
+            "gateway_connections_opened",
+            "WebSocket clients ever connected",
+            lambda g: g.manager.totals.connections,
+        ),
+        _counter(
+            "gateway_messages_sent",
+            "messages written to client sockets",
+            lambda g: g.manager.totals.messages_sent,
+        ),
+        _counter(
+            "gateway_messages_dropped",
+            "messages dropped from full client queues (oldest first)",
+            lambda g: g.manager.totals.messages_dropped,
+        ),
+        _counter(
+            "gateway_messages_coalesced",
+            "queued prices replaced by a newer price of the same ticker",
+            lambda g: g.manager.totals.messages_coalesced,
+        ),
+        _counter(
+            "gateway_clients_closed",
+            "clients the gateway closed, by reason",
+            lambda g: {
+                "saturated": g.manager.totals.closed_saturated,
+                "heartbeat": g.manager.totals.closed_stale,
+            },
+            "reason",
+        ),
+        _counter(
+            "gateway_send_failures",
+            "sends that failed (peer gone)",
+            lambda g: g.manager.totals.send_failures,
+        ),
+        _gauge(
+            "gateway_topic_subscribers",
+            "clients subscribed to each topic",
+            lambda g: g.manager.topics(),
+            "topic",
+        ),
+        _gauge(
+            "gateway_subscribed_tickers",
+            "tickers with at least one subscriber",
+            lambda g: sum(1 for topic in g.manager.topics() if is_ticker(topic)),
+        ),
+        _counter("gateway_pings_sent", "heartbeat pings queued", lambda g: g.heartbeat.pings_sent),
+        _counter(
+            "gateway_pongs_received",
+            "heartbeat pongs received",
+            lambda g: g.heartbeat.pongs_received,
+        ),
+        _counter(
+            "gateway_price_updates_sent", "price updates broadcast", lambda g: g.prices.updates_sent
+        ),
+        _counter(
+            "gateway_fallback_quotes",
+            "REST fallback quotes served",
+            lambda g: g.prices.fallback_quotes,
+        ),
+        _counter(
+            "gateway_fallback_quote_failures",
+            "REST fallback quotes failed",
+            lambda g: g.prices.fallback_failures,
+        ),
+        _counter(
+            "gateway_feed_refusals", "feed subscriptions refused", lambda g: g.prices.feed_refusals
+        ),
+        _gauge(
+            "gateway_feed_subscriptions_owned",
+            "feed subscriptions the gateway made and will release",
+            lambda g: len(g.prices.owned),
+        ),
+        _counter("gateway_signals_published", "signals published", lambda g: g.signals.published),
+        _counter(
+            "gateway_client_errors",
+            "client messages answered with an error",
+            lambda g: g.dispatcher.errors_sent,
+        ),
+        _gauge(
+            "gateway_feed_state",
+            "1 for the realtime feed's current state",
+            lambda g: {state: float(g.prices.state == state) for state in get_args(FeedState)},
+            "state",
+        ),
+        _gauge(
+            "gateway_health_state",
+            "the /health verdict: 0 healthy, 1 degraded, 2 unhealthy",
+            lambda g: HEALTH_CODES[g.health().state],
+        ),
+    )
+
+
+GATEWAY_FAMILIES = _families()
 
 
 class GatewayCollector(Collector):
@@ -43,98 +190,14 @@ class GatewayCollector(Collector):
         self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._gateway()
+        for family in GATEWAY_FAMILIES:
+            yield family.metric(self.gateway)
         yield from _gauges(self.gateway.service.metrics(), "service_", "trading service metric")
         feed = {
             (name if name.startswith("feed_") else f"feed_{name}"): value
             for name, value in self.gateway.feed.metrics().items()
         }
         yield from _gauges(feed, "", "realtime feed metric")
-
-    def _gateway(self) -> Iterator[Metric]:
-        gateway = self.gateway
-        totals = gateway.manager.totals
-        yield GaugeMetricFamily(
-            "gateway_connections", "WebSocket clients connected now", value=len(gateway.manager)
-        )
-        yield _counter(
-            "gateway_connections_opened", "WebSocket clients ever connected", totals.connections
-        )
-        yield _counter(
-            "gateway_messages_sent", "messages written to client sockets", totals.messages_sent
-        )
-        yield _counter(
-            "gateway_messages_dropped",
-            "messages dropped from full client queues (oldest first)",
-            totals.messages_dropped,
-        )
-        yield _counter(
-            "gateway_messages_coalesced",
-            "queued prices replaced by a newer price of the same ticker",
-            totals.messages_coalesced,
-        )
-        closed = CounterMetricFamily(
-            "gateway_clients_closed", "clients the gateway closed, by reason", labels=["reason"]
-        )
-        closed.add_metric(["saturated"], totals.closed_saturated)
-        closed.add_metric(["heartbeat"], totals.closed_stale)
-        yield closed
-        yield _counter(
-            "gateway_send_failures", "sends that failed (peer gone)", totals.send_failures
-        )
-        topics = gateway.manager.topics()
-        subscribers = GaugeMetricFamily(
-            "gateway_topic_subscribers", "clients subscribed to each topic", labels=["topic"]
-        )
-        for topic, count in topics.items():
-            subscribers.add_metric([topic], count)
-        yield subscribers
-        yield GaugeMetricFamily(
-            "gateway_subscribed_tickers",
-            "tickers with at least one subscriber",
-            value=sum(1 for topic in topics if topic.isdigit()),
-        )
-        yield _counter("gateway_pings_sent", "heartbeat pings queued", gateway.heartbeat.pings_sent)
-        yield _counter(
-            "gateway_pongs_received", "heartbeat pongs received", gateway.heartbeat.pongs_received
-        )
-        prices = gateway.prices
-        yield _counter("gateway_price_updates_sent", "price updates broadcast", prices.updates_sent)
-        yield _counter(
-            "gateway_fallback_quotes", "REST fallback quotes served", prices.fallback_quotes
-        )
-        yield _counter(
-            "gateway_fallback_quote_failures",
-            "REST fallback quotes failed",
-            prices.fallback_failures,
-        )
-        yield _counter("gateway_feed_refusals", "feed subscriptions refused", prices.feed_refusals)
-        yield GaugeMetricFamily(
-            "gateway_feed_subscriptions_owned",
-            "feed subscriptions the gateway made and will release",
-            value=len(prices.owned),
-        )
-        yield _counter("gateway_signals_published", "signals published", gateway.signals.published)
-        yield _counter(
-            "gateway_client_errors",
-            "client messages answered with an error",
-            gateway.dispatcher.errors_sent,
-        )
-        state = GaugeMetricFamily(
-            "gateway_feed_state", "1 for the realtime feed's current state", labels=["state"]
-        )
-        for feed_state in FEED_STATES:
-            state.add_metric([feed_state], 1.0 if prices.state == feed_state else 0.0)
-        yield state
-        yield GaugeMetricFamily(
-            "gateway_health_state",
-            "the /health verdict: 0 healthy, 1 degraded, 2 unhealthy",
-            value=HEALTH_CODES[gateway.health().state],
-        )
-
-
-def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
-    return CounterMetricFamily(name, documentation, value=value)
 
 
 def _gauges(values: Mapping[str, float], prefix: str, what: str) -> Iterator[Metric]:
@@ -152,35 +215,9 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
-# The gateway's own families, as ``GatewayCollector`` yields them; a unit test holds the two
-# together. Scenario files name these, so they are known without a running gateway.
-GATEWAY_METRICS = (
-    "gateway_connections",
-    "gateway_connections_opened",
-    "gateway_messages_sent",
-    "gateway_messages_dropped",
-    "gateway_messages_coalesced",
-    "gateway_clients_closed",
-    "gateway_send_failures",
-    "gateway_topic_subscribers",
-    "gateway_subscribed_tickers",
-    "gateway_pings_sent",
-    "gateway_pongs_received",
-    "gateway_price_updates_sent",
-    "gateway_fallback_quotes",
-    "gateway_fallback_quote_failures",
-    "gateway_feed_refusals",
-    "gateway_feed_subscriptions_owned",
-    "gateway_signals_published",
-    "gateway_client_errors",
-    "gateway_feed_state",
-    "gateway_health_state",
-)
-
-
 def metric_names() -> tuple[str, ...]:
-    """The names ``gateway_values`` reports."""
-    return GATEWAY_METRICS
+    """The names ``gateway_values`` reports: the families of ``GATEWAY_FAMILIES``."""
+    return tuple(family.name for family in GATEWAY_FAMILIES)
 
 
 def gateway_values(gateway: Gateway) -> dict[str, float]:
@@ -189,10 +226,12 @@ def gateway_values(gateway: Gateway) -> dict[str, float]:
     ``gateway_feed_state``, which becomes the state's number as ``feed_state`` gives it
     (``FEED_STATE_CODES``: 0 live … 4 stopped), so the two never disagree."""
     values: dict[str, float] = {}
-    for family in GatewayCollector(gateway)._gateway():
-        samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+    for family in GATEWAY_FAMILIES:
         if family.name == "gateway_feed_state":
             values[family.name] = float(FEED_STATE_CODES[gateway.prices.state])
-        else:
-            values[family.name] = float(sum(sample.value for sample in samples))
+            continue
+        reading = family.read(gateway)
+        values[family.name] = float(
+            sum(reading.values()) if isinstance(reading, Mapping) else reading
+        )
     return values

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from system.broker import Quote
 from system.gateway.connections import ConnectionManager
-from system.gateway.protocol import error, feed_status, price_update
+from system.gateway.protocol import error, feed_status, is_ticker, price_update
 from system.market.errors import FeedError
 from system.market.model import FeedState, FeedStatus, PriceFeed, PriceUpdate
 from system.market.resync import quote_resync
@@ -40,10 +41,6 @@ class QuoteSource(Protocol):
 
 def _price_key(code: str) -> str:
     return f"price:{code}"
-
-
-def _is_ticker(topic: str) -> bool:
-    return topic.isascii() and topic.isdigit()
 
 
 class PriceUpdateBroadcaster:
@@ -94,8 +91,19 @@ class PriceUpdateBroadcaster:
         self.manager.add_topic_listener(self.on_topic)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._sync_loop(), name="gateway feed sync"),
-            loop.create_task(self._fallback_loop(), name="gateway REST fallback"),
+            loop.create_task(
+                _rounds(self._sync_needed, self.sync_feed, "syncing feed subscriptions"),
+                name="gateway feed sync",
+            ),
+            loop.create_task(
+                _rounds(
+                    self._fallback_due,
+                    self.fallback_round,
+                    "REST fallback round",
+                    every_s=self.fallback_interval_s,
+                ),
+                name="gateway REST fallback",
+            ),
         ]
 
     async def stop(self) -> None:
@@ -182,7 +190,7 @@ class PriceUpdateBroadcaster:
             self._sync_needed.set()  # a reconnected feed may take what it refused before
 
     def on_topic(self, topic: str, active: bool) -> None:
-        if not _is_ticker(topic):
+        if not is_ticker(topic):
             return
         if active:
             self._wanted.add(topic)
@@ -239,15 +247,6 @@ class PriceUpdateBroadcaster:
             )
         self._fallback_due.set()
 
-    async def _sync_loop(self) -> None:
-        while True:
-            await self._sync_needed.wait()
-            self._sync_needed.clear()
-            try:
-                await self.sync_feed()
-            except Exception:
-                log.exception("gateway: syncing feed subscriptions failed")
-
     # -- REST fallback --------------------------------------------------------------------
 
     def fallback_codes(self) -> list[str]:
@@ -279,13 +278,22 @@ class PriceUpdateBroadcaster:
         self.updates_sent += 1
         return True
 
-    async def _fallback_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.fallback_interval_s):
-                    await self._fallback_due.wait()
-            self._fallback_due.clear()
-            try:
-                await self.fallback_round()
-            except Exception:
-                log.exception("gateway: REST fallback round failed")
+
+async def _rounds(
+    due: asyncio.Event,
+    work: Callable[[], Awaitable[object]],
+    what: str,
+    *,
+    every_s: float | None = None,
+) -> None:
+    """Run ``work`` whenever ``due`` is set (and every ``every_s`` regardless, if given),
+    until cancelled; a failing round is logged and the next one runs as usual."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_s):
+                await due.wait()
+        due.clear()
+        try:
+            await work()
+        except Exception:
+            log.exception("gateway: %s failed", what)

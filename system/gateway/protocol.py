@@ -75,6 +75,11 @@ def check_ticker(value: object) -> str:
     raise InvalidTicker(value)
 
 
+def is_ticker(topic: str) -> bool:
+    """Whether a topic that passed ``check_topic`` is a ticker (not a named topic)."""
+    return topic not in NAMED_TOPICS
+
+
 def check_topic(value: object) -> str:
     """A ticker code or one of ``NAMED_TOPICS``, else ``ProtocolError``."""
     if isinstance(value, str) and value in NAMED_TOPICS:
@@ -133,6 +138,14 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
             f"message is not valid JSON ({exc.msg} at character {exc.pos}); "
             'send an object such as {"type":"subscribe","ticker":"005930"}',
         ) from None
+    except ValueError:
+        # Valid JSON Python refuses to read: an integer of more than 4300 digits (possible
+        # once max_message_bytes is raised past that).
+        raise ProtocolError(
+            "malformed_json",
+            "message holds a number too long to read; "
+            'send an object such as {"type":"subscribe","ticker":"005930"}',
+        ) from None
     except RecursionError:
         raise ProtocolError(
             "malformed_json",
@@ -187,12 +200,10 @@ def encode(message: Message) -> str:
 # -- gateway → client ---------------------------------------------------------------------
 
 
-def connected(client_id: str, heartbeat_interval_s: float) -> dict[str, Any]:
-    return {
-        "type": "connected",
-        "client_id": client_id,
-        "heartbeat_interval_s": heartbeat_interval_s,
-    }
+def connected(client_id: str, fields: Message | None = None) -> dict[str, Any]:
+    """The first message of every connection; ``fields`` are the gateway's (its heartbeat
+    interval, say)."""
+    return {"type": "connected", "client_id": client_id, **(fields or {})}
 
 
 def error(code: ErrorCode, message: str) -> dict[str, Any]:

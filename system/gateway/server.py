@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import errno
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -168,18 +168,3 @@ async def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()
-
-
-async def run(
-    app: ASGIApp,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    *,
-    ready: Callable[[GatewayServer], None] | None = None,
-) -> None:
-    """Serve ``app`` until cancelled (Ctrl-C under ``asyncio.run``); ``ready`` is called with
-    the running server (print its ``url``). Raises ``PortInUse`` when the port is taken."""
-    async with serve(app, host, port) as server:
-        if ready is not None:
-            ready(server)
-        await asyncio.Event().wait()

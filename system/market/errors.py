@@ -46,12 +46,13 @@ class FeedProtocolError(FeedError):
     """
 
     def __init__(self, problem: str, *, text: str) -> None:
+        safe = excerpt(text)
         super().__init__(
-            f"realtime message {excerpt(text)}: {problem}; the message was dropped — if "
+            f"realtime message {safe}: {problem}; the message was dropped — if "
             "this repeats, the server does not speak the KIS realtime protocol"
         )
         self.problem = problem
-        self.text = excerpt(text)
+        self.text = safe
 
 
 class MalformedMessage(FeedProtocolError):

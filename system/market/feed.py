@@ -177,7 +177,6 @@ class KisFeedClient:
         self._key: str | None = None
         self._connection: Connection | None = None
         self._session_key = ""
-        self._connected_at = 0.0
         self._ever_live = False
         self._attempt = 0
         self._runner: asyncio.Task[None] | None = None
@@ -362,7 +361,7 @@ class KisFeedClient:
         self._connection, self._session_key = connection, key
         registrations = self._subscriptions.new_connection()
         self._notice = ""
-        self._connected_at = loop_time()
+        connected_at = loop_time()
         if resumed:
             self._tape.resume()
         self._set_state("live", "")
@@ -371,7 +370,7 @@ class KisFeedClient:
             if resumed and self.settings.resync_on_reconnect:
                 for code in self._subscriptions.codes():
                     self._start_resync(code)
-            await self._receive(connection)
+            await self._receive(connection, connected_at)
         except _Lost as lost:
             return lost
         except FeedUnavailable as error:
@@ -381,10 +380,10 @@ class KisFeedClient:
             log.exception("realtime feed: unexpected error; replacing the connection")
             return _Lost(f"unexpected {self._describe(error)}")
 
-    async def _receive(self, connection: Connection) -> NoReturn:
+    async def _receive(self, connection: Connection, connected_at: float) -> NoReturn:
         stall_after = self.settings.stall_after_s
         while True:
-            heard = max(self._connected_at, self._last_message_at or self._connected_at)
+            heard = max(connected_at, self._last_message_at or connected_at)
             try:
                 async with asyncio.timeout_at(heard + stall_after):
                     text = await connection.recv()
@@ -452,31 +451,31 @@ class KisFeedClient:
     # -- what the server says -------------------------------------------------------------
 
     async def _handle(self, connection: Connection, text: str) -> None:
+        # One clock reading per message: its records all arrived at this moment.
+        now = loop_time()
         try:
             message = parse_message(text)
-            items = self._decode(message) if isinstance(message, DataFrame) else []
+            items = self._decode(message, now) if isinstance(message, DataFrame) else []
         except FeedProtocolError:
             self._counts.malformed_frames += 1
             return
-        self._last_message_at = loop_time()
+        self._last_message_at = now
         if isinstance(message, PingPong):
             self._counts.pingpongs += 1
             await connection.send(message.raw)
         elif isinstance(message, Ack):
             self._on_ack(message)
         else:
-            self._on_frame(message, items)
+            self._on_frame(message, items, now)
 
-    def _decode(self, frame: DataFrame) -> list[Trade | OrderBook]:
+    def _decode(self, frame: DataFrame, now: float) -> list[Trade | OrderBook]:
         # Every record is read before any is used: a frame counts whole or not at all.
-        if frame.encrypted:
-            return []
+        # (An encrypted frame has no records to read.)
         if frame.tr_id == TRADES:
             return [trade(record) for record in frame.records]
-        now = loop_time()
         return [order_book(record, at=now) for record in frame.records]
 
-    def _on_frame(self, frame: DataFrame, items: list[Trade | OrderBook]) -> None:
+    def _on_frame(self, frame: DataFrame, items: list[Trade | OrderBook], now: float) -> None:
         self._counts.frames += 1
         if frame.encrypted:
             self._counts.encrypted_frames += 1
@@ -484,11 +483,11 @@ class KisFeedClient:
         self._counts.records += frame.count
         for item in items:
             if isinstance(item, Trade):
-                self._on_trade(item)
+                self._on_trade(item, now)
             else:
                 self._on_book(item)
 
-    def _on_trade(self, item: Trade) -> None:
+    def _on_trade(self, item: Trade, now: float) -> None:
         code = item.code
         if not self._subscriptions.trades_wanted(code):
             return  # sent before our unsubscribe reached the server
@@ -504,7 +503,7 @@ class KisFeedClient:
             change=item.change,
             change_rate=item.change_rate,
             volume=item.accumulated_volume,
-            at=loop_time(),
+            at=now,
             source="feed",
         )
         self._prices[code] = update

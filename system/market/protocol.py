@@ -165,11 +165,11 @@ def _frame(text: str) -> DataFrame:
     flag, tr_id, count_text, payload = parts
     if flag not in ("0", "1"):
         raise MalformedMessage(f"the encryption flag must be 0 or 1, got {flag!r}", text=text)
-    if not _COUNT.match(count_text) or int(count_text) == 0:
+    count = int(count_text) if _COUNT.match(count_text) else 0
+    if count == 0:
         raise MalformedMessage(
             f"the record count must be 1 to 999 (three digits), got {count_text!r}", text=text
         )
-    count = int(count_text)
     if flag == "1":
         if tr_id not in ENCRYPTED_TR_IDS and tr_id not in RECORD_WIDTHS:
             raise UnknownTrId(f"encrypted frame of unknown tr_id {tr_id!r}", text=text)

@@ -52,7 +52,7 @@ class Tape:
             verdict = "next"
         else:
             verdict = "gap"
-        self._positions[code] = _Position(accumulated)
+        position.accumulated, position.resuming = accumulated, False
         return verdict
 
     def last(self, code: str) -> int | None:

@@ -22,13 +22,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.protocol import State
 
-from mocks.broker import BrokerConfig, create_app
+from mocks.broker import BrokerConfig
 from mocks.clock import KST
 from mocks.control_client import FeedControl
-from mocks.feed import FeedConfig, create_feed_app, serve_feed
+from mocks.feed import FeedConfig, serve_feed
 from mocks.feed.records import BOOK_COLUMNS, TRADE_COLUMNS
 from mocks.market import Market
-from mocks.server import serve
+from mocks.world import serve_world
 
 OPEN = datetime(2025, 1, 6, 9, 0, tzinfo=KST)
 KEY = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
@@ -295,15 +295,11 @@ async def test_multi_record_frames_carry_consecutive_steps() -> None:
 
 
 async def test_the_feed_and_the_brokers_rest_quote_agree() -> None:
-    broker = create_app(BrokerConfig(seed=7, requests_per_second=1000), wall_origin=OPEN)
-    registry = broker.state.broker.tokens.approvals
-    realtime = create_feed_app(FeedConfig(seed=7), approvals=registry, wall_origin=OPEN)
     async with (
-        serve(broker) as rest,
-        serve(realtime, ws_ping_interval=None) as server,
-        httpx.AsyncClient(base_url=rest.url) as http,
-        FeedControl(server.url) as control,
+        serve_world(BrokerConfig(seed=7, requests_per_second=1000), wall_origin=OPEN) as world,
+        httpx.AsyncClient(base_url=world.broker.url) as http,
     ):
+        control = world.feed_control
         credentials = {"grant_type": "client_credentials", "appkey": APPKEY}
         token = await http.post("/oauth2/tokenP", json={**credentials, "appsecret": APPSECRET})
         approval = await http.post("/oauth2/Approval", json={**credentials, "secretkey": APPSECRET})
@@ -314,7 +310,7 @@ async def test_the_feed_and_the_brokers_rest_quote_agree() -> None:
             "appsecret": APPSECRET,
             "tr_id": "FHKST01010100",
         }
-        url = server.ws_url + "/tryitout"
+        url = world.feed_url
         async with connect(url) as ws, connect(url) as second:
             assert await subscribe(ws, "035720", key=KEY) == "OPSP0011"  # never issued here
             assert await subscribe(ws, "035720", key=key) == "OPSP0000"

@@ -178,8 +178,8 @@ def test_mock_broker_fixture_serves_a_broker_for_hand_written_tests(
             import httpx
             import pytest
 
-            from harness.stack import session_open_today
             from mocks.broker import BrokerConfig
+            from mocks.feed import opening_bell
 
 
             async def test_health(mock_broker):
@@ -214,7 +214,7 @@ def test_mock_broker_fixture_serves_a_broker_for_hand_written_tests(
 
             @pytest.mark.looptime
             async def test_shares_the_virtual_clock(mock_broker):
-                opening = session_open_today().replace(tzinfo=None) + timedelta(days=1)
+                opening = opening_bell().replace(tzinfo=None) + timedelta(days=1)
                 started = time.perf_counter()
                 first = await token_expiry(mock_broker.url, "A" * 36)
                 await asyncio.sleep(600)

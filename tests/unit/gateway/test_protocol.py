@@ -66,6 +66,16 @@ def test_deeply_nested_json_is_an_error_not_a_crash() -> None:
     assert error_of("[" * 3000).code == "malformed_json"
 
 
+def test_a_number_too_long_for_python_is_an_error_not_a_crash() -> None:
+    # Valid JSON that json.loads refuses with a plain ValueError (over 4300 digits), within
+    # reach once max_message_bytes is raised.
+    text = '{"type":"ping","n":' + "1" * 5000 + "}"
+    with pytest.raises(ProtocolError) as caught:
+        parse_client_message(text, 1 << 20)
+    assert caught.value.code == "malformed_json"
+    assert "number too long" in caught.value.message
+
+
 def test_a_missing_type_and_an_unknown_type_name_the_known_ones() -> None:
     missing = error_of({"ticker": "005930"})
     assert (missing.code, missing.message) == (

@@ -26,6 +26,8 @@ from harness.scenario import Scenario, ScenarioError, load_text
 from harness.scenario.model import metric_names
 from harness.scenario.schema import json_schema
 from harness.stack import _STACK_OWNED, ACCOUNT, APPKEY, APPSECRET
+from mocks.faults.feed import FeedAction
+from mocks.faults.model import FaultAction
 from system.broker import KisClient, KisSettings
 from system.gateway import GatewaySettings
 from system.market import FeedSettings
@@ -157,16 +159,9 @@ def _kind_models(action: Any) -> list[type[BaseModel]]:
     return list(typing.get_args(union))
 
 
-def _fault_kinds() -> list[str]:
-    from mocks.faults.model import FaultAction
-
-    return [member.model_fields["kind"].default for member in _kind_models(FaultAction)]
-
-
-def _feed_fault_kinds() -> list[str]:
-    from mocks.faults.feed import FeedAction
-
-    return [member.model_fields["kind"].default for member in _kind_models(FeedAction)]
+def _kinds(action: Any) -> list[str]:
+    """The ``kind`` of each member of a ``do`` union."""
+    return [member.model_fields["kind"].default for member in _kind_models(action)]
 
 
 def _examples_with(target: str, kind: str) -> list[Block]:
@@ -180,13 +175,13 @@ def _examples_with(target: str, kind: str) -> list[Block]:
     ]
 
 
-@pytest.mark.parametrize("kind", _fault_kinds())
+@pytest.mark.parametrize("kind", _kinds(FaultAction))
 def test_every_fault_kind_has_a_worked_example(kind: str) -> None:
     examples = _examples_with("broker", kind)
     assert examples, f"docs/scenarios.md has no valid example scenario with a {kind!r} fault"
 
 
-@pytest.mark.parametrize("kind", _feed_fault_kinds())
+@pytest.mark.parametrize("kind", _kinds(FeedAction))
 def test_every_feed_fault_kind_has_a_worked_example(kind: str) -> None:
     examples = _examples_with("feed", kind)
     assert examples, (
@@ -196,7 +191,7 @@ def test_every_feed_fault_kind_has_a_worked_example(kind: str) -> None:
 
 def test_the_feed_kinds_are_the_eleven_the_reference_documents() -> None:
     """Guards the test above: an empty list would parametrize nothing and prove nothing."""
-    assert set(_feed_fault_kinds()) == {
+    assert set(_kinds(FeedAction)) == {
         "close",
         "reset",
         "stall",
@@ -295,13 +290,13 @@ def test_every_scenario_key_and_choice_is_documented() -> None:
 def test_the_vocabulary_walk_reaches_every_model() -> None:
     """Guards the test above: a walk that stopped at the top would prove nothing."""
     vocabulary = scenario_vocabulary()
-    for deep in ("for", "from", "tr_id", "median", "fraction", "workload", "settle", "burst"):
+    keys = ("for", "from", "tr_id", "median", "fraction", "workload", "settle", "burst")
+    feed_keys = ("event", "all_connections", "copies", "tickers", "ticker", "ping_interval_s")
+    for deep in keys + feed_keys:
         assert deep in vocabulary.keys
-    for deep in ("event", "all_connections", "copies", "tickers", "ticker", "ping_interval_s"):
-        assert deep in vocabulary.keys
-    for choice in ("expire-tokens", "orders-not-duplicated", "unhealthy", "truncated", "limit"):
-        assert choice in vocabulary.choices
-    for choice in ("slow-reader", "ticks-match-market", "gateway", "pingpong", "rest"):
+    choices = ("expire-tokens", "orders-not-duplicated", "unhealthy", "truncated", "limit")
+    feed_choices = ("slow-reader", "ticks-match-market", "gateway", "pingpong", "rest")
+    for choice in choices + feed_choices:
         assert choice in vocabulary.choices
     assert "for_" not in vocabulary.keys
     assert "from_" not in vocabulary.keys
@@ -379,15 +374,13 @@ def test_the_schema_names_keys_as_they_are_written() -> None:
 def test_the_schema_requires_each_fault_kind() -> None:
     """Editors must flag ``do: {seconds: 1}``: the models refuse a ``do`` without ``kind``."""
     definitions = json_schema()["$defs"]
-    for kind in _fault_kinds():
+    for kind in _kinds(FaultAction):
         assert "kind" in definitions[kind.capitalize()].get("required", []), kind
     with pytest.raises(ScenarioError):
         load_text("name: x\nduration: 9\ntimeline:\n  - {at: 1, fault: {do: {seconds: 1}}}\n")
 
 
 def test_the_schema_requires_each_feed_fault_kind_and_a_feed_faults_target() -> None:
-    from mocks.faults.feed import FeedAction
-
     definitions = json_schema()["$defs"]
     for model in _kind_models(FeedAction):
         assert "kind" in definitions[model.__name__].get("required", []), model.__name__

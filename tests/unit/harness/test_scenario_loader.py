@@ -253,34 +253,6 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
     assert problem.message.endswith(found)
 
 
-def test_a_duplicate_top_level_key_is_reported_at_its_second_occurrence() -> None:
-    problem = only_problem(
-        """\
-        name: first
-        duration: 10
-        name: second
-        """
-    )
-    assert at(problem) == (3, 1)
-    duplicate = "key 'name' appears twice in this mapping (first on line 1); remove one"
-    assert duplicate in problem.message
-
-
-def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            quotes: {rate: 1}
-            at: 2
-        """
-    )
-    assert at(problem) == (6, 5)
-    assert "key 'at' appears twice in this mapping (first on line 4)" in problem.message
-
-
 # --- unknown keys --------------------------------------------------------------------------
 
 
@@ -388,981 +360,7 @@ def test_a_duplicate_key_inside_a_timeline_step_is_reported_where_it_repeats() -
             "client, feed, gateway, service",
             id="system",
         ),
-    ],
-)
-def test_an_unknown_key_is_named_at_the_key_with_the_valid_keys_there(
-    text: str, position: tuple[int, int], where: str, key: str, valid: str
-) -> None:
-    problem = only_problem(text)
-    assert at(problem) == position
-    assert problem.message == f"{where}: unknown key {key!r}; valid keys here: {valid}"
-
-
-# --- YAML 1.2 scalars and strict types -----------------------------------------------------
-
-
-def test_a_code_without_leading_zeros_is_a_number_and_is_asked_to_be_quoted() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            quotes: {rate: 1, codes: ['005930', 660]}
-        """
-    )
-    assert at(problem) == (5, 41)
-    assert problem.message.startswith("timeline.0.quotes.codes.1: ")
-    advice = "got the number 660; put quotes around values that must stay text"
-    assert advice in problem.message
-
-
-@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "1"])
-def test_a_boolean_takes_only_true_or_false(word: str) -> None:
-    problem = only_problem(
-        f"""\
-        name: x
-        duration: 10
-        expect:
-          - broker_requests: {{faulted: {word}}}
-            equals: 0
-        """
-    )
-    assert at(problem) == (4, 32)
-    shown = "1" if word == "1" else repr(word)
-    assert problem.message == (
-        f"expect.0.broker_requests.faulted: expects true or false, got {shown}"
-    )
-
-
-def test_a_quoted_number_is_refused_with_advice_to_drop_the_quotes() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            quotes: {rate: "1"}
-        """
-    )
-    assert at(problem) == (5, 20)
-    assert problem.message.startswith("timeline.0.quotes.rate: Input should be a valid number")
-    assert "got the text '1'; write numbers without quotes" in problem.message
-
-
-def test_an_unquoted_number_with_leading_zeros_is_not_told_to_drop_quotes() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        seed: 007
-        """
-    )
-    assert at(problem) == (3, 7)
-    assert problem.message.startswith("seed: ")
-    assert "'007'" in problem.message
-    assert "without quotes" not in problem.message
-
-
-def test_a_required_key_missing_is_named() -> None:
-    problem = only_problem("name: x\n")
-    assert at(problem) == (1, 1)
-    assert problem.message == "duration: required key 'duration' is missing"
-
-
-# --- timeline steps ------------------------------------------------------------------------
-
-
-def test_a_fault_without_a_kind_lists_the_kinds() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            fault:
-              do: {code: EGW00201}
-        """
-    )
-    assert at(problem) == (6, 7)
-    assert problem.message == (
-        "timeline.0.fault.do: needs a 'kind': one of error, delay, hang, drop, reset, close, "
-        "empty, malformed, truncated"
-    )
-
-
-def test_an_unknown_fault_kind_names_the_valid_ones() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            fault:
-              do: {kind: timeout, seconds: 3}
-        """
-    )
-    assert at(problem) == (6, 7)
-    assert problem.message.startswith("timeline.0.fault.do: ")
-    assert "'timeout'" in problem.message
-    for kind in ("error", "delay", "hang", "drop", "truncated"):
-        assert f"'{kind}'" in problem.message
-
-
-@pytest.mark.parametrize(
-    ("kinds", "got"),
-    [
-        pytest.param(
-            "fault: {do: {kind: reset}}\n    quotes: {rate: 1}", "fault, quotes", id="two"
-        ),
-        pytest.param("name: nothing", "none", id="none"),
-    ],
-)
-def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
-    problem = only_problem(
-        "name: x\nduration: 10\ntimeline:\n  - at: 0\n    " + kinds + "\n",
-    )
-    assert at(problem) == (4, 5)
-    assert problem.message == (
-        "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch; "
-        f"got {got}"
-    )
-
-
-@pytest.mark.parametrize("until", ["3", "5"])
-def test_until_must_be_later_than_at(until: str) -> None:
-    problem = only_problem(
-        f"""\
-        name: x
-        duration: 10
-        timeline:
-          - at: 5
-            until: {until}
-            quotes: {{rate: 1}}
-        """
-    )
-    assert at(problem) == (4, 5)
-    assert problem.message == f"timeline.0: 'until' ({until}) must be later than 'at' (5)"
-
-
-@pytest.mark.parametrize("start", ["10", "12.5"])
-def test_a_step_must_start_before_the_duration(start: str) -> None:
-    problem = only_problem(
-        f"""\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            quotes: {{rate: 1}}
-          - name: late
-            at: {start}
-            fault: {{do: {{kind: reset}}}}
-        """
-    )
-    assert at(problem) == (7, 9)
-    assert problem.message == (
-        f"timeline.1.at: step 'late' starts at {start}s, at or after the scenario's duration (10s)"
-    )
-
-
-def test_a_step_just_before_the_duration_loads() -> None:
-    scenario = load(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - {at: 9.5, quotes: {burst: 1}}
-        """
-    )
-    assert scenario.timeline[0].at == 9.5
-
-
-def test_step_names_must_be_unique() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - name: q
-            at: 0
-            quotes: {rate: 1}
-          - name: q
-            at: 1
-            quotes: {burst: 3}
-        """
-    )
-    assert at(problem) == (4, 11)
-    assert problem.message == "timeline.0.name: timeline step names must be unique; 'q' is repeated"
-
-
-def test_unnamed_steps_of_one_kind_at_one_second_collide_on_their_generated_name() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            quotes: {rate: 1}
-          - at: 0
-            quotes: {burst: 3}
-        """
-    )
-    assert at(problem) == (4, 5)
-    assert "'quotes@0s' is repeated" in problem.message
-
-
-# --- expectations: names they refer to -----------------------------------------------------
-
-STEPS = """\
-name: x
-duration: 100
-timeline:
-  - name: q
-    at: 0
-    quotes: {rate: 1}
-  - name: cut
-    at: 5
-    for: 5
-    fault: {do: {kind: reset}}
-expect:
-"""
-
-
-def test_after_must_name_a_step_and_the_message_lists_the_steps() -> None:
-    problem = only_problem(STEPS + "  - health: healthy\n    within: 10\n    after: outage\n")
-    assert at(problem) == (14, 12)
-    assert problem.message == (
-        "expect.0.after: 'after: outage' names no timeline step; the steps are: q, cut"
-    )
-
-
-def test_workload_must_name_a_workload_step() -> None:
-    problem = only_problem(STEPS + "  - success_ratio: {workload: cut}\n    equals: 1\n")
-    assert at(problem) == (12, 31)
-    assert problem.message == (
-        "expect.0.success_ratio.workload: 'workload: cut' names no workload step; "
-        "the workloads are: q"
-    )
-
-
-def test_an_unknown_answer_code_is_reported_at_the_code() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        expect:
-          - broker_requests: {code: EGW0201}
-            equals: 0
-        """
-    )
-    assert at(problem) == (4, 29)
-    assert problem.message.startswith(
-        "expect.0.broker_requests.code: unknown answer code 'EGW0201': neither the broker nor "
-        "this scenario's faults answer with it; valid ones: "
-    )
-    valid = problem.message.split("valid ones: ")[1].split(", ")
-    assert {"EGW00201", "EGW00123", "EGW00133", "ok"} <= set(valid)
-
-
-def test_an_unknown_answer_code_in_the_steady_state_is_reported_there() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - {name: cut, at: 10, for: 5, fault: {do: {kind: error, code: ZZZ1}}}
-        steady_state:
-          settle: 5
-          expect:
-            - broker_requests: {code: ZZZ2}
-              equals: 0
-        """
-    )
-    assert at(problem) == (8, 31)
-    assert problem.message.startswith(
-        "steady_state.expect.0.broker_requests.code: unknown answer code 'ZZZ2'"
-    )
-    assert "ZZZ1" in problem.message
-
-
-def test_an_unknown_outcome_lists_the_valid_ones() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        expect:
-          - system_calls: {outcome: timeout}
-            equals: 0
-        """
-    )
-    assert at(problem) == (4, 29)
-    assert problem.message.startswith(
-        "expect.0.system_calls.outcome: unknown outcome 'timeout'; "
-        "valid ones: ok, failed, unfinished, "
-    )
-    assert "BrokerUnavailable" in problem.message
-    assert "TokenCooldown" in problem.message
-
-
-def test_an_unknown_metric_lists_the_metrics() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        expect:
-          - metric: quotes_servd
-            equals: 0
-        """
-    )
-    assert at(problem) == (4, 13)
-    assert problem.message.startswith(
-        "expect.0.metric: unknown metric 'quotes_servd'; the system reports: "
-    )
-    metrics = problem.message.split("the system reports: ")[1].split(", ")
-    assert {"quotes_served", "orders_reconciled_present", "health_state"} <= set(metrics)
-
-
-# --- expectations: windows that could never hold anything ----------------------------------
-
-
-@pytest.mark.parametrize(
-    ("window", "position", "message"),
-    [
-        pytest.param(
-            "from: 100",
-            (5, 11),
-            "expect.0.from: 'from: 100' is at or after the duration (100s)",
-            id="from-at-duration",
-        ),
-        pytest.param(
-            "from: 150",
-            (5, 11),
-            "expect.0.from: 'from: 150' is at or after the duration (100s)",
-            id="from-after-duration",
-        ),
-        pytest.param(
-            "until: 101",
-            (5, 12),
-            "expect.0.until: 'until: 101' is after the duration (100s); leave it out to mean "
-            "the end",
-            id="until-after-duration",
-        ),
-        pytest.param(
-            "per: 101",
-            (5, 10),
-            "expect.0.per: 'per: 101' is longer than the scenario (100s)",
-            id="per-longer-than-scenario",
-        ),
-    ],
-)
-def test_a_window_outside_the_scenario_is_refused_at_its_key(
-    window: str, position: tuple[int, int], message: str
-) -> None:
-    problem = only_problem(
-        f"""\
-        name: x
-        duration: 100
-        expect:
-          - token_issuances: true
-            {window}
-            at_most: 1
-        """
-    )
-    assert at(problem) == position
-    assert problem.message == message
-
-
-def test_a_window_reaching_exactly_the_duration_loads() -> None:
-    scenario = load(
-        """\
-        name: x
-        duration: 100
-        expect:
-          - token_issuances: true
-            from: 40
-            until: 100
-            per: 60
-            at_most: 1
-        """
-    )
-    assert (scenario.expect[0].until, scenario.expect[0].per) == (100, 60)
-
-
-def test_after_a_step_that_lasts_to_the_end_is_refused() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - name: q
-            at: 0
-            quotes: {rate: 1}
-        expect:
-          - system_calls: {}
-            within: 10
-            after: q
-            at_most: 1
-        """
-    )
-    assert at(problem) == (10, 12)
-    assert problem.message == (
-        "expect.0.after: step 'q' is only over when the scenario ends, so nothing comes after "
-        "it; give the step an 'until' or 'for'"
-    )
-
-
-def test_after_a_burst_or_a_bounded_step_loads() -> None:
-    scenario = load(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - {name: burst, at: 0, quotes: {burst: 10}}
-          - {name: rate, at: 0, until: 50, quotes: {rate: 1}}
-        expect:
-          - {system_calls: {}, within: 10, after: burst, at_most: 10}
-          - {system_calls: {}, within: 10, after: rate, at_most: 1}
-        """
-    )
-    assert [e.after for e in scenario.expect] == ["burst", "rate"]
-
-
-# --- steady_state --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("expectation", "key", "position"),
-    [
-        pytest.param("health: healthy\n      from: 5", "from", (10, 13), id="from"),
-        pytest.param("health: healthy\n      until: 50", "until", (10, 14), id="until"),
-        pytest.param(
-            "token_issuances: true\n      per: 60\n      at_most: 1", "per", (10, 12), id="per"
-        ),
-        pytest.param(
-            "health: healthy\n      within: 10\n      after: cut", "within", (10, 15), id="within"
-        ),
-    ],
-)
-def test_a_window_key_in_a_steady_state_expectation_is_refused(
-    expectation: str, key: str, position: tuple[int, int]
-) -> None:
-    text = (
-        "name: x\nduration: 100\ntimeline:\n"
-        "  - {name: cut, at: 10, for: 5, fault: {do: {kind: reset}}}\n"
-        "steady_state:\n  settle: 5\n  expect:\n"
-        "    - health: healthy\n"
-        f"    - {expectation}\n"
-    )
-    problem = only_problem(text)
-    assert at(problem) == position
-    assert problem.message.startswith(
-        f"steady_state.expect.1.{key}: '{key}' has no meaning in a steady state"
-    )
-    assert "move the expectation to the top-level 'expect'" in problem.message
-
-
-def test_a_settle_that_reaches_the_duration_leaves_no_after_window() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - name: cut
-            at: 10
-            for: 50
-            fault: {do: {kind: reset}}
-        steady_state:
-          settle: 40
-          expect:
-            - health: healthy
-        """
-    )
-    assert at(problem) == (9, 11)
-    assert problem.message == (
-        "steady_state.settle: the steady state has no 'after' window: the last fault or "
-        "action is over at 60s, and settle (40s) reaches the duration (100s); lengthen "
-        "'duration' or shorten 'settle'"
-    )
-
-
-def test_the_default_settle_counts_too() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - {name: cut, at: 10, for: 30, fault: {do: {kind: reset}}}
-        steady_state:
-          expect:
-            - health: healthy
-        """
-    )
-    assert at(problem) == (5, 1)
-    assert "no 'after' window" in problem.message
-    assert "settle (60s)" in problem.message
-
-
-def test_a_fault_to_the_end_leaves_the_steady_state_no_after_window() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - {name: cut, at: 10, fault: {do: {kind: reset}}}
-        steady_state:
-          settle: 0
-          expect:
-            - health: healthy
-        """
-    )
-    assert at(problem) == (6, 11)
-    assert "over at 100s" in problem.message
-
-
-def test_a_steady_state_needs_a_fault_or_an_action() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - {name: q, at: 0, quotes: {rate: 1}}
-        steady_state:
-          expect:
-            - health: healthy
-        """
-    )
-    assert at(problem) == (5, 1)
-    assert problem.message == (
-        "steady_state: 'steady_state' needs at least one fault or action to be before and after"
-    )
-
-
-# --- system: overrides checked against the system's own settings ---------------------------
-
-
-def test_a_connection_setting_is_refused_as_set_by_the_stack() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        system:
-          client: {appkey: x}
-        """
-    )
-    assert at(problem) == (4, 12)
-    assert problem.message == "system.client.appkey: 'appkey' is set by the stack, not by scenarios"
-
-
-def test_an_unknown_client_setting_lists_the_valid_ones_without_the_stacks() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        system:
-          client: {nonsense: 1}
-        """
-    )
-    assert at(problem) == (4, 12)
-    assert problem.message.startswith("system.client.nonsense: unknown setting; valid ones: ")
-    valid = problem.message.split("valid ones: ")[1].split(", ")
-    assert {"timeout_s", "token_cooldown_s", "read_retries"} <= set(valid)
-    assert not {"appkey", "appsecret", "base_url", "account", "profile"} & set(valid)
-
-
-def test_a_bad_service_setting_value_is_refused() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        system:
-          service: {on_unknown_order: maybe}
-        """
-    )
-    assert at(problem) == (4, 13)
-    assert problem.message.startswith("system.service.on_unknown_order: ")
-    assert "'reconcile' or 'resend'" in problem.message
-
-
-def test_problems_with_system_overrides_are_sorted_by_line() -> None:
-    problems = problems_of(
-        """\
-        name: x
-        duration: 100
-        system:
-          service: {on_unknown_order: maybe}
-          client:
-            timeout_s: -1
-            appkey: x
-        """
-    )
-    assert [p.message.split(":")[0] for p in problems] == [
-        "system.service.on_unknown_order",
-        "system.client.timeout_s",
-        "system.client.appkey",
-    ]
-    assert [at(p) for p in problems] == [(4, 13), (6, 5), (7, 5)]
-
-
-# --- reading files -------------------------------------------------------------------------
-
-
-def test_load_file_on_a_missing_path_says_no_such_file(tmp_path: Path) -> None:
-    missing = tmp_path / "nowhere.yaml"
-    with pytest.raises(ScenarioError) as caught:
-        load_file(missing)
-    assert caught.value.problems == [Problem(str(missing), 1, 1, "no such file")]
-
-
-def test_load_file_on_non_utf8_bytes_says_so(tmp_path: Path) -> None:
-    file = tmp_path / "latin1.yaml"
-    file.write_bytes("name: x\nsummary: café\nduration: 10\n".encode("latin-1"))
-    with pytest.raises(ScenarioError) as caught:
-        load_file(file)
-    assert caught.value.problems == [
-        Problem(str(file), 1, 1, "not UTF-8 text (byte 20); save it as UTF-8")
-    ]
-
-
-def test_load_file_on_a_directory_says_it_cant_read_it(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError) as caught:
-        load_file(tmp_path)
-    [problem] = caught.value.problems
-    assert (problem.path, at(problem)) == (str(tmp_path), (1, 1))
-    assert problem.message.startswith("can't read it: ")
-
-
-def test_load_file_reports_problems_under_the_files_path(tmp_path: Path) -> None:
-    file = tmp_path / "bad.yaml"
-    file.write_bytes(b"name: x\r\nduration: 10\r\nbogus: 1\r\n")
-    with pytest.raises(ScenarioError) as caught:
-        load_file(file)
-    [problem] = caught.value.problems
-    assert (problem.path, at(problem)) == (str(file), (3, 1))
-    assert problem.message.startswith("bogus: unknown key 'bogus'")
-
-
-def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
-    file = tmp_path / "bom.yaml"
-    file.write_bytes(b"\xef\xbb\xbfname: x\nduration: 10\n")
-    assert load_file(file).name == "x"
-
-
-# --- several problems ----------------------------------------------------------------------
-
-
-def test_every_field_problem_of_a_file_is_reported_sorted_by_line_and_column() -> None:
-    # Written out of the model's field order, so pydantic's own order would differ.
-    problems = problems_of(
-        """\
-        name: x
-        bogus: 1
-        timeline:
-          - at: 0
-            quotes: {codes: [660], rate: "2"}
-        expect:
-          - broker_requests: {faulted: no}
-            equals: 0
-        duration: "100"
-        """
-    )
-    assert [(at(p), p.message.split(":")[0]) for p in problems] == [
-        ((2, 1), "bogus"),
-        ((5, 22), "timeline.0.quotes.codes.0"),
-        ((5, 34), "timeline.0.quotes.rate"),
-        ((7, 32), "expect.0.broker_requests.faulted"),
-        ((9, 11), "duration"),
-    ]
-    assert all(p.path == PATH for p in problems)
-
-
-# --- positions the loader gets wrong -------------------------------------------------------
-
-
-def test_a_misspelt_invariant_is_one_problem_at_the_item() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        invariants: [orders-not-duplicate]
-        """
-    )
-    assert at(problem) == (3, 14)
-    assert "literal[" not in problem.message
-    assert "orders-not-duplicated" in problem.message
-
-
-def test_a_key_that_is_not_text_is_reported_at_its_own_line() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        5: five
-        """
-    )
-    assert at(problem) == (3, 1)
-    assert problem.message.startswith("5: ")
-
-
-# --- realtime: the feed, the gateway and the watch workload --------------------------------
-
-REALTIME = """\
-name: x
-duration: 100
-needs: [broker, feed, gateway]
-"""
-
-
-def test_a_realtime_scenario_loads_with_its_parts() -> None:
-    scenario = load(
-        """\
-        name: realtime
-        duration: 100
-        needs: [broker, feed, gateway]
-        feed: {ping_interval_s: 5, records_per_frame: 2}
-        system:
-          feed: {stall_after_s: 10, books: true}
-          gateway: {send_buffer_bytes: 16384}
-        timeline:
-          - name: dashboards
-            at: 0
-            watch: {clients: 3, tickers: [005930, '000660'], slow: false}
-          - name: drop
-            at: 30
-            fault:
-              target: feed
-              match: {event: frame, tr_key: '005930', connection: 1}
-              first: 1
-              do: {kind: close, code: 1011, reason: restart}
-        expect:
-          - feed_events: {kind: fault, code: '1011'}
-            equals: 1
-          - ticks: {workload: dashboards, ticker: '005930', source: feed, stale: false}
-            per: 10
-            at_least: 10
-          - tick_lag: {workload: dashboards}
-            percentile: 99
-            at_most: 0.5
-          - metric: feed_reconnects
-            equals: 1
-          - metric: gateway_messages_dropped
-            equals: 0
-        invariants: [ticks-match-market]
-        """
-    )
-    assert scenario.needs == ["broker", "feed", "gateway"]
-    assert (scenario.feed.ping_interval_s, scenario.feed.records_per_frame) == (5, 2)
-    assert scenario.system.feed == {"stall_after_s": 10, "books": True}
-    assert scenario.system.gateway == {"send_buffer_bytes": 16384}
-    watch = scenario.timeline[0].watch
-    assert watch is not None
-    assert (watch.clients, watch.tickers, watch.slow) == (3, ["005930", "000660"], False)
-    assert scenario.timeline[0].label == "dashboards"
-    fault = scenario.timeline[1].fault
-    assert isinstance(fault, FeedFaultSpec)
-    assert (fault.match.event, fault.match.tr_key, fault.match.connection) == ("frame", "005930", 1)
-    assert (fault.do.kind, fault.first) == ("close", 1)
-    assert [e.measure for e in scenario.expect] == [
-        "feed_events",
-        "ticks",
-        "tick_lag",
-        "metric",
-        "metric",
-    ]
-    assert scenario.invariant_names == ("ticks-match-market",)
-
-
-def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
-    scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
-    assert scenario.invariant_names == INVARIANTS
-    assert "ticks-match-market" in INVARIANTS
-
-
-def test_a_fault_without_a_target_is_the_brokers() -> None:
-    scenario = load(
-        """\
-        name: x
-        duration: 10
-        needs: [broker, feed]
-        timeline:
-          - {at: 0, fault: {do: {kind: reset}}}
-        """
-    )
-    fault = scenario.timeline[0].fault
-    assert fault is not None
-    assert not isinstance(fault, FeedFaultSpec)
-    assert fault.target == "broker"
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        *sorted((ROOT / "scenarios" / "market").glob("*.yaml")),
-        ROOT / "scenarios" / "gateway" / "slow-client.yaml",
-    ],
-    ids=lambda path: f"{path.parent.name}/{path.name}",
-)
-def test_the_realtime_scenarios_in_the_repository_load(path: Path) -> None:
-    scenario = load_file(path)
-    assert {"feed", "gateway"} <= set(scenario.needs)
-    assert any(step.watch is not None for step in scenario.timeline)
-
-
-def test_the_repository_has_the_realtime_scenarios() -> None:
-    """Guards the test above: an empty glob would parametrize nothing."""
-    found = discover([ROOT / "scenarios" / "market"])
-    assert len(found) >= 4
-
-
-def test_a_watch_step_without_the_gateway_is_refused_at_its_watch() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        needs: [broker, feed]
-        timeline:
-          - name: dashboards
-            at: 0
-            watch: {tickers: ['005930']}
-        """
-    )
-    assert at(problem) == (7, 5)
-    assert problem.message == (
-        "timeline.0.watch: step 'dashboards' watches the gateway's /ws; add gateway to 'needs'"
-    )
-
-
-def test_the_gateway_without_the_feed_is_refused_at_needs() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        needs: [broker, gateway]
-        """
-    )
-    assert at(problem) == (3, 1)
-    assert problem.message == "needs: the gateway's prices come from the feed; add feed"
-
-
-def test_needs_without_the_broker_is_refused() -> None:
-    problem = only_problem("name: x\nduration: 100\nneeds: [feed]\n")
-    assert at(problem) == (3, 1)
-    assert problem.message == "needs: the system always needs the broker; add broker"
-
-
-def test_an_unknown_part_lists_the_parts() -> None:
-    problem = only_problem("name: x\nduration: 100\nneeds: [broker, proxy]\n")
-    assert at(problem) == (3, 17)
-    assert problem.message == "needs.1: Input should be 'broker', 'feed' or 'gateway'"
-
-
-def test_a_feed_fault_without_the_feed_in_needs_is_refused_at_its_target() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - name: losses
-            at: 0
-            fault: {target: feed, do: {kind: gap}}
-        """
-    )
-    assert at(problem) == (6, 21)
-    assert problem.message == (
-        "timeline.0.fault.target: step 'losses' targets 'feed', which 'needs' lacks"
-    )
-
-
-FEED_KINDS = (
-    "close",
-    "reset",
-    "stall",
-    "slow-reader",
-    "restart",
-    "delay",
-    "duplicate",
-    "reorder",
-    "gap",
-    "malformed",
-    "reject",
-)
-BROKER_ONLY_KINDS = ("error", "hang", "drop", "empty", "truncated")
-
-
-def test_an_unknown_feed_fault_kind_names_the_feed_kinds_only() -> None:
-    problem = only_problem(
-        REALTIME
-        + """\
-timeline:
-  - at: 0
-    fault:
-      target: feed
-      do: {kind: hang}
-"""
-    )
-    assert at(problem) == (8, 7)
-    assert problem.message.startswith("timeline.0.fault.do: Input tag 'hang' ")
-    listed = problem.message.split("expected tags: ")[1]
-    assert listed == ", ".join(f"'{kind}'" for kind in FEED_KINDS)
-    for kind in BROKER_ONLY_KINDS:
-        assert f"'{kind}'" not in listed
-
-
-def test_a_feed_fault_without_a_kind_lists_the_feed_kinds() -> None:
-    problem = only_problem(
-        REALTIME
-        + """\
-timeline:
-  - at: 0
-    fault:
-      target: feed
-      do: {seconds: 3}
-"""
-    )
-    assert at(problem) == (8, 7)
-    assert problem.message == (
-        f"timeline.0.fault.do: needs a 'kind': one of {', '.join(FEED_KINDS)}"
-    )
-
-
-def test_a_broker_fault_with_a_feed_kind_names_the_broker_kinds_only() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 10
-        needs: [broker, feed]
-        timeline:
-          - at: 0
-            fault: {do: {kind: gap}}
-        """
-    )
-    assert at(problem) == (6, 13)
-    assert problem.message == (
-        "timeline.0.fault.do: Input tag 'gap' found using 'kind' does not match any of the "
-        "expected tags: 'error', 'delay', 'hang', 'drop', 'reset', 'close', 'empty', "
-        "'malformed', 'truncated'"
-    )
-
-
-@pytest.mark.parametrize("target", ["proxy", "5", "Feed"])
-def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
-    problem = only_problem(
-        f"""\
-        name: x
-        duration: 10
-        timeline:
-          - at: 0
-            fault:
-              target: {target}
-              do: {{kind: reset}}
-        """
-    )
-    assert at(problem) == (5, 5)
-    assert problem.message == "timeline.0.fault: 'target' must be broker or feed"
-
-
-@pytest.mark.parametrize(
-    ("text", "position", "where", "key", "valid"),
-    [
+        # realtime: each kind of fault, match and selector has keys of its own
         pytest.param(
             """\
             name: x
@@ -1492,12 +490,477 @@ def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
         ),
     ],
 )
-def test_an_unknown_realtime_key_lists_the_keys_of_its_own_kind(
+def test_an_unknown_key_is_named_at_the_key_with_the_valid_keys_there(
     text: str, position: tuple[int, int], where: str, key: str, valid: str
 ) -> None:
     problem = only_problem(text)
     assert at(problem) == position
     assert problem.message == f"{where}: unknown key {key!r}; valid keys here: {valid}"
+
+
+# --- YAML 1.2 scalars and strict types -----------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "1"])
+def test_a_boolean_takes_only_true_or_false(word: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        expect:
+          - broker_requests: {{faulted: {word}}}
+            equals: 0
+        """
+    )
+    assert at(problem) == (4, 32)
+    shown = "1" if word == "1" else repr(word)
+    assert problem.message == (
+        f"expect.0.broker_requests.faulted: expects true or false, got {shown}"
+    )
+
+
+# --- timeline steps ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kinds", "got"),
+    [
+        pytest.param(
+            "fault: {do: {kind: reset}}\n    quotes: {rate: 1}", "fault, quotes", id="two"
+        ),
+        pytest.param("name: nothing", "none", id="none"),
+    ],
+)
+def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
+    problem = only_problem(
+        "name: x\nduration: 10\ntimeline:\n  - at: 0\n    " + kinds + "\n",
+    )
+    assert at(problem) == (4, 5)
+    assert problem.message == (
+        "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch; "
+        f"got {got}"
+    )
+
+
+@pytest.mark.parametrize("until", ["3", "5"])
+def test_until_must_be_later_than_at(until: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        timeline:
+          - at: 5
+            until: {until}
+            quotes: {{rate: 1}}
+        """
+    )
+    assert at(problem) == (4, 5)
+    assert problem.message == f"timeline.0: 'until' ({until}) must be later than 'at' (5)"
+
+
+@pytest.mark.parametrize("start", ["10", "12.5"])
+def test_a_step_must_start_before_the_duration(start: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {{rate: 1}}
+          - name: late
+            at: {start}
+            fault: {{do: {{kind: reset}}}}
+        """
+    )
+    assert at(problem) == (7, 9)
+    assert problem.message == (
+        f"timeline.1.at: step 'late' starts at {start}s, at or after the scenario's duration (10s)"
+    )
+
+
+def test_a_step_just_before_the_duration_loads() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - {at: 9.5, quotes: {burst: 1}}
+        """
+    )
+    assert scenario.timeline[0].at == 9.5
+
+
+# --- expectations: windows that could never hold anything ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("window", "position", "message"),
+    [
+        pytest.param(
+            "from: 100",
+            (5, 11),
+            "expect.0.from: 'from: 100' is at or after the duration (100s)",
+            id="from-at-duration",
+        ),
+        pytest.param(
+            "from: 150",
+            (5, 11),
+            "expect.0.from: 'from: 150' is at or after the duration (100s)",
+            id="from-after-duration",
+        ),
+        pytest.param(
+            "until: 101",
+            (5, 12),
+            "expect.0.until: 'until: 101' is after the duration (100s); leave it out to mean "
+            "the end",
+            id="until-after-duration",
+        ),
+        pytest.param(
+            "per: 101",
+            (5, 10),
+            "expect.0.per: 'per: 101' is longer than the scenario (100s)",
+            id="per-longer-than-scenario",
+        ),
+    ],
+)
+def test_a_window_outside_the_scenario_is_refused_at_its_key(
+    window: str, position: tuple[int, int], message: str
+) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 100
+        expect:
+          - token_issuances: true
+            {window}
+            at_most: 1
+        """
+    )
+    assert at(problem) == position
+    assert problem.message == message
+
+
+def test_a_window_reaching_exactly_the_duration_loads() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - token_issuances: true
+            from: 40
+            until: 100
+            per: 60
+            at_most: 1
+        """
+    )
+    assert (scenario.expect[0].until, scenario.expect[0].per) == (100, 60)
+
+
+def test_after_a_burst_or_a_bounded_step_loads() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: burst, at: 0, quotes: {burst: 10}}
+          - {name: rate, at: 0, until: 50, quotes: {rate: 1}}
+        expect:
+          - {system_calls: {}, within: 10, after: burst, at_most: 10}
+          - {system_calls: {}, within: 10, after: rate, at_most: 1}
+        """
+    )
+    assert [e.after for e in scenario.expect] == ["burst", "rate"]
+
+
+# --- steady_state --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expectation", "key", "position"),
+    [
+        pytest.param("health: healthy\n      from: 5", "from", (10, 13), id="from"),
+        pytest.param("health: healthy\n      until: 50", "until", (10, 14), id="until"),
+        pytest.param(
+            "token_issuances: true\n      per: 60\n      at_most: 1", "per", (10, 12), id="per"
+        ),
+        pytest.param(
+            "health: healthy\n      within: 10\n      after: cut", "within", (10, 15), id="within"
+        ),
+    ],
+)
+def test_a_window_key_in_a_steady_state_expectation_is_refused(
+    expectation: str, key: str, position: tuple[int, int]
+) -> None:
+    text = (
+        "name: x\nduration: 100\ntimeline:\n"
+        "  - {name: cut, at: 10, for: 5, fault: {do: {kind: reset}}}\n"
+        "steady_state:\n  settle: 5\n  expect:\n"
+        "    - health: healthy\n"
+        f"    - {expectation}\n"
+    )
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message.startswith(
+        f"steady_state.expect.1.{key}: '{key}' has no meaning in a steady state"
+    )
+    assert "move the expectation to the top-level 'expect'" in problem.message
+
+
+# --- system: overrides checked against the system's own settings ---------------------------
+
+
+def test_problems_with_system_overrides_are_sorted_by_line() -> None:
+    problems = problems_of(
+        """\
+        name: x
+        duration: 100
+        system:
+          service: {on_unknown_order: maybe}
+          client:
+            timeout_s: -1
+            appkey: x
+        """
+    )
+    assert [p.message.split(":")[0] for p in problems] == [
+        "system.service.on_unknown_order",
+        "system.client.timeout_s",
+        "system.client.appkey",
+    ]
+    assert [at(p) for p in problems] == [(4, 13), (6, 5), (7, 5)]
+
+
+# --- reading files -------------------------------------------------------------------------
+
+
+def test_load_file_on_a_missing_path_says_no_such_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ScenarioError) as caught:
+        load_file(missing)
+    assert caught.value.problems == [Problem(str(missing), 1, 1, "no such file")]
+
+
+def test_load_file_on_non_utf8_bytes_says_so(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.yaml"
+    file.write_bytes("name: x\nsummary: café\nduration: 10\n".encode("latin-1"))
+    with pytest.raises(ScenarioError) as caught:
+        load_file(file)
+    assert caught.value.problems == [
+        Problem(str(file), 1, 1, "not UTF-8 text (byte 20); save it as UTF-8")
+    ]
+
+
+def test_load_file_on_a_directory_says_it_cant_read_it(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_file(tmp_path)
+    [problem] = caught.value.problems
+    assert (problem.path, at(problem)) == (str(tmp_path), (1, 1))
+    assert problem.message.startswith("can't read it: ")
+
+
+def test_load_file_reports_problems_under_the_files_path(tmp_path: Path) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_bytes(b"name: x\r\nduration: 10\r\nbogus: 1\r\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_file(file)
+    [problem] = caught.value.problems
+    assert (problem.path, at(problem)) == (str(file), (3, 1))
+    assert problem.message.startswith("bogus: unknown key 'bogus'")
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    file = tmp_path / "bom.yaml"
+    file.write_bytes(b"\xef\xbb\xbfname: x\nduration: 10\n")
+    assert load_file(file).name == "x"
+
+
+# --- several problems ----------------------------------------------------------------------
+
+
+def test_every_field_problem_of_a_file_is_reported_sorted_by_line_and_column() -> None:
+    # Written out of the model's field order, so pydantic's own order would differ.
+    problems = problems_of(
+        """\
+        name: x
+        bogus: 1
+        timeline:
+          - at: 0
+            quotes: {codes: [660], rate: "2"}
+        expect:
+          - broker_requests: {faulted: no}
+            equals: 0
+        duration: "100"
+        """
+    )
+    assert [(at(p), p.message.split(":")[0]) for p in problems] == [
+        ((2, 1), "bogus"),
+        ((5, 22), "timeline.0.quotes.codes.0"),
+        ((5, 34), "timeline.0.quotes.rate"),
+        ((7, 32), "expect.0.broker_requests.faulted"),
+        ((9, 11), "duration"),
+    ]
+    assert all(p.path == PATH for p in problems)
+
+
+# --- realtime: the feed, the gateway and the watch workload --------------------------------
+
+REALTIME = """\
+name: x
+duration: 100
+needs: [broker, feed, gateway]
+"""
+
+
+def test_a_realtime_scenario_loads_with_its_parts() -> None:
+    scenario = load(
+        """\
+        name: realtime
+        duration: 100
+        needs: [broker, feed, gateway]
+        feed: {ping_interval_s: 5, records_per_frame: 2}
+        system:
+          feed: {stall_after_s: 10, books: true}
+          gateway: {send_buffer_bytes: 16384}
+        timeline:
+          - name: dashboards
+            at: 0
+            watch: {clients: 3, tickers: [005930, '000660'], slow: false}
+          - name: drop
+            at: 30
+            fault:
+              target: feed
+              match: {event: frame, tr_key: '005930', connection: 1}
+              first: 1
+              do: {kind: close, code: 1011, reason: restart}
+        expect:
+          - feed_events: {kind: fault, code: '1011'}
+            equals: 1
+          - ticks: {workload: dashboards, ticker: '005930', source: feed, stale: false}
+            per: 10
+            at_least: 10
+          - tick_lag: {workload: dashboards}
+            percentile: 99
+            at_most: 0.5
+          - metric: feed_reconnects
+            equals: 1
+          - metric: gateway_messages_dropped
+            equals: 0
+        invariants: [ticks-match-market]
+        """
+    )
+    assert scenario.needs == ["broker", "feed", "gateway"]
+    assert (scenario.feed.ping_interval_s, scenario.feed.records_per_frame) == (5, 2)
+    assert scenario.system.feed == {"stall_after_s": 10, "books": True}
+    assert scenario.system.gateway == {"send_buffer_bytes": 16384}
+    watch = scenario.timeline[0].watch
+    assert watch is not None
+    assert (watch.clients, watch.tickers, watch.slow) == (3, ["005930", "000660"], False)
+    assert scenario.timeline[0].label == "dashboards"
+    fault = scenario.timeline[1].fault
+    assert isinstance(fault, FeedFaultSpec)
+    assert (fault.match.event, fault.match.tr_key, fault.match.connection) == ("frame", "005930", 1)
+    assert (fault.do.kind, fault.first) == ("close", 1)
+    assert [e.measure for e in scenario.expect] == [
+        "feed_events",
+        "ticks",
+        "tick_lag",
+        "metric",
+        "metric",
+    ]
+    assert scenario.invariant_names == ("ticks-match-market",)
+
+
+def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
+    scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
+    assert scenario.invariant_names == INVARIANTS
+    assert "ticks-match-market" in INVARIANTS
+
+
+def test_a_fault_without_a_target_is_the_brokers() -> None:
+    scenario = load(
+        """\
+        name: x
+        duration: 10
+        needs: [broker, feed]
+        timeline:
+          - {at: 0, fault: {do: {kind: reset}}}
+        """
+    )
+    fault = scenario.timeline[0].fault
+    assert fault is not None
+    assert not isinstance(fault, FeedFaultSpec)
+    assert fault.target == "broker"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted((ROOT / "scenarios" / "market").glob("*.yaml")),
+        ROOT / "scenarios" / "gateway" / "slow-client.yaml",
+    ],
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_the_realtime_scenarios_in_the_repository_load(path: Path) -> None:
+    scenario = load_file(path)
+    assert {"feed", "gateway"} <= set(scenario.needs)
+    assert any(step.watch is not None for step in scenario.timeline)
+
+
+def test_the_repository_has_the_realtime_scenarios() -> None:
+    """Guards the test above: an empty glob would parametrize nothing."""
+    found = discover([ROOT / "scenarios" / "market"])
+    assert len(found) >= 4
+
+
+FEED_KINDS = (
+    "close",
+    "reset",
+    "stall",
+    "slow-reader",
+    "restart",
+    "delay",
+    "duplicate",
+    "reorder",
+    "gap",
+    "malformed",
+    "reject",
+)
+BROKER_ONLY_KINDS = ("error", "hang", "drop", "empty", "truncated")
+
+
+def test_an_unknown_feed_fault_kind_names_the_feed_kinds_only() -> None:
+    problem = only_problem(
+        REALTIME
+        + """\
+timeline:
+  - at: 0
+    fault:
+      target: feed
+      do: {kind: hang}
+"""
+    )
+    assert at(problem) == (8, 7)
+    assert problem.message.startswith("timeline.0.fault.do: Input tag 'hang' ")
+    listed = problem.message.split("expected tags: ")[1]
+    assert listed == ", ".join(f"'{kind}'" for kind in FEED_KINDS)
+    for kind in BROKER_ONLY_KINDS:
+        assert f"'{kind}'" not in listed
+
+
+@pytest.mark.parametrize("target", ["proxy", "5", "Feed"])
+def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
+    problem = only_problem(
+        f"""\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            fault:
+              target: {target}
+              do: {{kind: reset}}
+        """
+    )
+    assert at(problem) == (5, 5)
+    assert problem.message == "timeline.0.fault: 'target' must be broker or feed"
 
 
 @pytest.mark.parametrize("measure", ["ticks", "tick_lag"])
@@ -1519,105 +982,6 @@ expect:
         f"expect.0.{measure}.workload: 'workload: nope' names no watch step; "
         "the watch steps are: dashboards, tabs"
     )
-
-
-def test_a_ticks_workload_naming_a_quotes_step_is_refused_too() -> None:
-    problem = only_problem(
-        REALTIME
-        + """\
-timeline:
-  - {name: quotes, at: 0, quotes: {rate: 1}}
-expect:
-  - ticks: {workload: quotes}
-    at_least: 1
-"""
-    )
-    assert at(problem) == (7, 23)
-    assert problem.message == (
-        "expect.0.ticks.workload: 'workload: quotes' names no watch step; the watch steps are: none"
-    )
-
-
-def test_feed_events_without_the_feed_are_refused() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        expect:
-          - feed_events: {kind: connect}
-            at_least: 1
-        """
-    )
-    assert at(problem) == (4, 5)
-    assert (
-        problem.message == "expect.0.feed_events: feed_events needs the feed; add feed to 'needs'"
-    )
-
-
-def test_feed_events_without_the_feed_in_the_steady_state_are_refused_there() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        timeline:
-          - {name: cut, at: 10, for: 5, fault: {do: {kind: reset}}}
-        steady_state:
-          settle: 5
-          expect:
-            - feed_events: {kind: connect}
-              equals: 1
-        """
-    )
-    assert at(problem) == (8, 7)
-    assert problem.message == (
-        "steady_state.expect.0.feed_events: feed_events needs the feed; add feed to 'needs'"
-    )
-
-
-def test_the_feeds_invariant_without_the_feed_is_refused_at_the_item() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        invariants: [orders-not-duplicated, ticks-match-market]
-        """
-    )
-    assert at(problem) == (3, 37)
-    assert problem.message == (
-        "invariants.1: 'ticks-match-market' checks the feed; add feed to 'needs'"
-    )
-
-
-def test_a_ticker_without_quotes_is_asked_to_be_quoted() -> None:
-    problem = only_problem(
-        REALTIME
-        + """\
-timeline:
-  - at: 0
-    watch: {tickers: [5930]}
-"""
-    )
-    assert at(problem) == (6, 23)
-    assert problem.message == (
-        "timeline.0.watch.tickers.0: Input should be a valid string (got the number 5930; put "
-        "quotes around values that must stay text, e.g. codes: ['005930'])"
-    )
-
-
-def test_a_close_code_in_feed_events_is_asked_to_be_quoted() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        needs: [broker, feed]
-        expect:
-          - feed_events: {kind: disconnect, code: 1011}
-            equals: 0
-        """
-    )
-    assert at(problem) == (5, 43)
-    assert problem.message.startswith("expect.0.feed_events.code: Input should be a valid string")
-    assert "got the number 1011; put quotes around values" in problem.message
 
 
 @pytest.mark.parametrize(
@@ -1674,61 +1038,6 @@ expect:
     assert problem.message == "expect.0: 'percentile' applies to latency and tick_lag only"
 
 
-def test_a_feed_url_is_refused_as_set_by_the_stack() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        needs: [broker, feed]
-        system:
-          feed: {url: 'ws://example.com/tryitout', stall_after_s: 10}
-        """
-    )
-    assert at(problem) == (5, 10)
-    assert problem.message == "system.feed.url: 'url' is set by the stack, not by scenarios"
-
-
-def test_an_unknown_feed_setting_lists_the_valid_ones_without_the_url() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        needs: [broker, feed]
-        system:
-          feed: {stall_after: 10}
-        """
-    )
-    assert at(problem) == (5, 10)
-    assert problem.message == (
-        "system.feed.stall_after: unknown setting; valid ones: backoff_base_s, backoff_max_s, "
-        "books, connect_timeout_s, custtype, max_subscriptions, resync_on_reconnect, "
-        "stall_after_s"
-    )
-
-
-def test_an_unknown_gateway_setting_lists_the_valid_ones() -> None:
-    problem = only_problem(
-        """\
-        name: x
-        duration: 100
-        needs: [broker, feed, gateway]
-        system:
-          gateway: {bogus: 1}
-        """
-    )
-    assert at(problem) == (5, 13)
-    assert problem.message.startswith("system.gateway.bogus: unknown setting; valid ones: ")
-    valid = problem.message.split("valid ones: ")[1].split(", ")
-    assert valid == sorted(valid)
-    assert {
-        "heartbeat_interval_s",
-        "pong_timeout_s",
-        "client_queue_size",
-        "send_buffer_bytes",
-        "rest_fallback_interval_s",
-    } <= set(valid)
-
-
 @pytest.mark.parametrize(
     ("setting", "position", "where", "detail"),
     [
@@ -1764,3 +1073,659 @@ def test_a_bad_feed_or_gateway_setting_value_is_refused(
     assert at(problem) == position
     assert problem.message.startswith(f"{where}: ")
     assert detail in problem.message
+
+
+# --- refusals, one table each: a YAML text and the one problem it is refused with ----------
+# Rows are grouped by the sections above; the id of a row says what it shows.
+
+STEPS = """\
+name: x
+duration: 100
+timeline:
+  - name: q
+    at: 0
+    quotes: {rate: 1}
+  - name: cut
+    at: 5
+    for: 5
+    fault: {do: {kind: reset}}
+expect:
+"""
+
+REFUSED = [
+    # YAML 1.2 scalars and strict types
+    pytest.param(
+        "name: x\n",
+        (1, 1),
+        "duration: required key 'duration' is missing",
+        id="a-required-key-missing-is-named",
+    ),
+    # timeline steps
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            fault:
+              do: {code: EGW00201}
+        """,
+        (6, 7),
+        "timeline.0.fault.do: needs a 'kind': one of error, delay, hang, drop, reset, close, "
+        "empty, malformed, truncated",
+        id="a-fault-without-a-kind-lists-the-kinds",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - name: q
+            at: 0
+            quotes: {rate: 1}
+          - name: q
+            at: 1
+            quotes: {burst: 3}
+        """,
+        (4, 11),
+        "timeline.0.name: timeline step names must be unique; 'q' is repeated",
+        id="step-names-must-be-unique",
+    ),
+    # expectations: names they refer to
+    pytest.param(
+        STEPS + "  - health: healthy\n    within: 10\n    after: outage\n",
+        (14, 12),
+        "expect.0.after: 'after: outage' names no timeline step; the steps are: q, cut",
+        id="after-must-name-a-step-and-the-message-lists-the-steps",
+    ),
+    pytest.param(
+        STEPS + "  - success_ratio: {workload: cut}\n    equals: 1\n",
+        (12, 31),
+        "expect.0.success_ratio.workload: 'workload: cut' names no workload step; "
+        "the workloads are: q",
+        id="workload-must-name-a-workload-step",
+    ),
+    # expectations: windows that could never hold anything
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - name: q
+            at: 0
+            quotes: {rate: 1}
+        expect:
+          - system_calls: {}
+            within: 10
+            after: q
+            at_most: 1
+        """,
+        (10, 12),
+        "expect.0.after: step 'q' is only over when the scenario ends, so nothing comes after "
+        "it; give the step an 'until' or 'for'",
+        id="after-a-step-that-lasts-to-the-end-is-refused",
+    ),
+    # steady_state
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - name: cut
+            at: 10
+            for: 50
+            fault: {do: {kind: reset}}
+        steady_state:
+          settle: 40
+          expect:
+            - health: healthy
+        """,
+        (9, 11),
+        "steady_state.settle: the steady state has no 'after' window: the last fault or "
+        "action is over at 60s, and settle (40s) reaches the duration (100s); lengthen "
+        "'duration' or shorten 'settle'",
+        id="a-settle-that-reaches-the-duration-leaves-no-after-window",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: q, at: 0, quotes: {rate: 1}}
+        steady_state:
+          expect:
+            - health: healthy
+        """,
+        (5, 1),
+        "steady_state: 'steady_state' needs at least one fault or action to be before and after",
+        id="a-steady-state-needs-a-fault-or-an-action",
+    ),
+    # system: overrides checked against the system's own settings
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        system:
+          client: {appkey: x}
+        """,
+        (4, 12),
+        "system.client.appkey: 'appkey' is set by the stack, not by scenarios",
+        id="a-connection-setting-is-refused-as-set-by-the-stack",
+    ),
+    # realtime: the feed, the gateway and the watch workload
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        timeline:
+          - name: dashboards
+            at: 0
+            watch: {tickers: ['005930']}
+        """,
+        (7, 5),
+        "timeline.0.watch: step 'dashboards' watches the gateway's /ws; add gateway to 'needs'",
+        id="a-watch-step-without-the-gateway-is-refused-at-its-watch",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, gateway]
+        """,
+        (3, 1),
+        "needs: the gateway's prices come from the feed; add feed",
+        id="the-gateway-without-the-feed-is-refused-at-needs",
+    ),
+    pytest.param(
+        "name: x\nduration: 100\nneeds: [feed]\n",
+        (3, 1),
+        "needs: the system always needs the broker; add broker",
+        id="needs-without-the-broker-is-refused",
+    ),
+    pytest.param(
+        "name: x\nduration: 100\nneeds: [broker, proxy]\n",
+        (3, 17),
+        "needs.1: Input should be 'broker', 'feed' or 'gateway'",
+        id="an-unknown-part-lists-the-parts",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - name: losses
+            at: 0
+            fault: {target: feed, do: {kind: gap}}
+        """,
+        (6, 21),
+        "timeline.0.fault.target: step 'losses' targets 'feed', which 'needs' lacks",
+        id="a-feed-fault-without-the-feed-in-needs-is-refused-at-its-target",
+    ),
+    pytest.param(
+        REALTIME
+        + """\
+timeline:
+  - at: 0
+    fault:
+      target: feed
+      do: {seconds: 3}
+""",
+        (8, 7),
+        f"timeline.0.fault.do: needs a 'kind': one of {', '.join(FEED_KINDS)}",
+        id="a-feed-fault-without-a-kind-lists-the-feed-kinds",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        needs: [broker, feed]
+        timeline:
+          - at: 0
+            fault: {do: {kind: gap}}
+        """,
+        (6, 13),
+        "timeline.0.fault.do: Input tag 'gap' found using 'kind' does not match any of the "
+        "expected tags: 'error', 'delay', 'hang', 'drop', 'reset', 'close', 'empty', "
+        "'malformed', 'truncated'",
+        id="a-broker-fault-with-a-feed-kind-names-the-broker-kinds-only",
+    ),
+    pytest.param(
+        REALTIME
+        + """\
+timeline:
+  - {name: quotes, at: 0, quotes: {rate: 1}}
+expect:
+  - ticks: {workload: quotes}
+    at_least: 1
+""",
+        (7, 23),
+        "expect.0.ticks.workload: 'workload: quotes' names no watch step; the watch steps are: "
+        "none",
+        id="a-ticks-workload-naming-a-quotes-step-is-refused-too",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - feed_events: {kind: connect}
+            at_least: 1
+        """,
+        (4, 5),
+        "expect.0.feed_events: feed_events needs the feed; add feed to 'needs'",
+        id="feed-events-without-the-feed-are-refused",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, for: 5, fault: {do: {kind: reset}}}
+        steady_state:
+          settle: 5
+          expect:
+            - feed_events: {kind: connect}
+              equals: 1
+        """,
+        (8, 7),
+        "steady_state.expect.0.feed_events: feed_events needs the feed; add feed to 'needs'",
+        id="feed-events-without-the-feed-in-the-steady-state-are-refused-there",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        invariants: [orders-not-duplicated, ticks-match-market]
+        """,
+        (3, 37),
+        "invariants.1: 'ticks-match-market' checks the feed; add feed to 'needs'",
+        id="the-feeds-invariant-without-the-feed-is-refused-at-the-item",
+    ),
+    pytest.param(
+        REALTIME
+        + """\
+timeline:
+  - at: 0
+    watch: {tickers: [5930]}
+""",
+        (6, 23),
+        "timeline.0.watch.tickers.0: Input should be a valid string (got the number 5930; put "
+        "quotes around values that must stay text, e.g. codes: ['005930'])",
+        id="a-ticker-without-quotes-is-asked-to-be-quoted",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        system:
+          feed: {url: 'ws://example.com/tryitout', stall_after_s: 10}
+        """,
+        (5, 10),
+        "system.feed.url: 'url' is set by the stack, not by scenarios",
+        id="a-feed-url-is-refused-as-set-by-the-stack",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        system:
+          feed: {stall_after: 10}
+        """,
+        (5, 10),
+        "system.feed.stall_after: unknown setting; valid ones: backoff_base_s, backoff_max_s, "
+        "books, connect_timeout_s, custtype, max_subscriptions, resync_on_reconnect, "
+        "stall_after_s",
+        id="an-unknown-feed-setting-lists-the-valid-ones-without-the-url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "position", "message"), REFUSED)
+def test_a_refusal_is_one_problem_at_its_position_with_its_message(
+    text: str, position: tuple[int, int], message: str
+) -> None:
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message == message
+
+
+# The message starts with ``start`` and holds every one of ``parts`` and none of ``absent``.
+REFUSED_IN_PART = [
+    # YAML itself
+    pytest.param(
+        """\
+        name: first
+        duration: 10
+        name: second
+        """,
+        (3, 1),
+        "",
+        ("key 'name' appears twice in this mapping (first on line 1); remove one",),
+        (),
+        id="a-duplicate-top-level-key-is-reported-at-its-second-occurrence",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1}
+            at: 2
+        """,
+        (6, 5),
+        "",
+        ("key 'at' appears twice in this mapping (first on line 4)",),
+        (),
+        id="a-duplicate-key-inside-a-timeline-step-is-reported-where-it-repeats",
+    ),
+    # YAML 1.2 scalars and strict types
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1, codes: ['005930', 660]}
+        """,
+        (5, 41),
+        "timeline.0.quotes.codes.1: ",
+        ("got the number 660; put quotes around values that must stay text",),
+        (),
+        id="a-code-without-leading-zeros-is-a-number-and-is-asked-to-be-quoted",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: "1"}
+        """,
+        (5, 20),
+        "timeline.0.quotes.rate: Input should be a valid number",
+        ("got the text '1'; write numbers without quotes",),
+        (),
+        id="a-quoted-number-is-refused-with-advice-to-drop-the-quotes",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        seed: 007
+        """,
+        (3, 7),
+        "seed: ",
+        ("'007'",),
+        ("without quotes",),
+        id="an-unquoted-number-with-leading-zeros-is-not-told-to-drop-quotes",
+    ),
+    # timeline steps
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            fault:
+              do: {kind: timeout, seconds: 3}
+        """,
+        (6, 7),
+        "timeline.0.fault.do: ",
+        ("'timeout'", "'error'", "'delay'", "'hang'", "'drop'", "'truncated'"),
+        (),
+        id="an-unknown-fault-kind-names-the-valid-ones",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        timeline:
+          - at: 0
+            quotes: {rate: 1}
+          - at: 0
+            quotes: {burst: 3}
+        """,
+        (4, 5),
+        "",
+        ("'quotes@0s' is repeated",),
+        (),
+        id="unnamed-steps-of-one-kind-at-one-second-collide-on-their-generated-name",
+    ),
+    # expectations: names they refer to
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, for: 5, fault: {do: {kind: error, code: ZZZ1}}}
+        steady_state:
+          settle: 5
+          expect:
+            - broker_requests: {code: ZZZ2}
+              equals: 0
+        """,
+        (8, 31),
+        "steady_state.expect.0.broker_requests.code: unknown answer code 'ZZZ2'",
+        ("ZZZ1",),
+        (),
+        id="an-unknown-answer-code-in-the-steady-state-is-reported-there",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - system_calls: {outcome: timeout}
+            equals: 0
+        """,
+        (4, 29),
+        "expect.0.system_calls.outcome: unknown outcome 'timeout'; "
+        "valid ones: ok, failed, unfinished, ",
+        ("BrokerUnavailable", "TokenCooldown"),
+        (),
+        id="an-unknown-outcome-lists-the-valid-ones",
+    ),
+    # steady_state
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, for: 30, fault: {do: {kind: reset}}}
+        steady_state:
+          expect:
+            - health: healthy
+        """,
+        (5, 1),
+        "",
+        ("no 'after' window", "settle (60s)"),
+        (),
+        id="the-default-settle-counts-too",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        timeline:
+          - {name: cut, at: 10, fault: {do: {kind: reset}}}
+        steady_state:
+          settle: 0
+          expect:
+            - health: healthy
+        """,
+        (6, 11),
+        "",
+        ("over at 100s",),
+        (),
+        id="a-fault-to-the-end-leaves-the-steady-state-no-after-window",
+    ),
+    # system: overrides checked against the system's own settings
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        system:
+          service: {on_unknown_order: maybe}
+        """,
+        (4, 13),
+        "system.service.on_unknown_order: ",
+        ("'reconcile' or 'resend'",),
+        (),
+        id="a-bad-service-setting-value-is-refused",
+    ),
+    # positions the loader gets wrong
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        invariants: [orders-not-duplicate]
+        """,
+        (3, 14),
+        "",
+        ("orders-not-duplicated",),
+        ("literal[",),
+        id="a-misspelt-invariant-is-one-problem-at-the-item",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 10
+        5: five
+        """,
+        (3, 1),
+        "5: ",
+        (),
+        (),
+        id="a-key-that-is-not-text-is-reported-at-its-own-line",
+    ),
+    # realtime: the feed, the gateway and the watch workload
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed]
+        expect:
+          - feed_events: {kind: disconnect, code: 1011}
+            equals: 0
+        """,
+        (5, 43),
+        "expect.0.feed_events.code: Input should be a valid string",
+        ("got the number 1011; put quotes around values",),
+        (),
+        id="a-close-code-in-feed-events-is-asked-to-be-quoted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "position", "start", "parts", "absent"), REFUSED_IN_PART)
+def test_a_refusal_is_one_problem_at_its_position_saying_what_matters(
+    text: str,
+    position: tuple[int, int],
+    start: str,
+    parts: tuple[str, ...],
+    absent: tuple[str, ...],
+) -> None:
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message.startswith(start)
+    for part in parts:
+        assert part in problem.message
+    for part in absent:
+        assert part not in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "start", "listed", "unlisted", "ordered"),
+    [
+        pytest.param(
+            """\
+            name: x
+            duration: 100
+            expect:
+              - broker_requests: {code: EGW0201}
+                equals: 0
+            """,
+            (4, 29),
+            (
+                "expect.0.broker_requests.code: unknown answer code 'EGW0201': neither the broker "
+                "nor this scenario's faults answer with it; valid ones: "
+            ),
+            {"EGW00201", "EGW00123", "EGW00133", "ok"},
+            set(),
+            False,
+            id="an-unknown-answer-code-is-reported-at-the-code",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 100
+            expect:
+              - metric: quotes_servd
+                equals: 0
+            """,
+            (4, 13),
+            "expect.0.metric: unknown metric 'quotes_servd'; the system reports: ",
+            {"quotes_served", "orders_reconciled_present", "health_state"},
+            set(),
+            False,
+            id="an-unknown-metric-lists-the-metrics",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 100
+            system:
+              client: {nonsense: 1}
+            """,
+            (4, 12),
+            "system.client.nonsense: unknown setting; valid ones: ",
+            {"timeout_s", "token_cooldown_s", "read_retries"},
+            {"appkey", "appsecret", "base_url", "account", "profile"},
+            False,
+            id="an-unknown-client-setting-lists-the-valid-ones-without-the-stacks",
+        ),
+        pytest.param(
+            """\
+            name: x
+            duration: 100
+            needs: [broker, feed, gateway]
+            system:
+              gateway: {bogus: 1}
+            """,
+            (5, 13),
+            "system.gateway.bogus: unknown setting; valid ones: ",
+            {
+                "heartbeat_interval_s",
+                "pong_timeout_s",
+                "client_queue_size",
+                "send_buffer_bytes",
+                "rest_fallback_interval_s",
+            },
+            set(),
+            True,
+            id="an-unknown-gateway-setting-lists-the-valid-ones",
+        ),
+    ],
+)
+def test_a_refusal_lists_the_valid_choices_after_its_start(
+    text: str,
+    position: tuple[int, int],
+    start: str,
+    listed: set[str],
+    unlisted: set[str],
+    ordered: bool,
+) -> None:
+    """The choices follow ``start``, comma-separated: ``listed`` among them, ``unlisted``
+    not, and in sorted order when ``ordered``."""
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message.startswith(start)
+    choices = problem.message.removeprefix(start).split(", ")
+    assert listed <= set(choices)
+    assert not unlisted & set(choices)
+    if ordered:
+        assert choices == sorted(choices)

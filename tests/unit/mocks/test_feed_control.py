@@ -91,3 +91,10 @@ async def test_the_broker_registers_each_approval_key_with_its_app_key() -> None
         await http.post("/_squall/reset")
     assert broker.state.broker.tokens.approvals is registry  # emptied in place, still shared
     assert len(registry) == 0
+
+
+async def test_a_feed_on_the_brokers_registry_says_so_before_any_key_is_issued() -> None:
+    broker = create_app(BrokerConfig())
+    feed = create_feed_app(FeedConfig(), approvals=broker.state.broker.tokens.approvals)
+    async with control_for(feed) as control:
+        assert (await control.config())["approvals"] == "issued"

@@ -33,3 +33,6 @@ def test_bounded_journal_counts_what_it_dropped() -> None:
         journal.open(at=float(i), method="GET", path="/", tr_id=None, headers={})
     assert [e.seq for e in journal.entries()] == [3, 4, 5]
     assert journal.dropped == 2
+    assert [e.seq for e in journal.entries(since=1)] == [3, 4, 5]
+    assert [e.seq for e in journal.entries(since=3, limit=1)] == [4]
+    assert journal.entries(since=5) == []
