@@ -133,13 +133,6 @@ def test_malformed_subscription_shows_the_gateways_error(
     expect(dashboard.error).to_be_hidden()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: the feed refuses subscriptions asynchronously (an error ack after "
-    "subscribe() returned), and PriceUpdateBroadcaster only treats exceptions from "
-    "subscribe() as refusals; so a ticker the feed server refuses gets neither the "
-    "feed_subscribe_failed error nor REST fallback prices. Remove this mark once fixed.",
-)
 def test_ticker_the_feed_refuses_shows_the_error_and_rest_prices(
     page: Page, live: LiveStack
 ) -> None:

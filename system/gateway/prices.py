@@ -188,6 +188,13 @@ class PriceUpdateBroadcaster:
             self._fallback_due.set()  # the first fallback round now, not an interval later
         if status.state == "live" and previous != "live":
             self._sync_needed.set()  # a reconnected feed may take what it refused before
+        # The server's refusals arrive after subscribe() returned: treat them as its own.
+        refused = dict(status.refused)
+        for code in sorted(self._wanted & refused.keys()):
+            if self._refused.get(code) != refused[code]:
+                self._refuse(code, refused[code])
+        for code in [c for c in self._refused if c in self._subscribed and c not in refused]:
+            del self._refused[code]  # taken on a new connection
 
     def on_topic(self, topic: str, active: bool) -> None:
         if not is_ticker(topic):
@@ -211,7 +218,10 @@ class PriceUpdateBroadcaster:
             try:
                 await self.feed.subscribe(code)
             except Exception as exc:
-                self._refuse(code, exc)
+                # Feed errors and ValueErrors are written to be shown; other texts could
+                # quote anything (a credential), so only their type is.
+                shown = isinstance(exc, FeedError | ValueError)
+                self._refuse(code, str(exc) if shown else type(exc).__name__)
                 continue
             self._refused.pop(code, None)
             self._subscribed.add(code)
@@ -227,10 +237,7 @@ class PriceUpdateBroadcaster:
             except Exception as exc:
                 log.warning("gateway: unsubscribing %s from the feed failed: %r", code, exc)
 
-    def _refuse(self, code: str, exc: Exception) -> None:
-        # Feed errors and ValueErrors are written to be shown; other texts could quote
-        # anything (a credential), so only their type is.
-        why = str(exc) if isinstance(exc, FeedError | ValueError) else type(exc).__name__
+    def _refuse(self, code: str, why: str) -> None:
         first = code not in self._refused
         self._refused[code] = why
         self.feed_refusals += 1

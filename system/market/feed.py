@@ -283,6 +283,13 @@ class KisFeedClient:
             reconnects=self._counts.reconnects,
             last_message_at=self._last_message_at,
             detail="; ".join(details),
+            refused=tuple(
+                sorted(
+                    (code, why)
+                    for (tr_id, code), why in self._subscriptions.refused.items()
+                    if tr_id == TRADES
+                )
+            ),
         )
 
     def metrics(self) -> dict[str, float]:

@@ -54,7 +54,9 @@ class FeedStatus:
     """Where the feed connection stands, for ``/health``, metrics and the dashboard.
 
     ``since`` is the loop time ``state`` began; ``last_message_at`` the loop time anything
-    (data or heartbeat) last arrived; ``reconnects`` counts reconnections since start.
+    (data or heartbeat) last arrived; ``reconnects`` counts reconnections since start;
+    ``refused`` the codes whose trades the server refused on this connection, with why
+    (``subscribe`` returned long before: the answer comes later, over the socket).
     """
 
     state: FeedState
@@ -63,6 +65,7 @@ class FeedStatus:
     reconnects: int = 0
     last_message_at: float | None = None
     detail: str = ""
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 PriceListener = Callable[[PriceUpdate], None]

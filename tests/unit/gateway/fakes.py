@@ -38,6 +38,7 @@ class FakeFeed:
         self.listeners: list[PriceListener] = []
         self.status_listeners: list[StatusListener] = []
         self.refuse: dict[str, Exception] = {}
+        self.server_refused: dict[str, str] = {}  # refusals that came in over the socket
         self.calls: list[tuple[str, str]] = []
 
     # -- PriceFeed --
@@ -77,6 +78,7 @@ class FakeFeed:
             reconnects=self.reconnects,
             last_message_at=None,
             detail=self.detail,
+            refused=tuple(sorted(self.server_refused.items())),
         )
 
     def metrics(self) -> dict[str, float]:
@@ -98,6 +100,15 @@ class FakeFeed:
         for listener in list(self.listeners):
             listener(update)
         return update
+
+    def server_refuses(self, code: str, why: str | None) -> None:
+        """The server answers ``code``'s registration with an error (None: accepts it)."""
+        if why is None:
+            self.server_refused.pop(code, None)
+        else:
+            self.server_refused[code] = why
+        for listener in list(self.status_listeners):
+            listener(self.status())
 
     def set_state(self, state: FeedState, detail: str = "") -> None:
         if state != self.state:

@@ -252,6 +252,30 @@ async def test_a_ticker_the_feed_refuses_is_reported_and_served_from_rest() -> N
     await prices.stop()
 
 
+async def test_a_ticker_the_feed_server_refuses_later_is_reported_and_served_from_rest() -> None:
+    # subscribe() succeeds; the server's error ack arrives afterwards, in the feed's status.
+    manager, feed = ConnectionManager(), FakeFeed()
+    prices = PriceUpdateBroadcaster(manager, feed, FakeService({"000660": 182500}))
+    prices.start()
+    socket = FakeSocket()
+    client = manager.connect(socket)
+    manager.subscribe(client, "000660")
+    await asyncio.sleep(0.1)
+    assert socket.messages("error") == []
+    feed.server_refuses("000660", "OPSP0008 MAX SUBSCRIBE OVER")
+    await asyncio.sleep(0.1)
+    (error,) = socket.messages("error")
+    assert error["code"] == "feed_subscribe_failed"
+    assert "could not subscribe 000660: OPSP0008 MAX SUBSCRIBE OVER" in error["message"]
+    assert prices_of(socket) == [("000660", 182500, "rest", True)]
+    assert prices.refused == {"000660": "OPSP0008 MAX SUBSCRIBE OVER"}
+    feed.server_refuses("000660", None)  # taken on the next connection
+    assert prices.refused == {}
+    await asyncio.sleep(10)
+    assert prices_of(socket) == [("000660", 182500, "rest", True)]  # no more fallback
+    await prices.stop()
+
+
 async def test_stop_releases_the_feed_and_stops_listening(parts: Parts) -> None:
     socket = parts.join("005930")
     await settle()

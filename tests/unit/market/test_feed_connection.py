@@ -389,6 +389,7 @@ async def test_a_refused_subscription_is_reported_and_asked_again_only_on_reconn
         "live",
         "000660 H0STCNT0 refused by the server: OPSP0008 MAX SUBSCRIBE OVER",
     )
+    assert status.refused == (("000660", "OPSP0008 MAX SUBSCRIBE OVER"),)
     metrics = feed.metrics()
     assert metrics["feed_subscriptions_rejected"] == 1.0
     assert (metrics["feed_subscriptions"], metrics["feed_subscriptions_active"]) == (2.0, 1.0)
