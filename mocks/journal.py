@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 # Header and body keys whose values must never be stored or printed.
@@ -107,7 +107,19 @@ class Entry:
     outcome: str = "answered"  # answered | reset | closed | truncated | abandoned | dropped
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
+
+
+def _plain(entry: Entry | FeedEntry) -> dict[str, Any]:
+    """``entry``'s fields as a dict, its dict fields copied one level deep.
+
+    Entries hold flat JSON (header, query and body values are strings, numbers or shallow
+    dicts), so ``dataclasses.asdict``'s recursive deep copy is wasted work: it cost a few
+    percent of every scenario run, which reads each entry at least twice."""
+    return {
+        name: dict(value) if isinstance(value, dict) else value
+        for name, value in vars(entry).items()
+    }
 
 
 class BoundedLog(Generic[E]):
@@ -230,7 +242,7 @@ class FeedEntry:
     message: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)
 
 
 class FeedJournal(BoundedLog[FeedEntry]):
