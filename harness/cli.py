@@ -47,7 +47,9 @@ class Profile(StrEnum):
 
 @mock_app.command("broker")
 def mock_broker(
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="TCP port; 0 picks a free one.", envvar="SQUALL_BROKER_PORT")
+    ] = 8000,
     host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
         "127.0.0.1"
     ),
@@ -97,12 +99,14 @@ def mock_broker(
             print(server.url, flush=True)
             await asyncio.Event().wait()
 
-    _serve_until_interrupted(main())
+    _serve_until_interrupted(main(), {port: ("the mock broker", "--port", "SQUALL_BROKER_PORT")})
 
 
 @mock_app.command("feed")
 def mock_feed(
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 21000,
+    port: Annotated[
+        int, typer.Option(help="TCP port; 0 picks a free one.", envvar="SQUALL_FEED_PORT")
+    ] = 21000,
     host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
         "127.0.0.1"
     ),
@@ -142,14 +146,93 @@ def mock_feed(
             print(f"{server.ws_url}/tryitout", flush=True)
             await asyncio.Event().wait()
 
-    _serve_until_interrupted(main())
+    _serve_until_interrupted(main(), {port: ("the mock feed", "--port", "SQUALL_FEED_PORT")})
+
+
+@mock_app.command("proxy")
+def mock_proxy(
+    listen: Annotated[
+        int,
+        typer.Option(
+            help="TCP port clients connect to; 0 picks a free one.", envvar="SQUALL_PROXY_PORT"
+        ),
+    ],
+    upstream: Annotated[
+        str, typer.Option(help="The service to forward to, HOST:PORT (e.g. 127.0.0.1:5432).")
+    ],
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
+        "127.0.0.1"
+    ),
+    control_port: Annotated[
+        int,
+        typer.Option(
+            help="HTTP port of the control plane; 0 picks a free one.",
+            envvar="SQUALL_PROXY_CONTROL_PORT",
+        ),
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for probabilities and jitter.")] = 0,
+) -> None:
+    """Serve a TCP fault proxy (PostgreSQL, Redis, any TCP service) until Ctrl-C.
+
+    Prints the listening address, then the control plane's URL: the proxied port is raw
+    TCP, so fault rules, the journal and the open connections are served over HTTP on a
+    port of their own (/_squall/faults, /_squall/journal, /_squall/proxy/connections),
+    loopback only unless SQUALL_CONTROL_TOKEN is set.
+    """
+    from rich.markup import escape
+
+    from mocks.proxy import ProxyConfig, parse_address, serve_proxy
+
+    try:
+        upstream_host, upstream_port = parse_address(upstream)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] invalid --upstream {escape(repr(upstream))}: {exc}")
+        raise typer.Exit(2) from None
+    config = _settings_or_exit(
+        ProxyConfig,
+        "proxy",
+        {
+            "listen_host": ("--host", host),
+            "listen_port": ("--listen", listen),
+            "upstream_host": ("--upstream", upstream_host),
+            "upstream_port": ("--upstream", upstream_port),
+            "seed": ("--seed", seed),
+        },
+    )
+    token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
+
+    async def main() -> None:
+        async with serve_proxy(config, control_port=control_port, control_token=token) as proxy:
+            err.print(
+                f"Squall TCP fault proxy {escape(proxy.address)} → {escape(config.upstream)} "
+                f"(seed {seed}) — "
+                f"{_control_plane(proxy.control_url, token)}; Ctrl-C stops it"
+            )
+            print(proxy.address, flush=True)
+            print(proxy.control_url, flush=True)
+            await asyncio.Event().wait()
+
+    _serve_until_interrupted(
+        main(),
+        {
+            listen: ("the proxy", "--listen", "SQUALL_PROXY_PORT"),
+            control_port: (
+                "the proxy's control plane",
+                "--control-port",
+                "SQUALL_PROXY_CONTROL_PORT",
+            ),
+        },
+    )
 
 
 @app.command("system")
 def system_command(
-    port: Annotated[int, typer.Option(help="TCP port of the gateway; 0 picks a free one.")] = (
-        8080
-    ),
+    port: Annotated[
+        int,
+        typer.Option(
+            help="TCP port of the gateway; 0 picks a free one.", envvar="SQUALL_SYSTEM_PORT"
+        ),
+    ] = 8080,
     host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
         "127.0.0.1"
     ),
@@ -181,16 +264,25 @@ def system_command(
             print(server.url, flush=True)
             await asyncio.Event().wait()
 
-    _serve_until_interrupted(main())
+    _serve_until_interrupted(main(), {port: ("the system", "--port", "SQUALL_SYSTEM_PORT")})
 
 
 @app.command("up")
 def up_command(
     port: Annotated[
-        int, typer.Option(help="TCP port of the system's gateway and dashboard; 0: any free.")
+        int,
+        typer.Option(
+            help="TCP port of the system's gateway and dashboard; 0: any free.",
+            envvar="SQUALL_SYSTEM_PORT",
+        ),
     ] = 8080,
-    broker_port: Annotated[int, typer.Option(help="Mock broker's port; 0 picks a free one.")] = 0,
-    feed_port: Annotated[int, typer.Option(help="Mock feed's port; 0 picks a free one.")] = 0,
+    broker_port: Annotated[
+        int,
+        typer.Option(help="Mock broker's port; 0 picks a free one.", envvar="SQUALL_BROKER_PORT"),
+    ] = 0,
+    feed_port: Annotated[
+        int, typer.Option(help="Mock feed's port; 0 picks a free one.", envvar="SQUALL_FEED_PORT")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 0,
 ) -> None:
     """Start the mock broker, the mock feed and the system against them; print the URLs.
@@ -228,7 +320,14 @@ def up_command(
             err.print(f"Squall is up (seed {seed}); Ctrl-C stops everything")
             await asyncio.Event().wait()
 
-    _serve_until_interrupted(main())
+    _serve_until_interrupted(
+        main(),
+        {
+            port: ("the system", "--port", "SQUALL_SYSTEM_PORT"),
+            broker_port: ("the mock broker", "--broker-port", "SQUALL_BROKER_PORT"),
+            feed_port: ("the mock feed", "--feed-port", "SQUALL_FEED_PORT"),
+        },
+    )
 
 
 def _settings_or_exit(model: type[M], what: str, options: dict[str, tuple[str, object]]) -> M:
@@ -252,11 +351,27 @@ def _control_plane(url: str, token: str | None) -> str:
     return f"control plane at {url}/_squall ({who})"
 
 
-def _serve_until_interrupted(main: Coroutine[Any, Any, None]) -> None:
+PortOptions = dict[int, tuple[str, str, str]]
+
+
+def _serve_until_interrupted(main: Coroutine[Any, Any, None], ports: PortOptions) -> None:
+    """Run a server command's ``main``; a taken port exits 2 with a message naming the port,
+    its holder, and the option and variable that pick another (``ports``: port → (what
+    listens there, option, environment variable))."""
+    from rich.markup import escape
+
+    from harness.ports import conflict_message
+
     try:
         asyncio.run(main)
     except (PortInUse, GatewayPortInUse) as exc:
-        err.print(f"[red]error:[/red] {exc.strerror}")
+        known = ports.get(exc.port)
+        message = (
+            conflict_message(known[0], exc.host, exc.port, known[1], known[2])
+            if known is not None and exc.port != 0
+            else str(exc.strerror)
+        )
+        err.print(f"[red]error:[/red] {escape(message)}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("stopped")

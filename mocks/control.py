@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import ValidationError
 
 from mocks.clock import MockClock
-from mocks.faults import FaultPlan, FaultRule, FeedFaultRule
-from mocks.journal import BoundedLog, Entry, FeedEntry, Journal
+from mocks.faults import FaultPlan, FaultRule, FeedFaultRule, ProxyFaultRule
+from mocks.journal import BoundedLog, Entry, FeedEntry, Journal, ProxyEntry
 
 PREFIX = "/_squall"
 TOKEN_HEADER = "x-squall-control-token"
@@ -44,7 +44,7 @@ class BaseControlPlane(Generic[J]):
     journal's own filters. HTTP mocks use ``ControlPlane``; the realtime feed its own.
     """
 
-    rule_model: ClassVar[type[FaultRule] | type[FeedFaultRule]]
+    rule_model: ClassVar[type[FaultRule] | type[FeedFaultRule] | type[ProxyFaultRule]]
 
     def __init__(
         self,
@@ -147,7 +147,7 @@ class BaseControlPlane(Generic[J]):
     def add_journal_route(self, router: APIRouter) -> None:
         raise NotImplementedError
 
-    def journal_page(self, entries: Iterable[Entry | FeedEntry]) -> dict[str, Any]:
+    def journal_page(self, entries: Iterable[Entry | FeedEntry | ProxyEntry]) -> dict[str, Any]:
         """What ``GET /journal`` answers: the entries found, and how many the bound dropped."""
         return {"entries": [entry.to_json() for entry in entries], "dropped": self.journal.dropped}
 

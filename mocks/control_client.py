@@ -10,10 +10,10 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from mocks.control import PREFIX, TOKEN_HEADER
-from mocks.faults import FaultRule, FeedFaultRule
-from mocks.journal import Entry, FeedEntry
+from mocks.faults import FaultRule, FeedFaultRule, ProxyFaultRule
+from mocks.journal import Entry, FeedEntry, ProxyEntry
 
-R = TypeVar("R", FaultRule, FeedFaultRule)
+R = TypeVar("R", FaultRule, FeedFaultRule, ProxyFaultRule)
 
 
 class ControlError(Exception):
@@ -191,4 +191,37 @@ class FeedControl(_Control):
 
     async def config(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", "/feed/config")
+        return result
+
+
+class ProxyControl(_Control):
+    """The TCP fault proxy's control plane (its own HTTP port, ``RunningProxy.control_url``):
+    proxy fault rules, its journal, its open connections."""
+
+    async def add_fault(self, rule: ProxyFaultRule | dict[str, Any]) -> ProxyFaultRule:
+        """Add a proxy rule; returns it as stored (with its id and any ``for`` pinned)."""
+        return await self._add_rule(ProxyFaultRule, rule)
+
+    async def journal(
+        self,
+        *,
+        since: int = 0,
+        kind: str | None = None,
+        connection: int | None = None,
+        how: str | None = None,
+        fault: str | None = None,
+        limit: int | None = None,
+    ) -> list[ProxyEntry]:
+        rows = await self._journal_rows(
+            since, kind=kind, connection=connection, how=how, fault=fault, limit=limit
+        )
+        return [ProxyEntry(**row) for row in rows]
+
+    async def connections(self) -> list[dict[str, Any]]:
+        """Open connections: number, opened_at, client address, bytes forwarded each way."""
+        result: list[dict[str, Any]] = await self._call("GET", "/proxy/connections")
+        return result
+
+    async def config(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/proxy/config")
         return result

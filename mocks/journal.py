@@ -307,3 +307,101 @@ class FeedJournal(BoundedLog[FeedEntry]):
                 and (code is None or entry.code == code)
             ),
         )
+
+
+ProxyEntryKind = Literal["connect", "disconnect", "fault"]
+ProxyCloseHow = Literal["fin", "reset", "cut", "refused", "unreachable", "shutdown"]
+ProxySide = Literal["client", "upstream", "proxy"]
+
+
+@dataclass
+class ProxyEntry:
+    """One event of a proxied TCP connection. ``at`` is loop-clock seconds.
+
+    - ``connect``: the proxy accepted a client connection (numbered from 1).
+    - ``fault``: a rule first acted on the connection (``fault``: "<rule id>:<kind>"),
+      in ``direction`` for stream faults.
+    - ``disconnect``: the connection ended. ``closed_by`` says who ended it first (client,
+      upstream, or the proxy itself), ``how``: fin (a clean close, passed on), reset (an
+      RST, from a peer or a reset fault), cut (a cut fault), refused (a refuse fault),
+      unreachable (the upstream could not be reached: ``detail`` says why), shutdown (the
+      proxy stopped). ``upstream_bytes``/``downstream_bytes`` are the bytes forwarded
+      client → server and server → client over the connection's life.
+    """
+
+    seq: int
+    at: float
+    connection: int
+    kind: ProxyEntryKind
+    direction: str | None = None
+    fault: str | None = None  # "<rule id>:<kind>" when a fault rule acted
+    closed_by: ProxySide | None = None
+    how: ProxyCloseHow | None = None
+    upstream_bytes: int | None = None
+    downstream_bytes: int | None = None
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))  # flat fields only: nothing to copy deeper
+
+
+class ProxyJournal(BoundedLog[ProxyEntry]):
+    """The TCP proxy's journal: connections opened and closed, and the faults applied."""
+
+    def record(
+        self,
+        *,
+        at: float,
+        connection: int,
+        kind: ProxyEntryKind,
+        direction: str | None = None,
+        fault: str | None = None,
+        closed_by: ProxySide | None = None,
+        how: ProxyCloseHow | None = None,
+        upstream_bytes: int | None = None,
+        downstream_bytes: int | None = None,
+        detail: str | None = None,
+    ) -> ProxyEntry:
+        return self._append(
+            lambda seq: ProxyEntry(
+                seq=seq,
+                at=at,
+                connection=connection,
+                kind=kind,
+                direction=direction,
+                fault=fault,
+                closed_by=closed_by,
+                how=how,
+                upstream_bytes=upstream_bytes,
+                downstream_bytes=downstream_bytes,
+                detail=detail,
+            )
+        )
+
+    def entries(
+        self,
+        *,
+        since: int = 0,
+        kind: str | None = None,
+        connection: int | None = None,
+        how: str | None = None,
+        fault: str | None = None,
+        limit: int | None = None,
+    ) -> list[ProxyEntry]:
+        """Entries with ``seq > since`` matching every given filter, oldest first.
+
+        ``fault`` matches a rule id ("slow-db") or a full label ("slow-db:latency")."""
+        return self._select(
+            since,
+            limit,
+            lambda entry: (
+                (kind is None or entry.kind == kind)
+                and (connection is None or entry.connection == connection)
+                and (how is None or entry.how == how)
+                and (
+                    fault is None
+                    or entry.fault == fault
+                    or (entry.fault or "").rpartition(":")[0] == fault
+                )
+            ),
+        )

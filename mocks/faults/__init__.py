@@ -2,7 +2,7 @@
 
 The logic here is pure: deciding whether a request is faulted needs no sockets, only the
 request's description, the mock's clock reading and the plan's seeded RNG. Applying a
-decision to a wire (HTTP requests, WebSocket feed events; TCP streams later) is each mock's job.
+decision to a wire (HTTP requests, WebSocket feed events, proxied TCP streams) is each mock's job.
 """
 
 from mocks.faults.feed import (
@@ -37,12 +37,34 @@ from mocks.faults.model import (
     When,
     Where,
 )
-from mocks.faults.plan import Decision, FaultPlan, Request
+from mocks.faults.plan import Decision, FaultPlan, ProxyDecision, Request
+from mocks.faults.proxy import (
+    DIRECTIONS,
+    Bandwidth,
+    Blackhole,
+    CloseAfter,
+    Cut,
+    Direction,
+    Latency,
+    ProxyAction,
+    ProxyEvent,
+    ProxyFaultRule,
+    ProxyReset,
+    ProxyWhere,
+    Refuse,
+    SlowClose,
+)
 
 __all__ = [
+    "DIRECTIONS",
+    "Bandwidth",
+    "Blackhole",
     "Close",
+    "CloseAfter",
+    "Cut",
     "Decision",
     "Delay",
+    "Direction",
     "Drop",
     "Duplicate",
     "Empty",
@@ -60,12 +82,21 @@ __all__ = [
     "Gap",
     "Garbled",
     "Hang",
+    "Latency",
     "Malformed",
+    "ProxyAction",
+    "ProxyDecision",
+    "ProxyEvent",
+    "ProxyFaultRule",
+    "ProxyReset",
+    "ProxyWhere",
+    "Refuse",
     "Reject",
     "Reorder",
     "Request",
     "Reset",
     "Restart",
+    "SlowClose",
     "SlowReader",
     "Stall",
     "Truncated",

@@ -62,9 +62,7 @@ def test_a_taken_port_exits_2_with_advice(squall_exe: str) -> None:
             timeout=30,
         )
     assert result.returncode == 2
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
-    assert "--port" in result.stderr
-    assert "Traceback" not in result.stderr
+    _assert_names_the_conflict(result.stderr, port, "--port", "SQUALL_BROKER_PORT")
     assert time.monotonic() - started < 20
 
 
@@ -175,28 +173,68 @@ def test_run_on_a_malformed_file_exits_2_and_runs_nothing(squall_exe: str, tmp_p
 
 
 TAKEN_PORT_COMMANDS = [
-    pytest.param(["mock", "broker"], id="mock-broker"),
-    pytest.param(["mock", "feed"], id="mock-feed"),
-    pytest.param(["up"], id="up"),
+    pytest.param(["mock", "broker"], "--port", "SQUALL_BROKER_PORT", id="mock-broker"),
+    pytest.param(["mock", "feed"], "--port", "SQUALL_FEED_PORT", id="mock-feed"),
+    pytest.param(
+        ["mock", "proxy", "--upstream", "127.0.0.1:9"], "--listen", "SQUALL_PROXY_PORT", id="proxy"
+    ),
+    pytest.param(
+        ["mock", "proxy", "--upstream", "127.0.0.1:9", "--listen", "0"],
+        "--control-port",
+        "SQUALL_PROXY_CONTROL_PORT",
+        id="proxy-control",
+    ),
+    pytest.param(["up"], "--port", "SQUALL_SYSTEM_PORT", id="up"),
+    pytest.param(["up", "--port", "0"], "--broker-port", "SQUALL_BROKER_PORT", id="up-broker"),
+    pytest.param(["up", "--port", "0"], "--feed-port", "SQUALL_FEED_PORT", id="up-feed"),
 ]
 
 
-@pytest.mark.parametrize("command", TAKEN_PORT_COMMANDS)
-def test_every_server_command_exits_2_on_a_taken_port(squall_exe: str, command: list[str]) -> None:
+def _assert_names_the_conflict(stderr: str, port: int, option: str, envvar: str) -> None:
+    """Exit-2 output for a taken port: the port, who holds it, how to pick another."""
+    text = " ".join(stderr.split())  # rich wraps long lines
+    assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in text
+    # The test process holds the port, and /proc lets the child see it.
+    assert f"(pid {os.getpid()}: " in text
+    assert f"{option} N or {envvar}=N ({option} 0 picks a free one)" in text
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("command", "option", "envvar"), TAKEN_PORT_COMMANDS)
+def test_every_server_command_exits_2_on_a_taken_port(
+    squall_exe: str, command: list[str], option: str, envvar: str
+) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         result = subprocess.run(
-            [squall_exe, *command, "--port", str(port)],
+            [squall_exe, *command, option, str(port)],
             capture_output=True,
             text=True,
             timeout=30,
         )
     assert result.returncode == 2, result.stderr
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
-    assert "--port 0 picks a free one" in result.stderr
-    assert "Traceback" not in result.stderr
+    _assert_names_the_conflict(result.stderr, port, option, envvar)
+
+
+@pytest.mark.parametrize(("command", "option", "envvar"), TAKEN_PORT_COMMANDS)
+def test_the_port_variable_picks_the_port_too(
+    squall_exe: str, command: list[str], option: str, envvar: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [squall_exe, *command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, envvar: str(port)},
+        )
+    assert result.returncode == 2, result.stderr
+    _assert_names_the_conflict(result.stderr, port, option, envvar)
 
 
 SYSTEM_ENV = {
@@ -221,8 +259,7 @@ def test_squall_system_on_a_taken_port_names_the_port_and_exits_2(squall_exe: st
             env={**os.environ, **SYSTEM_ENV},
         )
     assert result.returncode == 2, result.stderr
-    assert f"port {port} on 127.0.0.1 is already in use, so the gateway cannot" in result.stderr
-    assert "Traceback" not in result.stderr
+    _assert_names_the_conflict(result.stderr, port, "--port", "SQUALL_SYSTEM_PORT")
     assert SYSTEM_ENV["SQUALL_KIS_APPSECRET"] not in result.stderr + result.stdout
 
 
