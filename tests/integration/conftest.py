@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.postgres import PostgresCluster, PostgresNotInstalled, postgres_cluster
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +19,15 @@ def squall_exe() -> str:
     if found is None:
         pytest.fail("the `squall` command is not installed; run `pip install -e .` first")
     return found
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A running PostgreSQL for the session: a throwaway cluster from the machine's binaries,
+    or the existing server ``DATABASE_URL`` names. Fails (never skips) without binaries."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(postgres_cluster())
+        except PostgresNotInstalled as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield cluster

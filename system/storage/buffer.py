@@ -1,0 +1,683 @@
+"""The write path that loses nothing across an outage: ``WriteBuffer``.
+
+The trading loop must not wait for PostgreSQL, and must not lose what it records when the
+database is gone for a while. So ``submit`` only numbers a record (``seq``) and queues it;
+one drain task writes the queue to a ``Sink`` in batches, oldest first, one transaction per
+batch. A record leaves the queue only when the sink has confirmed its batch.
+
+**Outage.** When a write fails with a transient error (by default every ``Exception``), the
+batch stays at the head of the queue and the drain retries it after a jittered exponential
+backoff (``system.broker.backoff.jittered_backoff``, on the loop's clock), until the sink
+works again; then it writes the backlog in order. The retry may carry more records than the
+failed attempt (what arrived meanwhile), never fewer and never in another order, with one
+exception each for the two cases below. A write that got no answer within
+``write_timeout_s`` counts as a transient failure: its transaction may have committed, so
+the retry may deliver rows the database already has, which the INSERTs' ``on conflict``
+clauses make harmless (``system.storage.records``).
+
+**Poison.** A failure the ``is_transient`` predicate calls permanent says that the data,
+not the database, is at fault (a constraint violation), and retrying it would block the
+queue for good. The drain then retries that batch's records one at a time; the one that
+fails again is *rejected*: taken out, counted (``rejected``), logged with its seq and
+content, and kept in ``dead_letters`` (the latest ``DEAD_LETTERS_KEPT``). With the default
+predicate nothing is ever rejected. Classify server and schema trouble (connection lost,
+missing table) as transient: the buffer then waits for the database to be fixed.
+
+**Full.** ``capacity`` bounds the queue (records waiting, including the batch in flight).
+When it is reached, ``on_full`` decides, and both outcomes are counted:
+
+- ``"refuse"`` (default): ``submit`` raises ``BufferFull``, whose message says how many
+  records are waiting, the capacity, how long the database has been failing and what to do.
+- ``"shed-oldest-snapshots"``: the oldest waiting ``QuoteSnapshot`` (a later one supersedes
+  it) is dropped to make room for the new record, whatever its kind, and counted as
+  ``shed``; snapshots in the batch being written are not shed. With no snapshot to shed,
+  ``submit`` raises ``BufferFull`` as above: orders, signals, halts and audit events are
+  never shed. A shed snapshot may leave a failed batch before its retry.
+
+**State** (``stats().state``, ``on_change``): ``"full"`` at capacity, else ``"backlogged"``
+while the last write failed transiently (records are held back), else ``"flowing"``.
+
+**Sequence numbers.** ``seq`` counts up from ``start_seq`` without gaps; a refused record
+takes none. A restarted process must pass ``start_seq`` = 1 + the largest seq in the
+database (over all tables): the INSERTs skip a seq that already exists, so reusing one
+would lose the new record without an error. Seqs missing from the database are accounted
+for by ``shed`` and ``rejected``, by order updates (the row keeps its first seq), and by
+the records ``close`` hands back (``UnwrittenRecords``).
+
+``Backlog`` makes every decision (what to write next, what to do when full, the state, the
+counters) as a pure class, given the time; ``WriteBuffer`` is the asyncio driver around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, Self
+
+from system.broker.backoff import jittered_backoff
+from system.broker.clock import loop_time
+from system.storage.records import RECORD_TYPES, QuoteSnapshot, Record
+
+log = logging.getLogger(__name__)
+
+OnFull = Literal["refuse", "shed-oldest-snapshots"]
+BufferState = Literal["flowing", "backlogged", "full"]
+Batch = tuple[tuple[int, Record], ...]
+ON_FULL_POLICIES: tuple[OnFull, ...] = ("refuse", "shed-oldest-snapshots")
+
+# Rejected records kept for inspection; all of them are counted and logged.
+DEAD_LETTERS_KEPT = 100
+# Error texts go into messages and logs; a driver's novel-length error must not.
+_ERROR_CHARS = 200
+
+
+class Sink(Protocol):
+    """Where the records go: ``write`` stores a whole batch in one transaction, or raises.
+
+    ``batch`` is ``(seq, record)`` pairs in increasing seq order. Returning means committed.
+    """
+
+    async def write(self, batch: Sequence[tuple[int, Record]]) -> None: ...
+
+
+def any_exception_is_transient(error: Exception) -> bool:
+    """The default ``is_transient``: retry whatever went wrong (never reject a record)."""
+    return True
+
+
+@dataclass(frozen=True)
+class BufferStats:
+    """The buffer at one moment, for ``/health``, metrics and error messages.
+
+    Counters since the buffer was made: ``submitted`` records accepted (each got a seq);
+    ``written`` confirmed by the sink, ``replayed`` of them after a failed write while they
+    waited; ``refused`` submissions turned away (full or closed); ``shed`` snapshots dropped
+    by ``on_full="shed-oldest-snapshots"``; ``rejected`` records a permanent error took out;
+    ``failures`` failed writes. Always ``submitted == written + shed + rejected + pending``.
+
+    ``failing_since`` is the loop time of the first failure of the current outage (None
+    when the last write worked), ``failing_for_s`` how long ago that was (0 when none);
+    ``oldest_pending_age_s`` how long the oldest waiting record has waited (0 when none).
+    """
+
+    state: BufferState
+    capacity: int
+    on_full: OnFull
+    pending: int
+    submitted: int
+    written: int
+    replayed: int
+    refused: int
+    shed: int
+    rejected: int
+    failures: int
+    oldest_pending_age_s: float
+    failing_since: float | None
+    failing_for_s: float
+    last_error: str | None
+    next_seq: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record taken out of the buffer because writing it failed permanently."""
+
+    seq: int
+    record: Record
+    error: str
+
+
+def _database(stats: BufferStats) -> str:
+    """The database's side of a full or stuck buffer, for messages."""
+    if stats.failing_since is None:
+        return "the database accepts writes, but more slowly than records arrive"
+    return (
+        f"the database has been failing for {stats.failing_for_s:.1f} s "
+        f"(last error: {stats.last_error})"
+    )
+
+
+class WriteBufferError(Exception):
+    """Base of the write buffer's errors; ``message`` says what happened and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BufferFull(WriteBufferError):
+    """``submit`` refused ``record``: ``capacity`` records are waiting (see ``on_full``)."""
+
+    def __init__(self, record: Record, stats: BufferStats, *, capacity_setting: str) -> None:
+        kind = type(record).__name__
+        if stats.on_full == "shed-oldest-snapshots":
+            waiting = (
+                f"{stats.pending} records are waiting to be written (capacity "
+                f"{stats.capacity}), none of them a quote snapshot that can be shed"
+            )
+        else:
+            waiting = (
+                f"{stats.pending} records are waiting to be written (capacity {stats.capacity})"
+            )
+        super().__init__(
+            f"write buffer full: refused a {kind} ({stats.refused} refused so far); "
+            f"{waiting}, and {_database(stats)}. Restore the database, or raise the write "
+            f"buffer's capacity ({capacity_setting}) to ride out longer outages."
+        )
+        self.record = record
+        self.stats = stats
+        self.pending = stats.pending
+        self.capacity = stats.capacity
+        self.failing_for_s = stats.failing_for_s
+
+
+class BufferClosed(WriteBufferError):
+    """The buffer is closed (or its drain is not running): nothing more will be written."""
+
+
+class FlushTimeout(WriteBufferError, TimeoutError):
+    """``flush`` gave up: ``waiting`` records submitted before it are still not written."""
+
+    def __init__(
+        self, *, timeout_s: float, through_seq: int, waiting: int, stats: BufferStats
+    ) -> None:
+        super().__init__(
+            f"write buffer flush: {waiting} records submitted up to seq {through_seq} are "
+            f"still not written after {timeout_s:.1f} s ({stats.pending} waiting in all, "
+            f"{stats.written} written so far), and {_database(stats)}"
+        )
+        self.through_seq = through_seq
+        self.waiting = waiting
+        self.stats = stats
+
+
+class UnwrittenRecords(WriteBufferError):
+    """``close`` stopped with records not written; they are in ``records``, oldest first."""
+
+    def __init__(self, records: Batch, stats: BufferStats, *, started: bool = True) -> None:
+        why = _database(stats) if started else "it was never started"
+        super().__init__(
+            f"write buffer closed with {len(records)} records not written "
+            f"(seq {records[0][0]}..{records[-1][0]}), and {why}. They are "
+            "attached to this error as .records: store them elsewhere, or submit them to a "
+            "new buffer once the database is back."
+        )
+        self.records = records
+        self.stats = stats
+
+
+@dataclass(slots=True)
+class _Entry:
+    record: Record
+    submitted_at: float
+
+
+class Backlog:
+    """The buffer's decisions, without I/O or a clock (see the module docstring).
+
+    The driver ``add``s records, ``take``s a batch, writes it, and reports the outcome with
+    ``confirm`` or ``fail`` (or ``requeue`` if the write was abandoned). Only one batch is
+    in flight at a time. Methods that need the time take ``now`` (loop seconds).
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        batch_size: int,
+        on_full: OnFull = "refuse",
+        start_seq: int = 1,
+        capacity_setting: str = "capacity",
+    ) -> None:
+        if capacity < 1 or batch_size < 1 or start_seq < 1:
+            raise ValueError(
+                "a write buffer needs capacity >= 1, batch_size >= 1 and start_seq >= 1, "
+                f"got {capacity}, {batch_size} and {start_seq}"
+            )
+        if on_full not in ON_FULL_POLICIES:
+            raise ValueError(f"on_full must be one of {ON_FULL_POLICIES}, got {on_full!r}")
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.on_full: OnFull = on_full
+        self.capacity_setting = capacity_setting
+        self._pending: OrderedDict[int, _Entry] = OrderedDict()
+        # Seqs of waiting snapshots, oldest first, so shedding need not scan the queue.
+        # Written ones leave lazily: they are always at the front (writes take the oldest).
+        self._snapshots: deque[int] = deque()
+        self._in_flight: Batch = ()
+        self._next_seq = start_seq
+        # After a permanent failure of a batch, its records go one at a time up to this seq.
+        self._isolate_through = 0
+        # Records up to this seq were waiting when a write failed: written, they are replayed.
+        self._replay_through = 0
+        self.submitted = self.written = self.replayed = 0
+        self.refused = self.shed = self.rejected = self.failures = 0
+        self.consecutive_failures = 0  # transient ones in a row: the backoff's attempt number
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def state(self) -> BufferState:
+        if len(self._pending) >= self.capacity:
+            return "full"
+        return "flowing" if self.failing_since is None else "backlogged"
+
+    def add(self, record: Record, now: float) -> tuple[int, int | None]:
+        """Queue ``record``: its seq, and the seq of a snapshot shed for it (or None).
+
+        Raises ``BufferFull`` (and counts it) when the policy admits nothing more.
+        """
+        shed = None
+        if len(self._pending) >= self.capacity:
+            shed = self._shed_one() if self.on_full == "shed-oldest-snapshots" else None
+            if shed is None:
+                self.refused += 1
+                raise BufferFull(record, self.stats(now), capacity_setting=self.capacity_setting)
+        seq = self._next_seq
+        self._next_seq += 1
+        self._pending[seq] = _Entry(record, now)
+        if isinstance(record, QuoteSnapshot):
+            self._snapshots.append(seq)
+        if self.failing_since is not None:
+            self._replay_through = seq
+        self.submitted += 1
+        return seq, shed
+
+    def _shed_one(self) -> int | None:
+        snapshots = self._snapshots
+        while snapshots and snapshots[0] not in self._pending:
+            snapshots.popleft()
+        # The batch in flight is the head of the queue: skip its snapshots (at most a batch).
+        in_flight_through = self._in_flight[-1][0] if self._in_flight else 0
+        for index, seq in enumerate(snapshots):
+            if seq > in_flight_through:
+                del snapshots[index]
+                del self._pending[seq]
+                self.shed += 1
+                return seq
+        return None
+
+    def take(self) -> Batch:
+        """The next batch to write: the oldest waiting records in seq order, at most
+        ``batch_size`` (one while isolating a permanent failure). Empty when there is
+        nothing to write or a batch is already in flight."""
+        if self._in_flight or not self._pending:
+            return ()
+        first = next(iter(self._pending))
+        size = 1 if first <= self._isolate_through else self.batch_size
+        self._in_flight = tuple(
+            (seq, entry.record) for seq, entry in itertools.islice(self._pending.items(), size)
+        )
+        return self._in_flight
+
+    def confirm(self) -> Batch:
+        """The sink committed the batch in flight: it leaves the queue."""
+        batch, self._in_flight = self._in_flight, ()
+        for seq, _ in batch:
+            del self._pending[seq]  # never shed while in flight
+            if seq <= self._replay_through:
+                self.replayed += 1
+        self.written += len(batch)
+        self.consecutive_failures = 0
+        self.failing_since = None
+        return batch
+
+    def fail(self, error: str, now: float, *, transient: bool) -> DeadLetter | None:
+        """Writing the batch in flight failed with ``error``.
+
+        Transient: the batch stays, the outage starts (or goes on). Permanent: the database
+        answered, so there is no outage; a batch of several records is retried one record at
+        a time, and a lone record is rejected (returned as a ``DeadLetter``).
+        """
+        batch, self._in_flight = self._in_flight, ()
+        self.failures += 1
+        self.last_error = error
+        if transient:
+            self.consecutive_failures += 1
+            if self.failing_since is None:
+                self.failing_since = now
+            self._replay_through = self._next_seq - 1
+            return None
+        self.consecutive_failures = 0
+        self.failing_since = None
+        if len(batch) > 1:
+            self._isolate_through = max(self._isolate_through, batch[-1][0])
+            return None
+        seq, record = batch[0]
+        del self._pending[seq]
+        self.rejected += 1
+        letter = DeadLetter(seq, record, error)
+        self.dead_letters.append(letter)
+        return letter
+
+    def requeue(self) -> None:
+        """The write in flight was abandoned (cancelled): its records stay, untouched."""
+        self._in_flight = ()
+
+    def settled(self, through_seq: int) -> bool:
+        """No record with a seq up to ``through_seq`` is waiting any more."""
+        return not self._pending or next(iter(self._pending)) > through_seq
+
+    def waiting_through(self, through_seq: int) -> int:
+        """How many records with a seq up to ``through_seq`` are still waiting."""
+        return sum(1 for _ in itertools.takewhile(lambda s: s <= through_seq, self._pending))
+
+    def records(self) -> Batch:
+        """Every waiting record, oldest first."""
+        return tuple((seq, entry.record) for seq, entry in self._pending.items())
+
+    def stats(self, now: float) -> BufferStats:
+        oldest = next(iter(self._pending.values()), None)
+        return BufferStats(
+            state=self.state,
+            capacity=self.capacity,
+            on_full=self.on_full,
+            pending=len(self._pending),
+            submitted=self.submitted,
+            written=self.written,
+            replayed=self.replayed,
+            refused=self.refused,
+            shed=self.shed,
+            rejected=self.rejected,
+            failures=self.failures,
+            oldest_pending_age_s=0.0 if oldest is None else now - oldest.submitted_at,
+            failing_since=self.failing_since,
+            failing_for_s=0.0 if self.failing_since is None else now - self.failing_since,
+            last_error=self.last_error,
+            next_seq=self._next_seq,
+        )
+
+
+class WriteBuffer:
+    """Records in, batches out to ``sink``, nothing lost; see the module docstring.
+
+    - ``capacity``, ``on_full``: the bound and what happens at it; ``capacity_setting``
+      names the setting that sets ``capacity``, for ``BufferFull``'s advice.
+    - ``batch_size``: most records per ``sink.write`` (one transaction).
+    - ``start_seq``: the first seq; after a restart, 1 + the database's largest seq.
+    - ``is_transient``: whether a sink error is worth retrying (default: every one).
+    - ``backoff_base_s``, ``backoff_max_s``, ``rng``: retry delays; seed ``rng`` to make a
+      scenario repeatable.
+    - ``write_timeout_s``: a write without an answer by then counts as a transient failure.
+    - ``on_change``: called with ``stats()`` whenever ``state`` changes; it must not block.
+
+    Use ``async with`` (or ``start()`` and ``close()``). ``submit`` works before ``start``;
+    records then wait for it.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 100,
+        on_full: OnFull = "refuse",
+        start_seq: int = 1,
+        is_transient: Callable[[Exception], bool] = any_exception_is_transient,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+        write_timeout_s: float | None = 30.0,
+        rng: random.Random | None = None,
+        on_change: Callable[[BufferStats], None] | None = None,
+        capacity_setting: str = "capacity",
+    ) -> None:
+        if backoff_base_s <= 0 or backoff_max_s < backoff_base_s:
+            raise ValueError(
+                "a write buffer needs 0 < backoff_base_s <= backoff_max_s, "
+                f"got {backoff_base_s} and {backoff_max_s}"
+            )
+        if write_timeout_s is not None and write_timeout_s <= 0:
+            raise ValueError(f"write_timeout_s must be > 0 or None, got {write_timeout_s}")
+        self._backlog = Backlog(
+            capacity=capacity,
+            batch_size=batch_size,
+            on_full=on_full,
+            start_seq=start_seq,
+            capacity_setting=capacity_setting,
+        )
+        self._sink = sink
+        self._is_transient = is_transient
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._write_timeout_s = write_timeout_s
+        self._rng = rng or random.Random()
+        self._on_change = on_change
+        self._published: BufferState = self._backlog.state
+        self._wake = asyncio.Event()  # something was submitted
+        self._progress = asyncio.Event()  # something left the queue; replaced once set
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False  # the drain ran, and close() stopped it
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start the drain task (on the running loop); idempotent."""
+        if self._closed:
+            raise BufferClosed("the write buffer is closed; make a new one")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(), name="storage write buffer"
+            )
+
+    @property
+    def state(self) -> BufferState:
+        return self._backlog.state
+
+    def stats(self) -> BufferStats:
+        return self._backlog.stats(loop_time())
+
+    @property
+    def dead_letters(self) -> tuple[DeadLetter, ...]:
+        """The latest records rejected by a permanent error (all are counted and logged)."""
+        return tuple(self._backlog.dead_letters)
+
+    def submit(self, record: Record) -> int:
+        """Queue ``record`` for writing and return its seq.
+
+        Raises ``BufferFull`` when the buffer is at capacity and ``on_full`` admits nothing
+        more, ``BufferClosed`` after ``close``; both are counted in ``refused``.
+        """
+        if not isinstance(record, RECORD_TYPES):
+            # Caught here: in the queue it would fail every write and block the rest.
+            raise TypeError(
+                f"WriteBuffer.submit takes a record ({', '.join(t.__name__ for t in RECORD_TYPES)}"
+                f"), got {type(record).__name__}"
+            )
+        if self._closed:
+            self._backlog.refused += 1
+            raise BufferClosed(
+                f"the write buffer is closed: a {type(record).__name__} was refused "
+                f"({self._backlog.refused} refused so far); submit before close()"
+            )
+        seq, shed = self._backlog.add(record, loop_time())
+        self._publish()
+        self._wake.set()
+        if shed is not None:
+            self._progressed()
+        return seq
+
+    async def flush(self, timeout_s: float | None = None) -> BufferStats:
+        """Wait until every record submitted so far has left the queue (written, or shed or
+        rejected, as ``stats()`` counts), and return the stats.
+
+        Raises ``FlushTimeout`` after ``timeout_s`` seconds (None: no limit), with the counts,
+        and ``BufferClosed`` if the drain is not running (not started, or closed).
+        """
+        through = self._backlog.next_seq - 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not self._backlog.settled(through):
+                    if not self._running:
+                        raise BufferClosed(
+                            f"write buffer flush: {self._backlog.waiting_through(through)} "
+                            "records are waiting but the buffer's drain is not running (start() it)"
+                        )
+                    await self._progress.wait()
+        except TimeoutError:
+            assert timeout_s is not None
+            raise FlushTimeout(
+                timeout_s=timeout_s,
+                through_seq=through,
+                waiting=self._backlog.waiting_through(through),
+                stats=self.stats(),
+            ) from None
+        return self.stats()
+
+    async def close(self, timeout_s: float | None = 10.0) -> BufferStats:
+        """Refuse new records, write what can be written within ``timeout_s``, stop the drain.
+
+        Returns the final stats when everything was written; otherwise raises
+        ``UnwrittenRecords`` carrying the records left (a batch whose write was cut short
+        is among them, though the database may have committed it).
+        """
+        self._closed = True
+        started = self._task is not None or self._stopped
+        if self._running:
+            # What is left is reported below, with the records themselves.
+            with contextlib.suppress(WriteBufferError):
+                await self.flush(timeout_s)
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopped = True
+            task.cancel()
+            await asyncio.wait([task])
+        self._publish()
+        stats = self.stats()
+        if stats.pending:
+            raise UnwrittenRecords(self._backlog.records(), stats, started=started)
+        return stats
+
+    @property
+    def _running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                batch = self._backlog.take()
+                if not batch:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                delay = await self._write(batch)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        finally:
+            self._backlog.requeue()
+            self._progressed()  # flush() waiters learn that the drain stopped
+
+    async def _write(self, batch: Batch) -> float:
+        """Write ``batch``; the delay before the next attempt (0 unless it failed)."""
+        deadline = asyncio.timeout(self._write_timeout_s)
+        try:
+            async with deadline:
+                await self._sink.write(batch)
+        except Exception as error:
+            if deadline.expired():
+                error_text = f"no answer within {self._write_timeout_s:.1f} s"
+                transient = True  # it may have committed: the retry is harmless, see above
+            else:
+                error_text = f"{type(error).__name__}: {error}"[:_ERROR_CHARS]
+                transient = self._classify(error)
+            return self._failed(batch, error_text, transient=transient)
+        self._backlog.confirm()
+        self._progressed()
+        self._publish()
+        return 0.0
+
+    def _classify(self, error: Exception) -> bool:
+        try:
+            return bool(self._is_transient(error))
+        except Exception:
+            # A broken predicate must not cost records: retrying keeps them.
+            log.exception("storage: is_transient(%r) failed; retrying as transient", error)
+            return True
+
+    def _failed(self, batch: Batch, error: str, *, transient: bool) -> float:
+        letter = self._backlog.fail(error, loop_time(), transient=transient)
+        self._publish()
+        if letter is not None:
+            self._progressed()
+            log.error(
+                "storage: rejected seq %d after a permanent error (%s); it will not be written: %r",
+                letter.seq,
+                letter.error,
+                letter.record,
+            )
+            return 0.0
+        if not transient:
+            log.error(
+                "storage: writing seq %d..%d failed permanently (%s); retrying one record "
+                "at a time to find the one at fault",
+                batch[0][0],
+                batch[-1][0],
+                error,
+            )
+            return 0.0
+        delay = jittered_backoff(
+            self._backlog.consecutive_failures,
+            base_s=self._backoff_base_s,
+            max_s=self._backoff_max_s,
+            rng=self._rng,
+        )
+        log.warning(
+            "storage: writing %d records (seq %d..%d) failed (%s); %d waiting, retry in %.1f s",
+            len(batch),
+            batch[0][0],
+            batch[-1][0],
+            error,
+            self._backlog.pending,
+            delay,
+        )
+        return delay
+
+    def _progressed(self) -> None:
+        # Wake every flush() waiting now; later ones wait on a fresh event.
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    def _publish(self) -> None:
+        state = self._backlog.state
+        if state == self._published:
+            return
+        previous, self._published = self._published, state
+        stats = self.stats()
+        if state == "flowing":
+            log.info("storage: write buffer %s -> flowing (%d waiting)", previous, stats.pending)
+        else:
+            log.warning(
+                "storage: write buffer %s -> %s: %d waiting (capacity %d, on_full=%s); %s",
+                previous,
+                state,
+                stats.pending,
+                stats.capacity,
+                stats.on_full,
+                _database(stats),
+            )
+        if self._on_change is not None:
+            try:
+                self._on_change(stats)
+            except Exception:
+                # A broken listener must not stop the drain or refuse a record.
+                log.exception("storage: write buffer on_change listener failed")

@@ -1,0 +1,126 @@
+"""Telling failures apart, and saying what they mean, without leaking the password.
+
+The pool manager asks two questions of every error: did it cost us the connection (or the
+server), and how should a message describe it? ``classify`` answers the first for errors
+leaving a connection block; ``UNREACHABLE_ERRORS`` the same for a connection attempt
+(nobody listening, as opposed to a server that answered "no"); ``describe`` gives
+``Type: message`` with the password scrubbed out; ``initialization_error`` turns a failed
+``start()`` into advice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from system.storage.config import PoolConfig
+from system.storage.errors import PoolInitializationError, StorageError
+
+# asyncpg ships no type information: a connection handed out by the pool (a proxy of
+# ``asyncpg.Connection``) is ``Any`` to mypy.
+Connection = Any
+
+Failure = Literal["lost", "timeout", "sql", "other"]
+
+# Errors that mean the connection (or the server behind it) is gone, whatever was running.
+LOST_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: pg_terminate_backend, fast shutdown
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.exceptions.IdleSessionTimeoutError,  # 57P05
+)
+# Errors of a connection attempt that mean nobody usable is listening there (as opposed to
+# a server that answered "no": a wrong password, an unknown database, too many clients).
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (OSError, *LOST_ERRORS)
+
+
+def gone(conn: Connection) -> bool:
+    """Whether ``conn`` can no longer be used: closed, or detached by asyncpg after a loss."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # "released back to the pool": asyncpg saw it die
+        return True
+
+
+def terminate(conn: Connection) -> None:
+    """Close ``conn`` at once, without a goodbye to a server that may not be listening."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # already detached: nothing to do
+        conn.terminate()
+
+
+def connection_lost(exc: BaseException, conn: Connection) -> bool:
+    """Whether ``exc``, raised by a statement on ``conn``, means the connection is gone."""
+    return classify(exc, conn) == "lost"
+
+
+def classify(exc: BaseException, conn: Connection) -> Failure:
+    """What an error leaving a connection block says about the connection and the server."""
+    if isinstance(exc, StorageError):  # already ours, e.g. from a nested call
+        return "other"
+    if isinstance(exc, LOST_ERRORS):
+        return "lost"
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError) and gone(conn):
+        return "lost"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, asyncpg.PostgresError):
+        return "sql"
+    return "other"
+
+
+def describe(exc: BaseException, dsn: str) -> str:
+    """``Type: message`` of a driver error, with the DSN's password scrubbed out of it."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "timed out"
+    text = str(exc).strip()
+    for password in _passwords(dsn):
+        text = text.replace(password, "***")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _passwords(dsn: str) -> list[str]:
+    """The DSN's password as written and percent-decoded (a message may quote either)."""
+    try:
+        raw = urlsplit(dsn).password
+    except ValueError:
+        return []
+    return sorted({raw, unquote(raw)}, key=len, reverse=True) if raw else []
+
+
+def initialization_error(exc: BaseException, config: PoolConfig) -> PoolInitializationError:
+    """Why ``start()`` failed, with what to check next."""
+    host_port, _, database = config.server.rpartition("/")
+    errors = asyncpg.exceptions
+    if isinstance(exc, errors.InvalidCatalogNameError):
+        suggestion = (
+            f'create the database (createdb "{database}") or fix the database name in '
+            "SQUALL_DATABASE_URL"
+        )
+    elif isinstance(
+        exc, errors.InvalidPasswordError | errors.InvalidAuthorizationSpecificationError
+    ):
+        suggestion = (
+            "check the user and password in SQUALL_DATABASE_URL, and the server's pg_hba.conf"
+        )
+    elif isinstance(exc, TimeoutError):
+        suggestion = (
+            f"nothing answered within {config.connect_timeout_s:.1f} s: is the server running "
+            f"and reachable at {host_port}? (raise SQUALL_DB_CONNECT_TIMEOUT_S for a slow "
+            "network)"
+        )
+    elif isinstance(exc, UNREACHABLE_ERRORS):
+        suggestion = f"is the server running and listening on {host_port}? check the host and port"
+    elif isinstance(exc, ValueError | asyncpg.InterfaceError):
+        suggestion = "fix the URL: expected postgresql://user:password@host:port/database"
+    else:
+        suggestion = "check host, port, database and user; is the server running?"
+    return PoolInitializationError(
+        url=config.redacted_url,
+        server=config.server,
+        reason=describe(exc, config.dsn),
+        suggestion=suggestion,
+    )
