@@ -99,7 +99,10 @@ def realtime(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time compression, budget use, tick latency and gateway fan-out, each beside a baseline
-    measured in the same run (``-- --only realtime`` runs the realtime half alone)."""
+    """Time compression, budget use, tick latency, gateway fan-out and the TCP fault proxy's
+    added latency and throughput, each beside a baseline measured in the same run
+    (``-- --only realtime`` or ``-- --only proxy`` runs that part alone)."""
+    # socat is the proxy's baseline; as root with apt-get it is installed when missing.
+    session.run("./scripts/system-deps", "socat", external=True)
     session.install("-e", ".")
     session.run("python", "-m", "harness.bench", *session.posargs)

@@ -11,9 +11,13 @@
 - Realtime: tick latency (mock feed → system → gateway → WebSocket client) and gateway
   fan-out to 100 and 1,000 clients, each beside a plain ``websockets`` server measured the
   same way in the same run; the method is in ``harness.bench_realtime``.
+- The TCP fault proxy: the latency it adds (p50/p99 of small echo round trips) and its
+  throughput, beside direct loopback and socat measured the same way in the same run; the
+  method is in ``harness.bench_proxy``.
 
-Results go to ``build/bench/results.json`` (realtime: ``realtime.json``); the tables are
-printed. ``--only broker`` or ``--only realtime`` runs one half.
+Results go to ``build/bench/results.json`` (realtime: ``realtime.json``, proxy:
+``proxy.json``); the tables are printed. ``--only broker``, ``--only realtime`` or
+``--only proxy`` runs one part.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 from starlette.types import Receive, Scope, Send
 
-from harness import bench_realtime
+from harness import bench_proxy, bench_realtime
 from harness.runner import run_scenario
 from harness.scenario import load_file, load_text
 from mocks.server import serve
@@ -134,14 +138,16 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--only", choices=("broker", "realtime"), help="run one half of the benchmarks"
+        "--only", choices=("broker", "realtime", "proxy"), help="run one part of the benchmarks"
     )
     only = parser.parse_args(argv).only
     console = Console()
-    if only != "realtime":
+    if only in (None, "broker"):
         _broker(console)
-    if only != "broker":
+    if only in (None, "realtime"):
         bench_realtime.main(console)
+    if only in (None, "proxy"):
+        bench_proxy.main(console)
 
 
 def _broker(console: Console) -> None:
