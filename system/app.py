@@ -13,11 +13,15 @@ Environment: ``SQUALL_KIS_*`` (``KisSettings``: base URL, credentials, account, 
 ``SQUALL_SERVICE_*`` (``ServiceSettings``: deadlines, retry and reconciliation policy),
 ``SQUALL_FEED_*`` (``FeedSettings``: the realtime server's URL, stall window, backoff) and
 ``SQUALL_GATEWAY_*`` (``GatewaySettings``: heartbeats, client queues, REST fallback).
+With ``SQUALL_DATABASE_URL`` (or ``DATABASE_URL``) set, the system stores what it does in
+PostgreSQL (``system.storage``: ``SQUALL_DB_*`` for the pool, ``SQUALL_STORAGE_*`` for the
+write buffer); without it, it runs without a database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from system.broker import KisClient, KisSettings
 from system.gateway import GatewaySettings, create_gateway
 from system.market import FeedSettings, KisFeedClient, quote_resync
 from system.service import ServiceSettings, TradingService
+from system.storage import Storage, StorageSettings
 
 
 def build_service(environ: Mapping[str, str] | None = None) -> TradingService:
@@ -50,15 +55,19 @@ class SystemSettings:
     service: ServiceSettings
     feed: FeedSettings
     gateway: GatewaySettings
+    storage: StorageSettings | None = None  # None: no database
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemSettings:
-        """Read all four prefixes; ``SettingsError`` names the variables at fault."""
+        """Read every prefix; ``SettingsError`` names the variables at fault."""
+        env = os.environ if environ is None else environ
+        database = env.get("SQUALL_DATABASE_URL") or env.get("DATABASE_URL")
         return cls(
             kis=KisSettings.from_env(environ=environ),
             service=ServiceSettings.from_env(environ=environ),
             feed=FeedSettings.from_env(environ=environ),
             gateway=GatewaySettings.from_env(environ=environ),
+            storage=StorageSettings.from_env(environ=environ) if database else None,
         )
 
 
@@ -70,13 +79,18 @@ class System:
     service: TradingService
     feed: KisFeedClient
     app: FastAPI
+    storage: Storage | None = None
 
 
 @contextlib.asynccontextmanager
 async def running_system(
     settings: SystemSettings, *, rng: random.Random | None = None
 ) -> AsyncIterator[System]:
-    """The service, the feed client and the gateway app; closed in reverse order on exit.
+    """The storage (when configured), the service, the feed client and the gateway app;
+    closed in reverse order on exit, so writes still queued are flushed last.
+
+    The database must be reachable at start-up (``PoolInitializationError`` otherwise, with
+    the URL's password masked); after that, an outage only queues writes.
 
     ``rng`` seeds the client's retry jitter and the feed's reconnect jitter (a scenario
     passes a seeded one so a run repeats); by default both are unseeded.
@@ -84,14 +98,24 @@ async def running_system(
     rng = rng or random.Random()
     # Two streams drawn from one seed, so the feed's reconnects don't shift the REST
     # client's retry jitter (or the other way round) when one of them changes.
-    client = KisClient(settings.kis, rng=random.Random(rng.random()))
+    client_rng = random.Random(rng.random())
     feed_rng = random.Random(rng.random())
-    async with TradingService(client, settings.service) as service:
+    storage_rng = random.Random(rng.random())
+    async with contextlib.AsyncExitStack() as stack:
+        storage = None
+        if settings.storage is not None:
+            storage = await stack.enter_async_context(Storage(settings.storage, rng=storage_rng))
+        # Made after the storage started: a database refused at start-up leaks no client.
+        client = KisClient(settings.kis, rng=client_rng)
+        service = await stack.enter_async_context(
+            TradingService(client, settings.service, recorder=storage)
+        )
         feed = KisFeedClient(
             settings.feed,
             approval=client.approval_key,
             resync=quote_resync(service.quote),
             rng=feed_rng,
         )
-        async with feed:
-            yield System(service, feed, create_gateway(service, feed, settings.gateway))
+        await stack.enter_async_context(feed)
+        app = create_gateway(service, feed, settings.gateway, storage=storage)
+        yield System(service, feed, app, storage)

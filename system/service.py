@@ -10,6 +10,11 @@ to do about it, and that policy is what Squall's scenarios test:
   else is sent: found → its ack is returned; confirmed absent → it is sent again.
 - Every order keeps a history (``orders()``) for invariant checkers, and the service reports
   ``health()`` and ``metrics()`` for expectations.
+- With a ``recorder`` (``system.storage.Storage``), every quote served is stored as a
+  snapshot, and every order is recorded *before* it is sent, together with its audit event
+  (one atomic group), then again as it settles. An order the recorder refuses (its write
+  buffer is full during a database outage) is not sent: the service would otherwise trade
+  without a record of it.
 
 Everything is timed on the event loop's clock, so scenarios can run it on virtual time.
 """
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Literal, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +51,10 @@ from system.broker import (
 from system.broker.clock import loop_time
 from system.broker.settings import settings_from_env
 from system.health import BrokerHealth, Health
+from system.storage.buffer import WriteBufferError
+from system.storage.records import AuditEvent, QuoteSnapshot, Record, StoredOrder
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -179,6 +189,8 @@ class _Counters:
     orders_reconciled_present: int = 0
     orders_reconciled_absent: int = 0
     orders_resent: int = 0
+    orders_not_recorded: int = 0
+    records_refused: int = 0
 
 
 def metric_names() -> tuple[str, ...]:
@@ -203,6 +215,14 @@ def _worth_retrying(error: BrokerError) -> bool:
     return retryable and not isinstance(error, MalformedResponse)
 
 
+class Recorder(Protocol):
+    """Where the service writes what it did (``system.storage.Storage``)."""
+
+    def record(self, *records: Record) -> int:
+        """Queue ``records`` as one atomic group; raises ``WriteBufferError`` if refused."""
+        ...
+
+
 class TradingService:
     """Quotes and orders with the system's retry and reconciliation policy.
 
@@ -210,9 +230,16 @@ class TradingService:
     the policy, ``ServiceSettings`` for its knobs, ``system.health`` for the health rules.
     """
 
-    def __init__(self, client: KisClient, settings: ServiceSettings | None = None) -> None:
+    def __init__(
+        self,
+        client: KisClient,
+        settings: ServiceSettings | None = None,
+        *,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings or ServiceSettings()
+        self.recorder = recorder
         self._orders: dict[str, _Order] = {}  # insertion order is first-seen order
         self._counts = _Counters()
         self._health = BrokerHealth(
@@ -249,6 +276,9 @@ class TradingService:
             self._counts.quotes_failed += 1
             raise
         self._counts.quotes_served += 1
+        # A refused snapshot costs history, not the quote: the caller still gets its price,
+        # and the refusal shows in records_refused and the storage's own counters.
+        self._record(QuoteSnapshot(quote.code, quote.price, quote.volume, loop_time()))
         return quote
 
     async def place_order(self, order: OrderRequest) -> OrderAck:
@@ -263,16 +293,41 @@ class TradingService:
         """
         record = self._open(order)
         deadline = loop_time() + self.settings.order_deadline_s
+        if self.recorder is not None:
+            try:
+                self.recorder.record(
+                    self._stored(record),
+                    AuditEvent(
+                        "order-recorded",
+                        {
+                            "client_order_id": order.client_order_id,
+                            "code": order.code,
+                            "side": order.side,
+                            "quantity": order.quantity,
+                            "price": order.price,
+                        },
+                        loop_time(),
+                    ),
+                )
+            except WriteBufferError as refused:
+                record.close("failed", f"not sent: it could not be recorded ({refused})")
+                self._counts.orders_failed += 1
+                self._counts.orders_not_recorded += 1
+                raise
         try:
-            return await self._place(record, deadline)
+            ack = await self._place(record, deadline)
         except asyncio.CancelledError:
             self._abandon(record)
+            self._record(self._stored(record))
             raise
         except Exception as error:
             final = self._give_up(record, error)
+            self._record(self._stored(record))
             if final is error:
                 raise
             raise final from error
+        self._record(self._stored(record))
+        return ack
 
     def orders(self) -> list[OrderRecord]:
         """Every client order id given to ``place_order``, first seen first, as snapshots."""
@@ -302,6 +357,9 @@ class TradingService:
         - ``orders_unknown``: sends that ended without a verdict (one order can count twice).
           ``orders_reconciled_absent``: reconciliations that found the order absent (each is
           followed by a send). ``orders_resent``: unsafe re-sends ("resend" mode only).
+        - ``orders_not_recorded``: orders refused before sending because the recorder
+          refused them (also counted in ``orders_failed``). ``records_refused``: snapshots
+          and order updates the recorder refused (the order itself went ahead).
         - ``orders_unresolved``: orders whose status is "unknown" now.
         - ``health_state``: 0 healthy, 1 degraded, 2 unhealthy.
         """
@@ -463,6 +521,30 @@ class TradingService:
         else:
             record.close("failed", "cancelled before it was placed")
             self._counts.orders_failed += 1
+
+    def _record(self, record: Record) -> None:
+        """Store ``record`` if there is a recorder; a refusal is counted and logged, not raised."""
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.record(record)
+        except WriteBufferError as refused:
+            self._counts.records_refused += 1
+            log.warning("service: a %s was not stored: %s", type(record).__name__, refused)
+
+    @staticmethod
+    def _stored(record: _Order) -> StoredOrder:
+        order = record.order
+        return StoredOrder(
+            order.client_order_id,
+            order.code,
+            order.side,
+            order.quantity,
+            order.price,
+            record.status,
+            record.odno,
+            loop_time(),
+        )
 
     def _count_status(self, status: OrderStatus) -> int:
         return sum(1 for record in self._orders.values() if record.status == status)

@@ -315,7 +315,13 @@ class _Connection:
             self.forwarded[step.direction] += len(step.data)
         elif isinstance(step, PassClose):
             if destination.can_write_eof():
-                destination.write_eof()
+                try:
+                    destination.write_eof()
+                except OSError:
+                    # The destination went away while the close was held back (latency,
+                    # slow-close): nothing is left to pass the close to.
+                    self.hang_up("fin", self._first_closer or "proxy")
+                    return
             self._closes_passed.add(step.direction)
             if len(self._closes_passed) == len(DIRECTIONS):
                 self.hang_up("fin", self._first_closer or "proxy")

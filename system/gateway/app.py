@@ -1,4 +1,5 @@
-"""The gateway app: ``/ws`` for live prices and signals, ``/health``, ``/metrics``, the page.
+"""The gateway app: ``/ws`` for live prices and signals, ``/health``, ``/metrics``, the page,
+and ``/api/orders`` (the stored orders) when the system has a database.
 
 ``create_gateway(service, feed, settings)`` wires the parts around a ``TradingService``
 (or anything with its ``quote``/``health``/``metrics``) and a ``PriceFeed``. The caller
@@ -8,15 +9,21 @@ with a server that runs lifespans (``system.gateway.server.serve`` does).
 
 ``Gateway.of(app)`` reaches the parts of a created app; the trading core publishes signals
 with ``Gateway.of(app).signals.publish(signal)``.
+
+A read that cannot get a database connection in time (the pool is exhausted, PostgreSQL is
+unreachable, a query ran too long) is answered **503** with ``Retry-After``: the pool's
+``acquire_timeout_s`` bounds how long a request waits, so a crowd of requests against a
+small pool gets quick refusals instead of piling up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, WebSocket
@@ -36,7 +43,9 @@ from system.gateway.protocol import error
 from system.gateway.server import ABORT_KEY
 from system.gateway.settings import GatewaySettings
 from system.gateway.signals import SignalBroadcaster
+from system.health import Health
 from system.market.model import PriceFeed
+from system.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +56,32 @@ _CSP = (
 )
 
 
+# The most a client may ask of /api/orders in one request.
+MAX_ORDERS_PAGE = 500
+
+
+class StoredOrders(Protocol):
+    """What the gateway needs of ``system.storage.Storage``."""
+
+    async def recent_orders(self, limit: int = 50) -> list[dict[str, object]]: ...
+
+    def health(self) -> Health: ...
+
+
 class Gateway:
     """The parts of one gateway app, and their life (``start``/``stop``)."""
 
     def __init__(
-        self, service: BrokerService, feed: PriceFeed, settings: GatewaySettings | None = None
+        self,
+        service: BrokerService,
+        feed: PriceFeed,
+        settings: GatewaySettings | None = None,
+        *,
+        storage: StoredOrders | None = None,
     ) -> None:
         self.service = service
         self.feed = feed
+        self.storage = storage
         self.settings = settings = settings or GatewaySettings()
         self.manager = ConnectionManager(
             queue_size=settings.client_queue_size,
@@ -129,6 +156,7 @@ class Gateway:
             gateway=gateway_health(running=self.running, stopped_tasks=stopped),
             feed_status=status,
             connections=len(self.manager),
+            storage=None if self.storage is None else self.storage.health(),
         )
 
     # -- HTTP and WebSocket ---------------------------------------------------------------
@@ -152,6 +180,7 @@ class Gateway:
         app.state.gateway = self
         app.add_api_route("/health", self._health, methods=["GET"], include_in_schema=False)
         app.add_api_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/api/orders", self._orders, methods=["GET"], include_in_schema=False)
         app.add_api_websocket_route("/ws", self._websocket)
         for path, asset in assets().items():
             app.add_route(path, _asset_route(asset.body, asset.media_type), include_in_schema=False)
@@ -160,6 +189,25 @@ class Gateway:
     async def _health(self) -> JSONResponse:
         verdict = self.health()
         return JSONResponse(verdict.to_json(), status_code=verdict.http_status)
+
+    async def _orders(self, request: Request) -> JSONResponse:
+        if self.storage is None:
+            return _problem(
+                404,
+                "this system runs without a database, so it stores no orders; set "
+                "SQUALL_DATABASE_URL to give it one",
+            )
+        raw = request.query_params.get("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_ORDERS_PAGE:
+            return _problem(
+                400, f"limit must be a whole number from 1 to {MAX_ORDERS_PAGE}, got {raw!r}"
+            )
+        try:
+            orders = await self.storage.recent_orders(int(raw))
+        except StorageError as exc:
+            retry_after = max(1, math.ceil(exc.retry_after_s or 1))
+            return _problem(503, exc.message, headers={"Retry-After": str(retry_after)})
+        return JSONResponse({"orders": orders})
 
     async def _metrics(self) -> Response:
         return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -203,10 +251,18 @@ class Gateway:
 
 
 def create_gateway(
-    service: BrokerService, feed: PriceFeed, settings: GatewaySettings | None = None
+    service: BrokerService,
+    feed: PriceFeed,
+    settings: GatewaySettings | None = None,
+    *,
+    storage: StoredOrders | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app around ``service`` and ``feed`` (see the module docstring)."""
-    return Gateway(service, feed, settings).app
+    return Gateway(service, feed, settings, storage=storage).app
+
+
+def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def origin_allowed(origin: str | None, host: str, allowed: Iterable[str]) -> bool:

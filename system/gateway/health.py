@@ -10,6 +10,8 @@ gateway serves; look at ``reasons``), **503** for unhealthy (take it out of rota
   flowing from REST quotes, marked stale.
 - **gateway** — unhealthy when its background tasks (heartbeats, feed sync, REST
   fallback) are not running; otherwise healthy.
+- **storage** (when the system has a database) — ``Storage.health()``: unhealthy while
+  PostgreSQL is unreachable or the write buffer is full, degraded while writes wait.
 """
 
 from __future__ import annotations
@@ -65,13 +67,17 @@ class GatewayHealth:
     gateway: Health
     feed_status: FeedStatus
     connections: int
+    storage: Health | None = None
+
+    @property
+    def parts(self) -> tuple[Health, ...]:
+        return (self.gateway, self.broker, self.feed) + (
+            () if self.storage is None else (self.storage,)
+        )
 
     @property
     def state(self) -> HealthState:
-        return max(
-            (self.broker.state, self.feed.state, self.gateway.state),
-            key=HEALTH_CODES.__getitem__,
-        )
+        return max((part.state for part in self.parts), key=HEALTH_CODES.__getitem__)
 
     @property
     def http_status(self) -> int:
@@ -79,9 +85,9 @@ class GatewayHealth:
 
     def to_json(self) -> dict[str, Any]:
         status = self.feed_status
-        return {
+        verdict: dict[str, Any] = {
             "state": self.state,
-            "reasons": [*self.gateway.reasons, *self.broker.reasons, *self.feed.reasons],
+            "reasons": [reason for part in self.parts for reason in part.reasons],
             "gateway": {
                 "state": self.gateway.state,
                 "reasons": list(self.gateway.reasons),
@@ -98,3 +104,9 @@ class GatewayHealth:
                 "last_message_at": status.last_message_at,
             },
         }
+        if self.storage is not None:
+            verdict["storage"] = {
+                "state": self.storage.state,
+                "reasons": list(self.storage.reasons),
+            }
+        return verdict

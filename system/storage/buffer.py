@@ -1,38 +1,49 @@
 """The write path that loses nothing across an outage: ``WriteBuffer``.
 
 The trading loop must not wait for PostgreSQL, and must not lose what it records when the
-database is gone for a while. So ``submit`` only numbers a record (``seq``) and queues it;
+database is gone for a while. So ``submit`` only numbers records (``seq``) and queues them;
 one drain task writes the queue to a ``Sink`` in batches, oldest first, one transaction per
 batch. A record leaves the queue only when the sink has confirmed its batch.
 
+**Groups.** The records of one ``submit(*records)`` call are a *group*: consecutive seqs,
+written all-or-nothing. A batch holds whole groups only (up to ``batch_size`` records; a
+group larger than that is a batch of its own), so a sink that writes a batch in one
+transaction never commits half a group: an order without its audit event, say. Shedding
+and rejection, below, also take whole groups.
+
 **Outage.** When a write fails with a transient error (by default every ``Exception``), the
 batch stays at the head of the queue and the drain retries it after a jittered exponential
-backoff (``system.broker.backoff.jittered_backoff``, on the loop's clock), until the sink
-works again; then it writes the backlog in order. The retry may carry more records than the
-failed attempt (what arrived meanwhile), never fewer and never in another order, with one
-exception each for the two cases below. A write that got no answer within
-``write_timeout_s`` counts as a transient failure: its transaction may have committed, so
-the retry may deliver rows the database already has, which the INSERTs' ``on conflict``
-clauses make harmless (``system.storage.records``).
+backoff (``system.broker.backoff.jittered_backoff``, on the loop's clock), or sooner when
+told the database is back (``retry_now``), until the sink works again; then it writes the
+backlog in order. The retry may carry more records than the failed attempt (what arrived
+meanwhile), never fewer and never in another order, with one exception each for the two
+cases below. A write that got no answer within ``write_timeout_s`` counts as a transient
+failure: its transaction may have committed, so the retry may deliver rows the database
+already has, which the INSERTs' ``on conflict`` clauses make harmless
+(``system.storage.records``). A sink that can never write again raises ``SinkClosed``: the
+drain stops, and the records stay for ``close`` to hand back.
 
 **Poison.** A failure the ``is_transient`` predicate calls permanent says that the data,
 not the database, is at fault (a constraint violation), and retrying it would block the
-queue for good. The drain then retries that batch's records one at a time; the one that
-fails again is *rejected*: taken out, counted (``rejected``), logged with its seq and
-content, and kept in ``dead_letters`` (the latest ``DEAD_LETTERS_KEPT``). With the default
-predicate nothing is ever rejected. Classify server and schema trouble (connection lost,
-missing table) as transient: the buffer then waits for the database to be fixed.
+queue for good. The drain then retries that batch one group at a time; the group that
+fails again is *rejected*: taken out whole, counted (``rejected``, in records), logged
+with its seqs and content, and kept in ``dead_letters`` (the latest ``DEAD_LETTERS_KEPT``
+records). With the default predicate nothing is ever rejected. Classify server and schema
+trouble (connection lost, missing table) as transient: the buffer then waits for the
+database to be fixed.
 
-**Full.** ``capacity`` bounds the queue (records waiting, including the batch in flight).
-When it is reached, ``on_full`` decides, and both outcomes are counted:
+**Full.** ``capacity`` bounds the queue in records (waiting, including the batch in
+flight); a group that does not fit is refused whole. When it does not fit, ``on_full``
+decides, and both outcomes are counted:
 
 - ``"refuse"`` (default): ``submit`` raises ``BufferFull``, whose message says how many
   records are waiting, the capacity, how long the database has been failing and what to do.
-- ``"shed-oldest-snapshots"``: the oldest waiting ``QuoteSnapshot`` (a later one supersedes
-  it) is dropped to make room for the new record, whatever its kind, and counted as
-  ``shed``; snapshots in the batch being written are not shed. With no snapshot to shed,
-  ``submit`` raises ``BufferFull`` as above: orders, signals, halts and audit events are
-  never shed. A shed snapshot may leave a failed batch before its retry.
+- ``"shed-oldest-snapshots"``: the oldest waiting ``QuoteSnapshot``s submitted alone (a
+  later one supersedes each) are dropped to make room for the new group, whatever it
+  holds, and counted as ``shed``; snapshots in the batch being written, and snapshots
+  inside a larger group, are never shed. Without enough of them to shed, nothing is shed
+  and ``submit`` raises ``BufferFull`` as above: orders, signals, halts and audit events
+  are never shed. A shed snapshot may leave a failed batch before its retry.
 
 **State** (``stats().state``, ``on_change``): ``"full"`` at capacity, else ``"backlogged"``
 while the last write failed transiently (records are held back), else ``"flowing"``.
@@ -80,7 +91,9 @@ _ERROR_CHARS = 200
 class Sink(Protocol):
     """Where the records go: ``write`` stores a whole batch in one transaction, or raises.
 
-    ``batch`` is ``(seq, record)`` pairs in increasing seq order. Returning means committed.
+    ``batch`` is ``(seq, record)`` pairs in increasing seq order, whole groups only, so one
+    transaction per batch makes every group all-or-nothing. Returning means committed.
+    Raise ``SinkClosed`` when the sink can never write again (it stops the drain).
     """
 
     async def write(self, batch: Sequence[tuple[int, Record]]) -> None: ...
@@ -97,7 +110,7 @@ class BufferStats:
 
     Counters since the buffer was made: ``submitted`` records accepted (each got a seq);
     ``written`` confirmed by the sink, ``replayed`` of them after a failed write while they
-    waited; ``refused`` submissions turned away (full or closed); ``shed`` snapshots dropped
+    waited; ``refused`` records turned away (full or closed); ``shed`` snapshots dropped
     by ``on_full="shed-oldest-snapshots"``; ``rejected`` records a permanent error took out;
     ``failures`` failed writes. Always ``submitted == written + shed + rejected + pending``.
 
@@ -151,26 +164,50 @@ class WriteBufferError(Exception):
         self.message = message
 
 
-class BufferFull(WriteBufferError):
-    """``submit`` refused ``record``: ``capacity`` records are waiting (see ``on_full``)."""
+def describe_group(records: Sequence[Record]) -> str:
+    """``a Halt``, or ``a group of 2 records (StoredOrder, AuditEvent)``: for messages."""
+    if len(records) == 1:
+        return f"a {type(records[0]).__name__}"
+    kinds = ", ".join(type(record).__name__ for record in records)
+    return f"a group of {len(records)} records ({kinds})"
 
-    def __init__(self, record: Record, stats: BufferStats, *, capacity_setting: str) -> None:
-        kind = type(record).__name__
-        if stats.on_full == "shed-oldest-snapshots":
-            waiting = (
-                f"{stats.pending} records are waiting to be written (capacity "
-                f"{stats.capacity}), none of them a quote snapshot that can be shed"
+
+class BufferFull(WriteBufferError):
+    """``submit`` refused ``records`` (one group, all of it): they do not fit (``on_full``).
+
+    ``record`` is the group's first record; ``refused`` counts records.
+    """
+
+    def __init__(
+        self, records: Sequence[Record], stats: BufferStats, *, capacity_setting: str
+    ) -> None:
+        what = describe_group(records)
+        if len(records) > stats.capacity:
+            message = (
+                f"write buffer: refused {what} ({stats.refused} refused so far): it is "
+                f"larger than the whole buffer (capacity {stats.capacity}) and can never "
+                f"fit. Raise the write buffer's capacity ({capacity_setting}), or record "
+                "smaller groups."
             )
         else:
             waiting = (
                 f"{stats.pending} records are waiting to be written (capacity {stats.capacity})"
             )
-        super().__init__(
-            f"write buffer full: refused a {kind} ({stats.refused} refused so far); "
-            f"{waiting}, and {_database(stats)}. Restore the database, or raise the write "
-            f"buffer's capacity ({capacity_setting}) to ride out longer outages."
-        )
-        self.record = record
+            if stats.on_full == "shed-oldest-snapshots":
+                waiting += (
+                    ", none of them a quote snapshot that can be shed"
+                    if len(records) == 1
+                    else f", too few of them quote snapshots that can be shed to make room "
+                    f"for {len(records)}"
+                )
+            message = (
+                f"write buffer full: refused {what} ({stats.refused} refused so far); "
+                f"{waiting}, and {_database(stats)}. Restore the database, or raise the write "
+                f"buffer's capacity ({capacity_setting}) to ride out longer outages."
+            )
+        super().__init__(message)
+        self.records = tuple(records)
+        self.record = records[0]
         self.stats = stats
         self.pending = stats.pending
         self.capacity = stats.capacity
@@ -179,6 +216,14 @@ class BufferFull(WriteBufferError):
 
 class BufferClosed(WriteBufferError):
     """The buffer is closed (or its drain is not running): nothing more will be written."""
+
+
+class SinkClosed(WriteBufferError):
+    """Raised by a sink that can never write again (its connection pool was closed).
+
+    Retrying would spin until ``close``, and rejecting would lose the records: the drain
+    stops instead, the buffer refuses new records, and ``close`` hands back what is left.
+    """
 
 
 class FlushTimeout(WriteBufferError, TimeoutError):
@@ -216,6 +261,9 @@ class UnwrittenRecords(WriteBufferError):
 class _Entry:
     record: Record
     submitted_at: float
+    # The last seq of the record's group (its own seq when alone): groups are consecutive
+    # seqs, and leave the queue whole, so this is all ``take`` needs to keep them together.
+    group_end: int
 
 
 class Backlog:
@@ -278,51 +326,77 @@ class Backlog:
         return "flowing" if self.failing_since is None else "backlogged"
 
     def add(self, record: Record, now: float) -> tuple[int, int | None]:
-        """Queue ``record``: its seq, and the seq of a snapshot shed for it (or None).
+        """Queue ``record`` as a group of its own: its seq, and the seq of a snapshot shed
+        for it (or None). Raises ``BufferFull`` as ``add_group`` does."""
+        seq, shed = self.add_group((record,), now)
+        return seq, shed[0] if shed else None
 
-        Raises ``BufferFull`` (and counts it) when the policy admits nothing more.
+    def add_group(self, records: Sequence[Record], now: float) -> tuple[int, tuple[int, ...]]:
+        """Queue ``records`` as one group: the seq of its last record, and the seqs of the
+        snapshots shed to make room for it, oldest first.
+
+        Raises ``BufferFull`` (and counts each record as refused) when the group does not
+        fit whole and the policy frees no room for it; then nothing is shed.
         """
-        shed = None
-        if len(self._pending) >= self.capacity:
-            shed = self._shed_one() if self.on_full == "shed-oldest-snapshots" else None
-            if shed is None:
-                self.refused += 1
-                raise BufferFull(record, self.stats(now), capacity_setting=self.capacity_setting)
-        seq = self._next_seq
-        self._next_seq += 1
-        self._pending[seq] = _Entry(record, now)
-        if isinstance(record, QuoteSnapshot):
-            self._snapshots.append(seq)
+        size = len(records)
+        if size < 1:
+            raise ValueError("a group needs at least one record")
+        shed: tuple[int, ...] = ()
+        room = self.capacity - len(self._pending)
+        if size > room:
+            if self.on_full == "shed-oldest-snapshots" and size <= self.capacity:
+                shed = self._shed(size - room)
+            if not shed:
+                self.refused += size
+                raise BufferFull(records, self.stats(now), capacity_setting=self.capacity_setting)
+        first = self._next_seq
+        last = first + size - 1
+        self._next_seq = last + 1
+        for seq, record in enumerate(records, start=first):
+            self._pending[seq] = _Entry(record, now, last)
+        if size == 1 and isinstance(records[0], QuoteSnapshot):
+            self._snapshots.append(first)  # a snapshot inside a group is never shed
         if self.failing_since is not None:
-            self._replay_through = seq
-        self.submitted += 1
-        return seq, shed
+            self._replay_through = last
+        self.submitted += size
+        return last, shed
 
-    def _shed_one(self) -> int | None:
+    def _shed(self, need: int) -> tuple[int, ...]:
+        """Drop the ``need`` oldest lone snapshots not being written, or none if there are
+        fewer: shedding without making room would lose them for nothing."""
         snapshots = self._snapshots
+        # Every other way out of the queue takes its oldest records, so the seqs of
+        # snapshots that left some other way are at the front.
         while snapshots and snapshots[0] not in self._pending:
             snapshots.popleft()
         # The batch in flight is the head of the queue: skip its snapshots (at most a batch).
         in_flight_through = self._in_flight[-1][0] if self._in_flight else 0
-        for index, seq in enumerate(snapshots):
-            if seq > in_flight_through:
-                del snapshots[index]
-                del self._pending[seq]
-                self.shed += 1
-                return seq
-        return None
+        chosen = list(itertools.islice((s for s in snapshots if s > in_flight_through), need))
+        if len(chosen) < need:
+            return ()
+        for seq in chosen:
+            snapshots.remove(seq)  # near the front: behind at most a batch in flight
+            del self._pending[seq]
+        self.shed += need
+        return tuple(chosen)
 
     def take(self) -> Batch:
-        """The next batch to write: the oldest waiting records in seq order, at most
-        ``batch_size`` (one while isolating a permanent failure). Empty when there is
-        nothing to write or a batch is already in flight."""
+        """The next batch to write: the oldest waiting groups in seq order, at most
+        ``batch_size`` records (a larger group alone; one group while isolating a permanent
+        failure). Empty when there is nothing to write or a batch is already in flight."""
         if self._in_flight or not self._pending:
             return ()
-        first = next(iter(self._pending))
-        size = 1 if first <= self._isolate_through else self.batch_size
-        self._in_flight = tuple(
-            (seq, entry.record) for seq, entry in itertools.islice(self._pending.items(), size)
-        )
+        isolating = next(iter(self._pending)) <= self._isolate_through
+        batch: list[tuple[int, Record]] = []
+        group_end = 0
+        for seq, entry in self._pending.items():
+            if seq > group_end:  # the first record of the next group
+                size = entry.group_end - seq + 1
+                if batch and (isolating or len(batch) + size > self.batch_size):
+                    break
+                group_end = entry.group_end
+            batch.append((seq, entry.record))
+        self._in_flight = tuple(batch)
         return self._in_flight
 
     def confirm(self) -> Batch:
@@ -337,12 +411,13 @@ class Backlog:
         self.failing_since = None
         return batch
 
-    def fail(self, error: str, now: float, *, transient: bool) -> DeadLetter | None:
-        """Writing the batch in flight failed with ``error``.
+    def fail(self, error: str, now: float, *, transient: bool) -> tuple[DeadLetter, ...]:
+        """Writing the batch in flight failed with ``error``; returns the records rejected.
 
-        Transient: the batch stays, the outage starts (or goes on). Permanent: the database
-        answered, so there is no outage; a batch of several records is retried one record at
-        a time, and a lone record is rejected (returned as a ``DeadLetter``).
+        Transient: the batch stays, the outage starts (or goes on); nothing is rejected.
+        Permanent: the database answered, so there is no outage; a batch of several groups
+        is retried one group at a time, and a lone group is rejected whole (one
+        ``DeadLetter`` per record), as its transaction would have been.
         """
         batch, self._in_flight = self._in_flight, ()
         self.failures += 1
@@ -352,18 +427,18 @@ class Backlog:
             if self.failing_since is None:
                 self.failing_since = now
             self._replay_through = self._next_seq - 1
-            return None
+            return ()
         self.consecutive_failures = 0
         self.failing_since = None
-        if len(batch) > 1:
+        if self._pending[batch[0][0]].group_end < batch[-1][0]:  # several groups
             self._isolate_through = max(self._isolate_through, batch[-1][0])
-            return None
-        seq, record = batch[0]
-        del self._pending[seq]
-        self.rejected += 1
-        letter = DeadLetter(seq, record, error)
-        self.dead_letters.append(letter)
-        return letter
+            return ()
+        letters = tuple(DeadLetter(seq, record, error) for seq, record in batch)
+        for seq, _ in batch:
+            del self._pending[seq]
+        self.rejected += len(batch)
+        self.dead_letters.extend(letters)
+        return letters
 
     def requeue(self) -> None:
         """The write in flight was abandoned (cancelled): its records stay, untouched."""
@@ -408,7 +483,7 @@ class WriteBuffer:
 
     - ``capacity``, ``on_full``: the bound and what happens at it; ``capacity_setting``
       names the setting that sets ``capacity``, for ``BufferFull``'s advice.
-    - ``batch_size``: most records per ``sink.write`` (one transaction).
+    - ``batch_size``: most records per ``sink.write`` (one transaction), in whole groups.
     - ``start_seq``: the first seq; after a restart, 1 + the database's largest seq.
     - ``is_transient``: whether a sink error is worth retrying (default: every one).
     - ``backoff_base_s``, ``backoff_max_s``, ``rng``: retry delays; seed ``rng`` to make a
@@ -417,7 +492,8 @@ class WriteBuffer:
     - ``on_change``: called with ``stats()`` whenever ``state`` changes; it must not block.
 
     Use ``async with`` (or ``start()`` and ``close()``). ``submit`` works before ``start``;
-    records then wait for it.
+    records then wait for it. ``retry_now()`` cuts a retry's backoff short (the owner of the
+    sink calls it when the database is back).
     """
 
     def __init__(
@@ -459,6 +535,7 @@ class WriteBuffer:
         self._on_change = on_change
         self._published: BufferState = self._backlog.state
         self._wake = asyncio.Event()  # something was submitted
+        self._retry = asyncio.Event()  # retry_now(): don't wait out the backoff
         self._progress = asyncio.Event()  # something left the queue; replaced once set
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # the drain ran, and close() stopped it
@@ -492,30 +569,40 @@ class WriteBuffer:
         """The latest records rejected by a permanent error (all are counted and logged)."""
         return tuple(self._backlog.dead_letters)
 
-    def submit(self, record: Record) -> int:
-        """Queue ``record`` for writing and return its seq.
+    def submit(self, *records: Record) -> int:
+        """Queue ``records`` (one or more) for writing as one group, and return the seq of
+        the last; the group gets consecutive seqs and is written all-or-nothing.
 
-        Raises ``BufferFull`` when the buffer is at capacity and ``on_full`` admits nothing
-        more, ``BufferClosed`` after ``close``; both are counted in ``refused``.
+        Raises ``BufferFull`` when the group does not fit and ``on_full`` frees no room for
+        it, ``BufferClosed`` after ``close``; either way none of it is queued, and every
+        record of it counts in ``refused``.
         """
-        if not isinstance(record, RECORD_TYPES):
-            # Caught here: in the queue it would fail every write and block the rest.
-            raise TypeError(
-                f"WriteBuffer.submit takes a record ({', '.join(t.__name__ for t in RECORD_TYPES)}"
-                f"), got {type(record).__name__}"
-            )
+        if not records:
+            raise TypeError("WriteBuffer.submit takes one or more records, got none")
+        for record in records:
+            if not isinstance(record, RECORD_TYPES):
+                # Caught here: in the queue it would fail every write and block the rest.
+                kinds = ", ".join(t.__name__ for t in RECORD_TYPES)
+                raise TypeError(
+                    f"WriteBuffer.submit takes a record ({kinds}), got {type(record).__name__}"
+                )
         if self._closed:
-            self._backlog.refused += 1
+            self._backlog.refused += len(records)
             raise BufferClosed(
-                f"the write buffer is closed: a {type(record).__name__} was refused "
+                f"the write buffer is closed: {describe_group(records)} was refused "
                 f"({self._backlog.refused} refused so far); submit before close()"
             )
-        seq, shed = self._backlog.add(record, loop_time())
+        last, shed = self._backlog.add_group(records, loop_time())
         self._publish()
         self._wake.set()
-        if shed is not None:
+        if shed:
             self._progressed()
-        return seq
+        return last
+
+    def retry_now(self) -> None:
+        """Retry a failed write now instead of after its backoff (say, the database answers
+        again). Does nothing while nothing is failing."""
+        self._retry.set()
 
     async def flush(self, timeout_s: float | None = None) -> BufferStats:
         """Wait until every record submitted so far has left the queue (written, or shed or
@@ -529,9 +616,14 @@ class WriteBuffer:
             async with asyncio.timeout(timeout_s):
                 while not self._backlog.settled(through):
                     if not self._running:
+                        why = (
+                            "the buffer is closed (its sink is)"
+                            if self._closed
+                            else "the buffer's drain is not running (start() it)"
+                        )
                         raise BufferClosed(
                             f"write buffer flush: {self._backlog.waiting_through(through)} "
-                            "records are waiting but the buffer's drain is not running (start() it)"
+                            f"records are waiting but {why}"
                         )
                     await self._progress.wait()
         except TimeoutError:
@@ -580,19 +672,29 @@ class WriteBuffer:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                # Cleared before the attempt: a retry_now() during it still cuts the wait.
+                self._retry.clear()
                 delay = await self._write(batch)
+                if delay is None:
+                    return
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._retry.wait()
         finally:
             self._backlog.requeue()
             self._progressed()  # flush() waiters learn that the drain stopped
 
-    async def _write(self, batch: Batch) -> float:
-        """Write ``batch``; the delay before the next attempt (0 unless it failed)."""
+    async def _write(self, batch: Batch) -> float | None:
+        """Write ``batch``; the delay before the next attempt (0 unless it failed), or
+        None when the sink is closed for good and the drain must stop."""
         deadline = asyncio.timeout(self._write_timeout_s)
         try:
             async with deadline:
                 await self._sink.write(batch)
+        except SinkClosed as error:
+            self._sink_closed(batch, error)
+            return None
         except Exception as error:
             if deadline.expired():
                 error_text = f"no answer within {self._write_timeout_s:.1f} s"
@@ -606,6 +708,18 @@ class WriteBuffer:
         self._publish()
         return 0.0
 
+    def _sink_closed(self, batch: Batch, error: SinkClosed) -> None:
+        self._closed = True  # nothing submitted from now on could be written
+        self._backlog.fail(f"SinkClosed: {error}"[:_ERROR_CHARS], loop_time(), transient=True)
+        self._publish()
+        log.error(
+            "storage: the write buffer's sink is closed (%s); the drain stops with %d records "
+            "not written (from seq %d), which close() hands back",
+            error,
+            self._backlog.pending,
+            batch[0][0],
+        )
+
     def _classify(self, error: Exception) -> bool:
         try:
             return bool(self._is_transient(error))
@@ -615,20 +729,22 @@ class WriteBuffer:
             return True
 
     def _failed(self, batch: Batch, error: str, *, transient: bool) -> float:
-        letter = self._backlog.fail(error, loop_time(), transient=transient)
+        letters = self._backlog.fail(error, loop_time(), transient=transient)
         self._publish()
-        if letter is not None:
+        if letters:
             self._progressed()
+            first, last = letters[0].seq, letters[-1].seq
             log.error(
-                "storage: rejected seq %d after a permanent error (%s); it will not be written: %r",
-                letter.seq,
-                letter.error,
-                letter.record,
+                "storage: rejected %s after a permanent error (%s); %s not be written: %r",
+                f"seq {first}" if first == last else f"seq {first}..{last} (one group)",
+                error,
+                "it will" if first == last else "none of them will",
+                tuple(letter.record for letter in letters),
             )
             return 0.0
         if not transient:
             log.error(
-                "storage: writing seq %d..%d failed permanently (%s); retrying one record "
+                "storage: writing seq %d..%d failed permanently (%s); retrying one group "
                 "at a time to find the one at fault",
                 batch[0][0],
                 batch[-1][0],

@@ -145,7 +145,8 @@ class StoredOrder:
     Writing a ``StoredOrder`` for an id already stored updates that row's ``state`` and
     ``broker_order_id`` and keeps the rest — its original ``seq`` (when the system first
     wrote the order), ``at``, code, side, quantity, price. A ``broker_order_id`` of None
-    leaves a known one in place: a later state change need not repeat it.
+    leaves a known one in place: a later state change need not repeat it. A ``price`` of
+    None is a market order.
 
     (Named apart from ``system.service.OrderRecord``, the service's in-memory snapshot.)
     """
@@ -164,7 +165,7 @@ class StoredOrder:
     code: str
     side: str
     quantity: int
-    price: int
+    price: int | None
     state: str
     broker_order_id: str | None
     at: float
@@ -174,7 +175,8 @@ class StoredOrder:
         _code(self.code)
         _text("side", self.side, empty_ok=False)
         _bigint("quantity", self.quantity)
-        _bigint("price", self.price)
+        if self.price is not None:
+            _bigint("price", self.price)
         _text("state", self.state, empty_ok=False)
         if self.broker_order_id is not None:
             _text("broker_order_id", self.broker_order_id, empty_ok=False)

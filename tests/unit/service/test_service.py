@@ -521,6 +521,8 @@ async def test_metrics_carry_the_documented_names(make_service: MakeService) -> 
         "orders_reconciled_present",
         "orders_reconciled_absent",
         "orders_resent",
+        "orders_not_recorded",
+        "records_refused",
         "orders_unresolved",
         "health_state",
     }

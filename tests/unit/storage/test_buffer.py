@@ -144,7 +144,7 @@ def test_a_failed_batch_stays_and_its_retry_starts_at_the_same_seq() -> None:
     backlog.add(snap(1), 0.0)
     backlog.add(order(2), 0.0)
     assert seqs(backlog.take()) == [1, 2]
-    assert backlog.fail("ConnectionRefusedError: db down", 5.0, transient=True) is None
+    assert backlog.fail("ConnectionRefusedError: db down", 5.0, transient=True) == ()
     backlog.add(signal(3), 6.0)
     backlog.add(snap(4), 6.0)
     # The same batch, extended by what arrived meanwhile (up to the batch size).
@@ -231,13 +231,13 @@ def test_a_permanent_failure_is_narrowed_to_one_record_which_is_rejected() -> No
     for n in range(1, 6):
         backlog.add(signal(n), 0.0)
     assert seqs(backlog.take()) == [1, 2, 3]
-    assert backlog.fail("Poison: check", 1.0, transient=False) is None
+    assert backlog.fail("Poison: check", 1.0, transient=False) == ()
     assert backlog.state == "flowing"  # the database answered: no outage
     assert seqs(backlog.take()) == [1]
     backlog.confirm()
     assert seqs(backlog.take()) == [2]
-    assert backlog.fail("Poison: check", 1.0, transient=False) == DeadLetter(
-        2, signal(2), "Poison: check"
+    assert backlog.fail("Poison: check", 1.0, transient=False) == (
+        DeadLetter(2, signal(2), "Poison: check"),
     )
     assert seqs(backlog.take()) == [3]
     backlog.confirm()
@@ -324,9 +324,8 @@ def test_random_histories_keep_every_record_accounted_for_and_in_order() -> None
                     assert seqs(backlog.confirm()) == in_flight
                     written += in_flight
                 else:
-                    letter = backlog.fail("E", float(step), transient=action < 0.95)
-                    if letter is not None:
-                        removed.add(letter.seq)
+                    letters = backlog.fail("E", float(step), transient=action < 0.95)
+                    removed.update(letter.seq for letter in letters)
                 in_flight = []
             stats = backlog.stats(float(step))
             assert stats.submitted == stats.written + stats.shed + stats.rejected + stats.pending

@@ -88,6 +88,13 @@ def test_an_order_upserts_on_its_client_order_id_keeping_its_first_seq() -> None
     assert ORDER.args(9) == (9, "c-0001", "005930", "buy", 10, 71_000, "pending", None, 3.0)
 
 
+def test_a_market_order_has_no_price() -> None:
+    market = StoredOrder("c-0002", "005930", "sell", 5, None, "pending", None, 3.5)
+    assert market.args(10)[5] is None  # the column's NULL: a market order
+    with pytest.raises(TypeError, match="price must be an int"):
+        StoredOrder("c-0003", "005930", "sell", 5, 1.5, "pending", None, 3.5)  # type: ignore[arg-type]
+
+
 def test_details_are_compact_sorted_json_that_keeps_korean_readable() -> None:
     detail = {"msg": "주문 거부", "b": [1, None, 2.5], "a": {"y": True, "x": "\\u0000 as text"}}
     assert encode_detail(detail) == (
