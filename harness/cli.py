@@ -7,10 +7,12 @@ and stops cleanly on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -361,6 +363,7 @@ def _serve_until_interrupted(main: Coroutine[Any, Any, None], ports: PortOptions
     from rich.markup import escape
 
     from harness.ports import conflict_message
+    from system.storage.errors import StorageError
 
     try:
         asyncio.run(main)
@@ -372,6 +375,9 @@ def _serve_until_interrupted(main: Coroutine[Any, Any, None], ports: PortOptions
             else str(exc.strerror)
         )
         err.print(f"[red]error:[/red] {escape(message)}")
+        raise typer.Exit(2) from None
+    except StorageError as exc:  # the database refused the system at start-up
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("stopped")
@@ -448,6 +454,9 @@ def run_command(
     report_json: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (for CI).")] = None,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    log: Annotated[
+        Path, typer.Option(help="Where the log lines of the system and the mocks go.")
+    ] = Path("build/squall-run.log"),
 ) -> None:
     """Run scenarios: live progress, then a table of verdicts.
 
@@ -462,6 +471,7 @@ def run_command(
         report_json=report_json,
         junit=junit,
         html=html,
+        log=log,
     )
     raise typer.Exit(0 if ok else 1)
 
@@ -476,15 +486,19 @@ def run_scenarios(
     junit: Path | None = None,
     html: Path | None = None,
     console: Console | None = None,
+    log: Path | None = None,
 ) -> bool:
-    """Load, run and report; returns whether everything passed (exits 2 on bad input)."""
+    """Load, run and report; returns whether everything passed (exits 2 on bad input).
+
+    The system's and the mocks' log lines go to ``log`` (when given), not to the terminal:
+    a storage outage makes the system log every retry, which would bury the progress."""
     from harness.report import Progress, print_summary, write_html, write_json, write_junit
     from harness.runner import Options, run_scenario
 
     out = console or Console()
     loaded = _load_all(paths, keyword)
     results = []
-    with Progress(out) as progress:
+    with _logging_to(log), Progress(out) as progress:
         for file, scenario in loaded:
             handle = progress.start(scenario.name, scenario.duration)
             result = run_scenario(
@@ -500,7 +514,31 @@ def run_scenarios(
         if target is not None:
             write(results, target)
             out.print(f"wrote {target}")
+    if log is not None and log.exists() and log.stat().st_size:
+        out.print(f"log lines of the system and the mocks: {log}")
     return all(result.passed for result in results)
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path | None) -> Iterator[None]:
+    """Send every log record (INFO and up) to ``path`` while the block runs; none to the
+    terminal (Python prints warnings there when no handler is configured)."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+        handler.close()
 
 
 @app.command()

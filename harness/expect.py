@@ -192,7 +192,7 @@ def call_matches(selector: SystemCalls, call: SystemCall) -> bool:
     if selector.outcome is None:
         return True
     if selector.outcome == "failed":
-        return call.outcome not in ("ok", "unfinished")
+        return call.outcome not in ("ok", "refused", "unfinished")
     return selector.outcome == call.outcome
 
 

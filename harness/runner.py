@@ -10,6 +10,7 @@ check, an error, a timeout, Ctrl-C).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -25,6 +26,7 @@ from harness.invariants import (
     ticks_match_market,
     unknown_orders_reconciled,
 )
+from harness.postgres import PostgresClusterError
 from harness.result import (
     BrokerCall,
     Check,
@@ -34,17 +36,22 @@ from harness.result import (
     Timeline,
     Window,
 )
-from harness.scenario.model import FeedFaultSpec, Scenario, Step, slug
+from harness.scenario.model import DatabaseFaultSpec, FeedFaultSpec, Outage, Scenario, Step, slug
+from harness.stored import HalfWrittenProbe, writes_not_lost
 from harness.watchers import Watchers
 from harness.workload import History, Workloads
 from mocks.control_client import ControlError
-from mocks.faults import FaultRule, FeedFaultRule
+from mocks.faults import Cut, FaultRule, FeedFaultRule, ProxyFaultRule, Refuse
 from mocks.journal import Entry, FeedEntry
 from mocks.server import PortInUse
 from system.market import PriceUpdate
 from system.service import OrderRecord
+from system.storage.buffer import WriteBufferError
+from system.storage.errors import StorageError
 
 SAMPLE_EVERY_S = 1.0
+# After the run, how long the system's write buffer gets to write what it still holds.
+FINAL_FLUSH_S = 30.0
 
 Progress = Callable[[float], None]
 
@@ -61,10 +68,28 @@ def run_scenario(
     """Run one scenario on its clock in a fresh event loop; never raises for a failed run."""
     clock: ClockKind = options.clock or scenario.clock
     seed = scenario.seed if options.seed is None else options.seed
+    if clock == "virtual" and "database" in scenario.needs:
+        return _broken(
+            scenario,
+            path,
+            seed,
+            clock,
+            "this scenario needs the database, which only runs on real time (PostgreSQL is "
+            "a process of its own, and virtual time would jump past its answers); run it "
+            "without --clock virtual",
+        )
     started = time.perf_counter()
     try:
         result = run(_play(scenario, path, seed, clock, progress), clock)
-    except (stacks.StackError, PortInUse, ControlError, OSError, TimeoutError) as exc:
+    except (
+        stacks.StackError,
+        PortInUse,
+        ControlError,
+        OSError,
+        TimeoutError,
+        StorageError,
+        PostgresClusterError,
+    ) as exc:
         result = _broken(scenario, path, seed, clock, f"{type(exc).__name__}: {exc}")
     result.wall_seconds = time.perf_counter() - started
     return result
@@ -99,6 +124,10 @@ async def _play(
             if isinstance(fault, FeedFaultSpec):
                 assert feed_control is not None  # the model requires feed in needs
                 await feed_control.add_fault(FeedFaultRule(**rule, when=step.when()))
+            elif isinstance(fault, DatabaseFaultSpec):
+                assert stack.database is not None  # the model requires database in needs
+                for proxy_rule in database_rules(step):
+                    await stack.database.proxy.add_fault(proxy_rule)
             else:
                 await stack.broker.add_fault(FaultRule(**rule, when=step.when()))
         history = History(origin)
@@ -122,7 +151,16 @@ async def _play(
                 if step.action is not None and step.at <= due:
                     await actions[step.label].wait()
 
-        workloads = Workloads(stack.service, history, scenario.duration, after_actions)
+        workloads = Workloads(
+            stack.service,
+            history,
+            scenario.duration,
+            after_actions,
+            gateway_url=None if stack.gateway_server is None else stack.gateway_server.url,
+        )
+        probe = None
+        if stack.database is not None and "groups-not-half-written" in scenario.invariant_names:
+            probe = HalfWrittenProbe(stack.database.direct_url, origin)
         marks: list[Mark] = []
         samples: list[Sample] = []
 
@@ -134,7 +172,7 @@ async def _play(
                 expired = await stack.broker.expire_tokens()
                 marks.append(Mark(history.now(), f"{step.label}: expired {expired} token(s)"))
                 actions[step.label].set()
-            elif step.quotes is not None or step.orders is not None:
+            elif step.quotes is not None or step.orders is not None or step.api is not None:
                 await workloads.run(step)
             elif step.watch is not None:
                 assert watchers is not None  # the model requires gateway in needs
@@ -143,7 +181,7 @@ async def _play(
         async def sample() -> None:
             tick = 0
             while True:
-                health = stack.service.health()
+                health = stack.health()
                 samples.append(
                     Sample(
                         history.now(),
@@ -160,6 +198,7 @@ async def _play(
 
         steps = [asyncio.create_task(play(step)) for step in scenario.timeline if not step.fault]
         sampler = asyncio.create_task(sample())
+        background = [sampler] if probe is None else [sampler, asyncio.create_task(probe.run())]
         try:
             async with asyncio.timeout(scenario.duration + 1.0):
                 await asyncio.sleep(max(0.0, scenario.duration - history.now()))
@@ -167,11 +206,12 @@ async def _play(
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
         finally:
-            for task in [*steps, sampler]:
+            for task in [*steps, *background]:
                 task.cancel()
-            await asyncio.gather(*steps, sampler, return_exceptions=True)
+            await asyncio.gather(*steps, *background, return_exceptions=True)
             await workloads.stop()
         simulated = history.now()
+        stored = await _stored_checks(scenario, stack, probe)
         final_metrics = stack.metrics()
         records = stack.service.orders()
         journal = await stack.broker.journal()
@@ -188,6 +228,7 @@ async def _play(
     )
     checks = check_all(scenario, evidence)
     checks += _invariants(scenario, history, journal, records, origin)
+    checks += stored
     if "ticks-match-market" in scenario.invariant_names:
         checks.append(
             ticks_match_market(feed_journal, taken, market, until=scenario.duration - 1.0)
@@ -206,6 +247,41 @@ async def _play(
         summary=scenario.summary,
         tags=tuple(scenario.tags),
     )
+
+
+async def _stored_checks(
+    scenario: Scenario, stack: stacks.Stack, probe: HalfWrittenProbe | None
+) -> list[Check]:
+    """The stored invariants, once the write buffer has written what it still held (the
+    faults are lifted first: the scenario is over, and its backlog gets its chance)."""
+    if stack.storage is None or stack.database is None or stack.records is None:
+        return []
+    for step in scenario.faults:
+        if isinstance(step.fault, DatabaseFaultSpec):
+            for rule in database_rules(step):
+                assert rule.id is not None
+                await stack.database.proxy.remove_fault(rule.id)
+    with contextlib.suppress(WriteBufferError):
+        await stack.storage.buffer.flush(FINAL_FLUSH_S)
+    checks: list[Check] = []
+    if "writes-not-lost" in scenario.invariant_names:
+        checks.append(await writes_not_lost(stack.database.direct_url, stack.records.accepted))
+    if probe is not None:
+        checks.append(probe.check())
+    return checks
+
+
+def database_rules(step: Step) -> list[ProxyFaultRule]:
+    """The proxy rules for a database fault step; an outage is a cut and a refusal."""
+    fault = step.fault
+    assert isinstance(fault, DatabaseFaultSpec)
+    when = step.when()
+    if isinstance(fault.do, Outage):
+        return [
+            ProxyFaultRule(id=f"{slug(step.label)}-cut", what=Cut(), when=when),
+            ProxyFaultRule(id=f"{slug(step.label)}-refuse", what=Refuse(), when=when),
+        ]
+    return [ProxyFaultRule(id=slug(step.label), where=fault.match, what=fault.do, when=when)]
 
 
 def _invariants(

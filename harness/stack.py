@@ -2,7 +2,8 @@
 
 The parts are the mock KIS broker and the system's trading service, and when a scenario
 ``needs`` them, the mock realtime feed, the system's feed client and its gateway (served, so
-dashboard clients can connect); the fault proxy and the databases join in later issues.
+dashboard clients can connect), and PostgreSQL behind the TCP fault proxy (``database``:
+the system stores what it does there; see ``harness.database``).
 Everything runs inside the caller's event loop, so a scenario on virtual time keeps every
 participant on the same clock.
 """
@@ -18,7 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness.database import Database, serve_database
 from harness.scenario.model import Scenario
+from harness.stored import RecordLog
 from mocks.broker import BrokerConfig, create_app
 from mocks.broker.config import Profile
 from mocks.control_client import BrokerControl, FeedControl
@@ -30,8 +33,10 @@ from system.broker import KisClient, KisSettings
 from system.gateway import Gateway, GatewayServer, GatewaySettings
 from system.gateway import serve as serve_gateway
 from system.gateway.metrics import gateway_values
+from system.health import HEALTH_CODES, Health
 from system.market import FeedSettings, KisFeedClient
 from system.service import ServiceSettings, TradingService
+from system.storage import Storage, StorageSettings
 
 # Well-formed credentials for the mock: it checks their lengths (36 and 180), nothing more.
 APPKEY = "PSsquall" + "0" * 28
@@ -39,6 +44,8 @@ APPSECRET = "squall" + "s" * 174
 ACCOUNT = "50012345-01"
 # The stack owns where the system connects and as whom; a scenario may tune the rest.
 _STACK_OWNED = {"base_url", "appkey", "appsecret", "account", "profile", "url"}
+# Only for checking a scenario's storage overrides before anything runs.
+_PLACEHOLDER_DSN = "postgresql://squall@127.0.0.1:1/squall"
 # Enough money that a long order flow is never refused for cash: the order workload's
 # unique quantities grow with every order.
 INITIAL_CASH = 100_000_000_000
@@ -65,19 +72,35 @@ class Stack:
     feed: KisFeedClient | None = None
     gateway: Gateway | None = None
     gateway_server: GatewayServer | None = None
+    database: Database | None = None
+    storage: Storage | None = None
+    # What the storage accepted, noted at the service's recording seam.
+    records: RecordLog | None = None
 
     @property
     def feed_control(self) -> FeedControl | None:
         return None if self.world is None else self.world.feed_control
 
     def metrics(self) -> dict[str, float]:
-        """The service's metrics, the feed client's and the gateway's, in one mapping."""
+        """The service's metrics, the feed client's, the gateway's and the storage's."""
         values = self.service.metrics()
         if self.feed is not None:
             values.update(self.feed.metrics())
         if self.gateway is not None:
             values.update(gateway_values(self.gateway))
+        if self.storage is not None:
+            values.update(self.storage.metrics())
         return values
+
+    def health(self) -> Health:
+        """The system's verdict: the service's, or the worse of it and the storage's (as
+        ``/health`` judges; the feed and gateway parts only ever make that page degraded)."""
+        health = self.service.health()
+        if self.storage is None:
+            return health
+        storage = self.storage.health()
+        worst = max(health.state, storage.state, key=HEALTH_CODES.__getitem__)
+        return Health(worst, health.reasons + storage.reasons)
 
     def market_at(self, code: str, step: int) -> tuple[int, int]:
         """The simulated market's (price, accumulated volume) of ``code`` at ``step``."""
@@ -96,6 +119,11 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
             problems.append(
                 (("system", section, key), f"{key!r} is set by the stack, not by scenarios")
             )
+    pool = overrides.storage.get("pool", {})
+    if isinstance(pool, dict) and "url" in pool:
+        problems.append(
+            (("system", "storage", "pool", "url"), "'url' is set by the stack, not by scenarios")
+        )
     feed = {k: v for k, v in overrides.feed.items() if k not in _STACK_OWNED}
     client = _client_values("http://127.0.0.1:1", scenario.broker.profile, overrides.client)
     checks: list[tuple[str, type[Any], Mapping[str, Any]]] = [
@@ -103,6 +131,7 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
         ("service", ServiceSettings, overrides.service),
         ("feed", FeedSettings, {**feed, "url": "ws://127.0.0.1:1/tryitout"}),
         ("gateway", GatewaySettings, overrides.gateway),
+        ("storage", StorageSettings, _storage_values(_PLACEHOLDER_DSN, overrides.storage)),
     ]
     for section, model, values in checks:
         try:
@@ -133,6 +162,22 @@ def _client_values(
     }
 
 
+def _storage_values(dsn: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The storage settings: the scenario's overrides, with the stack's database URL."""
+    pool = overrides.get("pool", {})
+    pool = {**pool, "url": dsn} if isinstance(pool, dict) else pool
+    return {**overrides, "pool": pool}
+
+
+def storage_settings(
+    database: Database | None, overrides: Mapping[str, Any]
+) -> StorageSettings | None:
+    """The system's storage settings for ``database`` (None: the scenario has none)."""
+    if database is None:
+        return None
+    return StorageSettings.model_validate(_storage_values(database.proxied_url, overrides))
+
+
 def system_settings(
     world: World,
     *,
@@ -141,6 +186,7 @@ def system_settings(
     service: Mapping[str, Any] | None = None,
     feed: Mapping[str, Any] | None = None,
     gateway: Mapping[str, Any] | None = None,
+    storage: StorageSettings | None = None,
 ) -> SystemSettings:
     """The whole system's settings pointed at ``world`` (the mock broker and feed), as the
     stack's app: each mapping overrides that part's policy fields (never where it connects
@@ -150,6 +196,7 @@ def system_settings(
         service=ServiceSettings.model_validate(dict(service or {})),
         feed=FeedSettings.model_validate({**dict(feed or {}), "url": world.feed_url}),
         gateway=GatewaySettings.model_validate(dict(gateway or {})),
+        storage=storage,
     )
 
 
@@ -160,30 +207,69 @@ async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
     if problems:
         raise StackError("; ".join(f"{'.'.join(loc)}: {msg}" for loc, msg in problems))
     config = BrokerConfig(seed=seed, initial_cash=INITIAL_CASH, **scenario.broker.model_dump())
-    if "feed" in scenario.needs:
-        async with _realtime(scenario, seed, config) as stack:
-            yield stack
+    async with contextlib.AsyncExitStack() as parts:
+        database = None
+        if "database" in scenario.needs:
+            database = await parts.enter_async_context(serve_database(seed))
+        if "feed" in scenario.needs:
+            stack = await parts.enter_async_context(_realtime(scenario, seed, config, database))
+        else:
+            stack = await parts.enter_async_context(_broker_only(scenario, seed, config, database))
+        yield stack
+
+
+def _observe_storage(stack: Stack, storage: Storage | None) -> None:
+    """Put a ``RecordLog`` between the service and its storage, for the stored invariants."""
+    if storage is None:
         return
-    # Broker-only scenarios serve no feed at all: an idle server still wakes every second,
-    # and on virtual time every wake-up costs a clock jump. The broker's wall clock starts
-    # at the KRX open, whatever the hour.
+    stack.storage = storage
+    stack.records = RecordLog(storage)
+    stack.service.recorder = stack.records
+
+
+@contextlib.asynccontextmanager
+async def _broker_only(
+    scenario: Scenario, seed: int, config: BrokerConfig, database: Database | None
+) -> AsyncIterator[Stack]:
+    """The broker and the trading service (and its storage, when the database is needed).
+
+    Broker-only scenarios serve no feed at all: an idle server still wakes every second,
+    and on virtual time every wake-up costs a clock jump. The broker's wall clock starts at
+    the KRX open, whatever the hour."""
     app = create_app(config, wall_origin=opening_bell())
-    async with serve(app) as server, BrokerControl(server.url) as control:
+    async with (
+        serve(app) as server,
+        BrokerControl(server.url) as control,
+        contextlib.AsyncExitStack() as parts,
+    ):
         await control.reset()
+        if database is not None:
+            await database.proxy.reset()
         origin = asyncio.get_running_loop().time()
         overrides = scenario.system.client
         settings = KisSettings.model_validate(
             _client_values(server.url, scenario.broker.profile, overrides)
         )
+        rng = random.Random(f"squall-system:{seed}")
+        storage = None
+        stored = storage_settings(database, scenario.system.storage)
+        if stored is not None:
+            storage = await parts.enter_async_context(Storage(stored, rng=random.Random(seed)))
         # A seeded RNG makes the client's retry jitter part of the scenario's determinism.
-        client = KisClient(settings, rng=random.Random(f"squall-system:{seed}"))
-        service = TradingService(client, ServiceSettings.model_validate(scenario.system.service))
+        client = KisClient(settings, rng=rng)
+        service = TradingService(
+            client, ServiceSettings.model_validate(scenario.system.service), recorder=storage
+        )
         async with service:
-            yield Stack(server.url, control, service, origin)
+            stack = Stack(server.url, control, service, origin, database=database)
+            _observe_storage(stack, storage)
+            yield stack
 
 
 @contextlib.asynccontextmanager
-async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> AsyncIterator[Stack]:
+async def _realtime(
+    scenario: Scenario, seed: int, config: BrokerConfig, database: Database | None
+) -> AsyncIterator[Stack]:
     """The broker, the feed and the whole system; the gateway served when needed."""
     feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
     overrides = scenario.system
@@ -191,6 +277,8 @@ async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> Asyn
         # Time zero for both mocks, before the system holds anything a reset would void.
         await world.broker_control.reset()
         await world.feed_control.reset()
+        if database is not None:
+            await database.proxy.reset()
         origin = asyncio.get_running_loop().time()
         settings = system_settings(
             world,
@@ -199,6 +287,7 @@ async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> Asyn
             service=overrides.service,
             feed=overrides.feed,
             gateway=overrides.gateway,
+            storage=storage_settings(database, overrides.storage),
         )
         rng = random.Random(f"squall-system:{seed}")
         async with running_system(settings, rng=rng) as system:
@@ -210,7 +299,9 @@ async def _realtime(scenario: Scenario, seed: int, config: BrokerConfig) -> Asyn
                 world=world,
                 feed=system.feed,
                 gateway=Gateway.of(system.app),
+                database=database,
             )
+            _observe_storage(stack, system.storage)
             if "gateway" not in scenario.needs:
                 yield stack
                 return

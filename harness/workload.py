@@ -1,9 +1,13 @@
-"""Workloads: the timeline's quote and order steps, calling the system (never the mock).
+"""Workloads: the timeline's quote, order and api steps, calling the system (never the mock).
 
 Every call is recorded as a ``SystemCall`` with the second it started, how it ended and how
 long it took. Rate workloads are open-loop: calls start on schedule whether or not earlier
 ones have finished, as real traffic does, so a stalled system shows up as unfinished calls
 rather than as a politely slowed-down load.
+
+``api`` steps call the gateway over real HTTP, as a dashboard or an operator's script would:
+200 is ``ok``, 503 with ``Retry-After`` is ``refused`` (the system shed load and said when to
+come back), any other status ``HTTP<status>``, and a transport error its type's name.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from harness.result import SystemCall, TickSeen
-from harness.scenario.model import OrderLoad, QuoteLoad, Step
+from harness.scenario.model import ApiLoad, OrderLoad, QuoteLoad, Step
 from mocks.market import LISTINGS
 from system.broker import OrderRequest
 from system.service import TradingService
@@ -67,19 +73,28 @@ class Workloads:
         history: History,
         end: float,
         barrier: Callable[[float], Awaitable[None]] | None = None,
+        gateway_url: str | None = None,
     ) -> None:
         self.service = service
         self.history = history
         self.end = end
         self.barrier = barrier
+        self.gateway_url = gateway_url
+        self._http: httpx.AsyncClient | None = None
 
     async def run(self, step: Step) -> None:
         """Drive ``step`` until it ends; calls it started may still be running after."""
-        load = step.quotes or step.orders
+        load = step.quotes or step.orders or step.api
         assert load is not None
-        codes = load.codes or DEFAULT_CODES
-        operation = "quote" if step.quotes is not None else "order"
-        make = self._quote if isinstance(load, QuoteLoad) else self._order(load, step.label)
+        codes = [""] if isinstance(load, ApiLoad) else load.codes or DEFAULT_CODES
+        operation = step.kind.removesuffix("s")  # quotes → quote, orders → order, api
+        make: Callable[[str, int], Callable[[], Awaitable[object]]]
+        if isinstance(load, ApiLoad):
+            make = self._api(load)
+        elif isinstance(load, QuoteLoad):
+            make = self._quote
+        else:
+            make = self._order(load, step.label)
         if load.burst is not None:
             if self.barrier is not None:
                 await self.barrier(step.at)
@@ -98,6 +113,31 @@ class Workloads:
                 await self.barrier(due)
             self._start(step.label, operation, make(codes[i % len(codes)], i))
             i += 1
+
+    def _api(self, load: ApiLoad) -> Callable[[str, int], Callable[[], Awaitable[object]]]:
+        if self.gateway_url is None:
+            raise RuntimeError("api steps need the gateway served; the model requires it")
+        if self._http is None:
+            # No pool limit: a burst of N is N concurrent requests, as N callers would send.
+            self._http = httpx.AsyncClient(
+                base_url=self.gateway_url,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+                timeout=httpx.Timeout(300.0),
+            )
+        http = self._http
+
+        def make(_: str, __: int) -> Callable[[], Awaitable[object]]:
+            async def call() -> object:
+                response = await http.get(load.path)
+                if response.status_code == 200:
+                    return response
+                if response.status_code == 503 and "retry-after" in response.headers:
+                    raise ApiRefused(response.headers["retry-after"])
+                raise ApiFailed(f"HTTP{response.status_code}")
+
+            return call
+
+        return make
 
     def _quote(self, code: str, _: int) -> Callable[[], Awaitable[object]]:
         return lambda: self.service.quote(code)
@@ -132,6 +172,10 @@ class Workloads:
                 outcome = "ok"
             except asyncio.CancelledError:
                 raise
+            except ApiRefused:
+                outcome = "refused"
+            except ApiFailed as exc:
+                outcome = exc.outcome
             except Exception as exc:  # every failure is an observation, not a crash
                 outcome = type(exc).__name__
             history.running.pop(task, None)
@@ -149,6 +193,20 @@ class Workloads:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.history.unfinished()
+        if self._http is not None:
+            await self._http.aclose()
+
+
+class ApiRefused(Exception):
+    """The gateway answered 503 with Retry-After."""
+
+
+class ApiFailed(Exception):
+    """The gateway answered something else than 200 or a 503 with Retry-After."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
 
 
 async def _sleep_until(history: History, at: float) -> None:

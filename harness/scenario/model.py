@@ -19,24 +19,55 @@ from mocks.broker import codes as broker_codes
 from mocks.broker.config import Profile
 from mocks.faults.feed import FeedAction, FeedWhere
 from mocks.faults.model import Error, FaultAction, When, Where
+from mocks.faults.proxy import (
+    Bandwidth,
+    Blackhole,
+    CloseAfter,
+    Cut,
+    Latency,
+    ProxyReset,
+    ProxyWhere,
+    Refuse,
+    SlowClose,
+)
 from system.broker.errors import BrokerError
 from system.gateway.metrics import metric_names as gateway_metric_names
 from system.market import metric_names as feed_metric_names
 from system.service import metric_names as service_metric_names
+from system.storage import metric_names as storage_metric_names
 
-Part = Literal["broker", "feed", "gateway"]
-INVARIANTS = ("orders-not-duplicated", "unknown-orders-reconciled", "ticks-match-market")
-Invariant = Literal["orders-not-duplicated", "unknown-orders-reconciled", "ticks-match-market"]
+Part = Literal["broker", "feed", "gateway", "database"]
+INVARIANTS = (
+    "orders-not-duplicated",
+    "unknown-orders-reconciled",
+    "ticks-match-market",
+    "writes-not-lost",
+    "groups-not-half-written",
+)
+Invariant = Literal[
+    "orders-not-duplicated",
+    "unknown-orders-reconciled",
+    "ticks-match-market",
+    "writes-not-lost",
+    "groups-not-half-written",
+]
 # Invariants about the realtime feed; "all" includes them only when the feed is needed.
 FEED_INVARIANTS = ("ticks-match-market",)
+# Invariants over what the system stored; "all" includes them only with the database.
+DATABASE_INVARIANTS = ("writes-not-lost", "groups-not-half-written")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
 _CODE = r"^[0-9]{6}$"
 
 
 def metric_names() -> tuple[str, ...]:
-    """Every metric a scenario can read: the trading service's, the feed client's and the
-    gateway's, as the harness samples them once a simulated second."""
-    return (*service_metric_names(), *feed_metric_names(), *gateway_metric_names())
+    """Every metric a scenario can read: the trading service's, the feed client's, the
+    gateway's and the storage's, as the harness samples them once a simulated second."""
+    return (
+        *service_metric_names(),
+        *feed_metric_names(),
+        *gateway_metric_names(),
+        *storage_metric_names(),
+    )
 
 
 class _Strict(BaseModel):
@@ -108,6 +139,7 @@ class SystemSettings(_Strict):
     service: dict[str, Any] = Field(default_factory=dict)
     feed: dict[str, Any] = Field(default_factory=dict)
     gateway: dict[str, Any] = Field(default_factory=dict)
+    storage: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- the timeline ------------------------------------------------------------------------
@@ -144,6 +176,51 @@ class FeedFaultSpec(_Strict):
     )
 
 
+class Outage(_Strict):
+    """The database is gone, as its clients see a crashed or partitioned server: the open
+    connections are cut when the step starts, and new ones are refused until it ends."""
+
+    kind: Literal["outage"] = "outage"
+
+
+DatabaseAction = Annotated[
+    Outage | Latency | Bandwidth | Blackhole | ProxyReset | CloseAfter | SlowClose | Refuse | Cut,
+    Field(discriminator="kind"),
+]
+
+
+class DatabaseFaultSpec(_Strict):
+    """A fault on the network path to PostgreSQL, through the TCP fault proxy the stack puts
+    in front of it: which connections and direction (``match``), what happens (``do``:
+    outage, latency, bandwidth, blackhole, reset, close-after, slow-close, refuse, cut),
+    how often (``first``/``every``/``probability`` count connections, drawn per connection
+    from the seed)."""
+
+    target: Literal["database"]
+    match: ProxyWhere = ProxyWhere()
+    do: DatabaseAction
+    first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
+    every: int | None = Field(default=None, ge=1, description="Fault every Nth match.")
+    probability: float | None = Field(
+        default=None, ge=0, le=1, description="Fault each match with this probability (seeded)."
+    )
+
+    @model_validator(mode="after")
+    def _match_fits(self) -> DatabaseFaultSpec:
+        whole = (Outage, ProxyReset, Refuse, Cut)
+        if isinstance(self.do, Outage) and self.match != ProxyWhere():
+            raise ValueError(
+                "an outage takes the whole database away, every connection both ways; "
+                "leave 'match' out"
+            )
+        if isinstance(self.do, whole) and self.match.direction is not None:
+            raise ValueError(
+                f"'{self.do.kind}' acts on whole connections, both directions at once; "
+                "leave 'match.direction' out"
+            )
+        return self
+
+
 def _fault_target(value: Any) -> str:
     # The tag names carry brackets so the loader reads them as union members, not keys.
     target = value.get("target", "broker") if isinstance(value, dict) else value.target
@@ -151,11 +228,13 @@ def _fault_target(value: Any) -> str:
 
 
 AnyFault = Annotated[
-    Annotated[FaultSpec, Tag("target[broker]")] | Annotated[FeedFaultSpec, Tag("target[feed]")],
+    Annotated[FaultSpec, Tag("target[broker]")]
+    | Annotated[FeedFaultSpec, Tag("target[feed]")]
+    | Annotated[DatabaseFaultSpec, Tag("target[database]")],
     Discriminator(
         _fault_target,
         custom_error_type="invalid_target",
-        custom_error_message="'target' must be broker or feed",
+        custom_error_message="'target' must be broker, feed or database",
     ),
 ]
 
@@ -209,8 +288,25 @@ class WatchLoad(_Strict):
     slow: bool = False
 
 
+class ApiLoad(_Strict):
+    """HTTP GETs to the system's gateway (``path``, e.g. ``/api/orders?limit=20``): a
+    ``burst`` of N at once, or a steady ``rate`` per second. Each call is ``ok`` (200),
+    ``refused`` (503 with Retry-After: the system said when to come back) or ``failed``
+    (anything else, including a 503 without Retry-After)."""
+
+    burst: int | None = Field(default=None, ge=1, le=10_000)
+    rate: float | None = Field(default=None, gt=0, le=1_000)
+    path: str = Field(default="/api/orders?limit=20", pattern=r"^/[^\s]*$")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ApiLoad:
+        if (self.burst is None) == (self.rate is None):
+            raise ValueError("api calls need exactly one of 'burst' (N at once) or 'rate' (per s)")
+        return self
+
+
 Action = Literal["expire-tokens"]
-STEP_KINDS = ("fault", "action", "quotes", "orders", "watch")
+STEP_KINDS = ("fault", "action", "quotes", "orders", "watch", "api")
 
 
 class Step(_Strict):
@@ -228,6 +324,7 @@ class Step(_Strict):
     quotes: QuoteLoad | None = None
     orders: OrderLoad | None = None
     watch: WatchLoad | None = None
+    api: ApiLoad | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -243,7 +340,7 @@ class Step(_Strict):
             raise ValueError(f"'until' ({self.until:g}) must be later than 'at' ({self.at:g})")
         if self.action is not None and (self.until is not None or self.for_ is not None):
             raise ValueError("an action happens once at 'at'; it takes no 'until' or 'for'")
-        load = self.quotes or self.orders
+        load = self.quotes or self.orders or self.api
         if load is not None and load.burst is not None and self.end is not None:
             raise ValueError("a burst starts at once at 'at'; it takes no 'until' or 'for'")
         return self
@@ -266,7 +363,7 @@ class Step(_Strict):
         of the scenario (``duration``)."""
         if self.end is not None:
             return self.end
-        load = self.quotes or self.orders
+        load = self.quotes or self.orders or self.api
         if self.action is not None or (load is not None and load.burst is not None):
             return self.at
         return duration
@@ -317,15 +414,17 @@ def _error_types(base: type[BaseException] = BrokerError) -> list[str]:
     return sorted(set(names))
 
 
-CALL_OUTCOMES = ("ok", "failed", "unfinished", *_error_types())
+# refused: the system declined with a hint when to retry (HTTP 503 with Retry-After).
+CALL_OUTCOMES = ("ok", "refused", "failed", "unfinished", *_error_types())
 
 
 class SystemCalls(_Strict):
-    """Calls the workloads made to the system. ``outcome`` is ``ok``, ``failed`` (any error),
-    ``unfinished`` (still running at the end) or an error type such as ``BrokerUnavailable``."""
+    """Calls the workloads made to the system. ``outcome`` is ``ok``, ``refused`` (an api
+    call answered 503 with Retry-After), ``failed`` (any other error), ``unfinished`` (still
+    running at the end) or an error type such as ``BrokerUnavailable``."""
 
     workload: str | None = None
-    operation: Literal["quote", "order"] | None = None
+    operation: Literal["quote", "order", "api"] | None = None
     outcome: str | None = Field(default=None, json_schema_extra={"enum": list(CALL_OUTCOMES)})
 
     @model_validator(mode="after")
@@ -566,7 +665,14 @@ class Scenario(_Strict):
                     ("timeline", index, "watch"),
                     f"step {step.label!r} watches the gateway's /ws; add gateway to 'needs'",
                 )
-        workloads = {step.label for step in self.timeline if step.kind in ("quotes", "orders")}
+            if step.api is not None and "gateway" not in self.needs:
+                raise Misplaced(
+                    ("timeline", index, "api"),
+                    f"step {step.label!r} calls the gateway's HTTP API; add gateway to 'needs'",
+                )
+        workloads = {
+            step.label for step in self.timeline if step.kind in ("quotes", "orders", "api")
+        }
         watchers = {step.label for step in self.timeline if step.watch is not None}
         codes = self.answer_codes
         located: list[tuple[tuple[str | int, ...], Expectation]] = [
@@ -635,11 +741,27 @@ class Scenario(_Strict):
             raise Misplaced(("needs",), "the system always needs the broker; add broker")
         if "gateway" in self.needs and "feed" not in self.needs:
             raise Misplaced(("needs",), "the gateway's prices come from the feed; add feed")
+        if "database" in self.needs and self.clock != "real":
+            raise Misplaced(
+                ("clock",),
+                "a scenario that needs the database runs on real time: PostgreSQL is a "
+                "process of its own, and virtual time would jump past its answers; set "
+                "'clock: real'",
+            )
+        if self.system.storage and "database" not in self.needs:
+            raise Misplaced(
+                ("system", "storage"), "storage settings need the database; add database"
+            )
         if isinstance(self.invariants, list):
             for index, name in enumerate(self.invariants):
                 if name in FEED_INVARIANTS and "feed" not in self.needs:
                     raise Misplaced(
                         ("invariants", index), f"{name!r} checks the feed; add feed to 'needs'"
+                    )
+                if name in DATABASE_INVARIANTS and "database" not in self.needs:
+                    raise Misplaced(
+                        ("invariants", index),
+                        f"{name!r} checks what the system stored; add database to 'needs'",
                     )
 
     def _empty_window(self, expectation: Expectation) -> tuple[str, str] | None:
@@ -697,9 +819,12 @@ class Scenario(_Strict):
     @property
     def invariant_names(self) -> tuple[str, ...]:
         if self.invariants == "all":
-            if "feed" in self.needs:
-                return INVARIANTS
-            return tuple(name for name in INVARIANTS if name not in FEED_INVARIANTS)
+            return tuple(
+                name
+                for name in INVARIANTS
+                if (name not in FEED_INVARIANTS or "feed" in self.needs)
+                and (name not in DATABASE_INVARIANTS or "database" in self.needs)
+            )
         if self.invariants == "none":
             return ()
         return tuple(self.invariants)

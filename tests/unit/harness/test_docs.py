@@ -23,7 +23,7 @@ import pytest
 from pydantic import BaseModel
 
 from harness.scenario import Scenario, ScenarioError, load_text
-from harness.scenario.model import metric_names
+from harness.scenario.model import DatabaseAction, metric_names
 from harness.scenario.schema import json_schema
 from harness.stack import _STACK_OWNED, ACCOUNT, APPKEY, APPSECRET
 from mocks.faults.feed import FeedAction
@@ -32,6 +32,7 @@ from system.broker import KisClient, KisSettings
 from system.gateway import GatewaySettings
 from system.market import FeedSettings
 from system.service import ServiceSettings, TradingService
+from system.storage import PoolConfig, StorageSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC_PATH = ROOT / "docs" / "scenarios.md"
@@ -206,6 +207,29 @@ def test_the_feed_kinds_are_the_eleven_the_reference_documents() -> None:
     }
 
 
+@pytest.mark.parametrize("kind", _kinds(DatabaseAction))
+def test_every_database_fault_kind_has_a_worked_example(kind: str) -> None:
+    examples = _examples_with("database", kind)
+    assert examples, (
+        f"docs/scenarios.md has no valid example scenario with a target: database {kind!r} fault"
+    )
+
+
+def test_the_database_kinds_are_the_nine_the_reference_documents() -> None:
+    """Guards the test above: an empty list would parametrize nothing and prove nothing."""
+    assert set(_kinds(DatabaseAction)) == {
+        "outage",
+        "latency",
+        "bandwidth",
+        "blackhole",
+        "reset",
+        "close-after",
+        "slow-close",
+        "refuse",
+        "cut",
+    }
+
+
 def test_the_error_kind_is_shown_with_a_broker_code_and_with_a_bare_status() -> None:
     errors = [
         step.fault.do
@@ -292,11 +316,13 @@ def test_the_vocabulary_walk_reaches_every_model() -> None:
     vocabulary = scenario_vocabulary()
     keys = ("for", "from", "tr_id", "median", "fraction", "workload", "settle", "burst")
     feed_keys = ("event", "all_connections", "copies", "tickers", "ticker", "ping_interval_s")
-    for deep in keys + feed_keys:
+    database_keys = ("direction", "connection", "jitter", "bytes_per_second", "bytes", "path")
+    for deep in keys + feed_keys + database_keys:
         assert deep in vocabulary.keys
     choices = ("expire-tokens", "orders-not-duplicated", "unhealthy", "truncated", "limit")
     feed_choices = ("slow-reader", "ticks-match-market", "gateway", "pingpong", "rest")
-    for choice in choices + feed_choices:
+    database_choices = ("outage", "close-after", "downstream", "writes-not-lost", "api")
+    for choice in choices + feed_choices + database_choices:
         assert choice in vocabulary.choices
     assert "for_" not in vocabulary.keys
     assert "from_" not in vocabulary.keys
@@ -307,9 +333,14 @@ def test_every_system_setting_a_scenario_may_override_is_documented() -> None:
     service = set(ServiceSettings.model_fields)
     feed = set(FeedSettings.model_fields) - _STACK_OWNED
     gateway = set(GatewaySettings.model_fields) - _STACK_OWNED
+    # system.storage: its own fields, and its pool's; the stack owns the pool's url.
+    storage = set(StorageSettings.model_fields)
+    pool = set(PoolConfig.model_fields) - _STACK_OWNED
     assert {"stall_after_s", "books"} <= feed
     assert {"send_buffer_bytes", "pong_timeout_s"} <= gateway
-    missing = _undocumented(client | service | feed | gateway | _STACK_OWNED)
+    assert {"buffer_capacity", "on_full", "transactional", "pool"} <= storage
+    assert {"acquire_timeout_s", "probe_timeout_s"} <= pool
+    missing = _undocumented(client | service | feed | gateway | storage | pool | _STACK_OWNED)
     assert not missing, f"docs/scenarios.md doesn't mention these system settings: {missing}"
 
 
@@ -328,6 +359,7 @@ def test_every_metric_a_scenario_may_name_is_documented() -> None:
     """The feed client's and the gateway's too: ``metric:`` accepts every one of them."""
     names = set(metric_names())
     assert {"feed_reconnects", "feed_state", "gateway_messages_coalesced"} <= names
+    assert {"storage_buffer_replayed", "storage_pool_waiting", "orders_not_recorded"} <= names
     missing = _undocumented(names)
     assert not missing, f"docs/scenarios.md doesn't list these metrics: {missing}"
 
@@ -378,6 +410,14 @@ def test_the_schema_requires_each_fault_kind() -> None:
         assert "kind" in definitions[kind.capitalize()].get("required", []), kind
     with pytest.raises(ScenarioError):
         load_text("name: x\nduration: 9\ntimeline:\n  - {at: 1, fault: {do: {seconds: 1}}}\n")
+
+
+def test_the_schema_requires_each_database_fault_kind_and_a_database_faults_target() -> None:
+    definitions = json_schema()["$defs"]
+    for model in _kind_models(DatabaseAction):
+        assert "kind" in definitions[model.__name__].get("required", []), model.__name__
+    # Without its target a database fault would read as a broker fault, with other keys.
+    assert "target" in definitions["DatabaseFaultSpec"]["required"]
 
 
 def test_the_schema_requires_each_feed_fault_kind_and_a_feed_faults_target() -> None:

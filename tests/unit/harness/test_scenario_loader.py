@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.scenario import Problem, Scenario, ScenarioError, discover, load_file, load_text
-from harness.scenario.model import INVARIANTS, FeedFaultSpec
+from harness.scenario.model import DATABASE_INVARIANTS, INVARIANTS, FeedFaultSpec
 
 PATH = "scenarios/test.yaml"
 ROOT = Path(__file__).resolve().parents[3]
@@ -284,7 +284,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (6, 5),
             "timeline.0.untill",
             "untill",
-            "action, at, fault, for, name, orders, quotes, until, watch",
+            "action, api, at, fault, for, name, orders, quotes, until, watch",
             id="timeline-step",
         ),
         pytest.param(
@@ -357,7 +357,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (3, 10),
             "system.clent",
             "clent",
-            "client, feed, gateway, service",
+            "client, feed, gateway, service, storage",
             id="system",
         ),
         # realtime: each kind of fault, match and selector has keys of its own
@@ -537,8 +537,8 @@ def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
     )
     assert at(problem) == (4, 5)
     assert problem.message == (
-        "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch; "
-        f"got {got}"
+        "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch, "
+        f"api; got {got}"
     )
 
 
@@ -871,8 +871,61 @@ def test_a_realtime_scenario_loads_with_its_parts() -> None:
 
 def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
     scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
-    assert scenario.invariant_names == INVARIANTS
-    assert "ticks-match-market" in INVARIANTS
+    assert scenario.invariant_names == tuple(
+        name for name in INVARIANTS if name not in DATABASE_INVARIANTS
+    )
+    assert "ticks-match-market" in scenario.invariant_names
+
+
+def test_all_invariants_include_the_stored_ones_when_the_database_is_needed() -> None:
+    scenario = load("name: x\nduration: 10\nclock: real\nneeds: [broker, database]\n")
+    assert scenario.invariant_names == (
+        "orders-not-duplicated",
+        "unknown-orders-reconciled",
+        "writes-not-lost",
+        "groups-not-half-written",
+    )
+
+
+def test_the_database_needs_real_time_and_says_why() -> None:
+    problem = only_problem("name: x\nduration: 10\nneeds: [broker, database]\n")
+    assert problem.message.startswith("clock: a scenario that needs the database runs on real")
+    assert "set 'clock: real'" in problem.message
+
+
+def test_storage_settings_need_the_database() -> None:
+    problem = only_problem("name: x\nduration: 10\nsystem:\n  storage: {buffer_capacity: 5}\n")
+    assert "storage settings need the database; add database" in problem.message
+
+
+def test_a_stored_invariant_needs_the_database() -> None:
+    problem = only_problem("name: x\nduration: 10\ninvariants: [writes-not-lost]\n")
+    assert "'writes-not-lost' checks what the system stored" in problem.message
+
+
+def test_an_api_step_needs_the_gateway() -> None:
+    problem = only_problem("name: x\nduration: 10\ntimeline:\n  - {at: 1, api: {burst: 3}}\n")
+    assert "calls the gateway's HTTP API; add gateway to 'needs'" in problem.message
+
+
+def test_a_database_outage_loads_with_its_window() -> None:
+    scenario = load(
+        """\
+name: x
+duration: 60
+clock: real
+needs: [broker, database]
+timeline:
+  - name: outage
+    at: 10
+    for: 30
+    fault: {target: database, do: {kind: outage}}
+"""
+    )
+    step = scenario.timeline[0]
+    assert step.fault is not None
+    assert step.fault.target == "database"
+    assert (step.at, step.end) == (10, 40)
 
 
 def test_a_fault_without_a_target_is_the_brokers() -> None:
@@ -960,7 +1013,7 @@ def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
         """
     )
     assert at(problem) == (5, 5)
-    assert problem.message == "timeline.0.fault: 'target' must be broker or feed"
+    assert problem.message == "timeline.0.fault: 'target' must be broker, feed or database"
 
 
 @pytest.mark.parametrize("measure", ["ticks", "tick_lag"])
@@ -1246,7 +1299,7 @@ REFUSED = [
     pytest.param(
         "name: x\nduration: 100\nneeds: [broker, proxy]\n",
         (3, 17),
-        "needs.1: Input should be 'broker', 'feed' or 'gateway'",
+        "needs.1: Input should be 'broker', 'feed', 'gateway' or 'database'",
         id="an-unknown-part-lists-the-parts",
     ),
     pytest.param(
@@ -1524,7 +1577,7 @@ REFUSED_IN_PART = [
         """,
         (4, 29),
         "expect.0.system_calls.outcome: unknown outcome 'timeout'; "
-        "valid ones: ok, failed, unfinished, ",
+        "valid ones: ok, refused, failed, unfinished, ",
         ("BrokerUnavailable", "TokenCooldown"),
         (),
         id="an-unknown-outcome-lists-the-valid-ones",
@@ -1729,3 +1782,21 @@ def test_a_refusal_lists_the_valid_choices_after_its_start(
     assert not unlisted & set(choices)
     if ordered:
         assert choices == sorted(choices)
+
+
+@pytest.mark.parametrize(
+    ("do", "match", "says"),
+    [
+        ("{kind: outage}", "{direction: upstream}", "leave 'match' out"),
+        ("{kind: outage}", "{connection: 2}", "leave 'match' out"),
+        ("{kind: cut}", "{direction: downstream}", "leave 'match.direction' out"),
+        ("{kind: refuse}", "{direction: upstream}", "leave 'match.direction' out"),
+        ("{kind: reset}", "{direction: upstream}", "leave 'match.direction' out"),
+    ],
+)
+def test_a_whole_connection_fault_refuses_a_direction(do: str, match: str, says: str) -> None:
+    problem = only_problem(
+        "name: x\nduration: 60\nclock: real\nneeds: [broker, database]\ntimeline:\n"
+        f"  - {{at: 1, fault: {{target: database, match: {match}, do: {do}}}}}\n"
+    )
+    assert says in problem.message

@@ -1,0 +1,90 @@
+"""The shipped storage scenarios catch a weakened system, each for the right reason.
+
+(That the real system passes them is the scenarios tier's job: ``nox -s scenarios`` runs
+every file under scenarios/.) Each weakened variant switches one protection off through the
+system's settings, as a scenario can: a write buffer too small to ride out the outage, a
+pool that lets callers wait half a minute for a connection, writes that commit record by
+record instead of one transaction per batch. They run on real time against the harness's
+PostgreSQL, so the three run in parallel processes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.database import close_shared_cluster
+from harness.result import ScenarioResult
+from harness.runner import Options, run_scenario
+from harness.scenario import load_file
+from harness.stored import GROUPS_NOT_HALF_WRITTEN
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios" / "storage"
+
+
+def run_weakened(name: str, storage: dict[str, Any]) -> ScenarioResult:
+    """``name`` with the system's storage settings overridden by ``storage``.
+
+    Runs in a worker process, which exits without atexit hooks: its PostgreSQL is stopped
+    here, or it would outlive the test run."""
+    scenario = load_file(SCENARIOS / name)
+    merged = {**scenario.system.storage, **storage}
+    if "pool" in storage:
+        merged["pool"] = {**scenario.system.storage.get("pool", {}), **storage["pool"]}
+    system = scenario.system.model_copy(update={"storage": merged})
+    try:
+        return run_scenario(scenario.model_copy(update={"system": system}), name)
+    finally:
+        close_shared_cluster()
+
+
+WEAKENED = {
+    "small-buffer": ("database-outage.yaml", {"buffer_capacity": 20}),
+    "patient-pool": ("pool-exhaustion.yaml", {"pool": {"acquire_timeout_s": 30}}),
+    "no-transactions": ("cut-mid-transaction.yaml", {"transactional": False}),
+}
+
+
+@pytest.fixture(scope="module")
+def weakened() -> dict[str, ScenarioResult]:
+    with ProcessPoolExecutor(max_workers=len(WEAKENED)) as pool:
+        futures = {key: pool.submit(run_weakened, *args) for key, args in WEAKENED.items()}
+        return {key: future.result(timeout=300) for key, future in futures.items()}
+
+
+def failed(result: ScenarioResult) -> dict[str, str]:
+    assert result.error is None, result.error
+    return {check.description: check.observed for check in result.failed_checks}
+
+
+def test_a_buffer_too_small_for_the_outage_is_caught(weakened: dict[str, ScenarioResult]) -> None:
+    problems = failed(weakened["small-buffer"])
+    assert "no write was refused" in problems
+    # Orders the storage refused were not sent: trading stopped with it.
+    assert "trading went on through the outage" in problems
+
+
+def test_a_pool_that_lets_callers_wait_is_caught(weakened: dict[str, ScenarioResult]) -> None:
+    problems = failed(weakened["patient-pool"])
+    assert "every answer comes within the acquire timeout plus one slow query" in problems
+    assert "the rest are told when to come back" in problems
+
+
+def test_writes_outside_a_transaction_are_caught_half_written(
+    weakened: dict[str, ScenarioResult],
+) -> None:
+    problems = failed(weakened["no-transactions"])
+    assert GROUPS_NOT_HALF_WRITTEN in problems
+    assert "half-written order group(s)" in problems[GROUPS_NOT_HALF_WRITTEN]
+
+
+def test_a_database_scenario_refuses_virtual_time_before_starting_anything() -> None:
+    path = SCENARIOS / "database-outage.yaml"
+    result = run_scenario(load_file(path), str(path), Options(clock="virtual"))
+    assert not result.passed
+    assert result.error is not None
+    assert "only runs on real time" in result.error
+    assert result.wall_seconds == 0.0  # refused before any part started
