@@ -3,9 +3,9 @@
 (That the real system passes them is the scenarios tier's job: ``nox -s scenarios`` runs
 every file under scenarios/.) Each weakened variant switches one protection off through the
 system's settings, as a scenario can: a write buffer too small to ride out the outage, a
-pool that lets callers wait half a minute for a connection, writes that commit record by
-record instead of one transaction per batch. They run on real time against the harness's
-PostgreSQL, so the three run in parallel processes.
+pool that lets callers wait half a minute for a connection, queries without a timeout,
+writes that commit record by record instead of one transaction per batch. They run on real
+time against the harness's PostgreSQL, so they run in parallel processes.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ WEAKENED = {
     "small-buffer": ("database-outage.yaml", {"buffer_capacity": 20}),
     "patient-pool": ("pool-exhaustion.yaml", {"pool": {"acquire_timeout_s": 30}}),
     "no-transactions": ("cut-mid-transaction.yaml", {"transactional": False}),
+    "no-query-timeout": ("slow-queries.yaml", {"pool": {"query_timeout_s": 30}}),
 }
 
 
@@ -71,6 +72,13 @@ def test_a_pool_that_lets_callers_wait_is_caught(weakened: dict[str, ScenarioRes
     problems = failed(weakened["patient-pool"])
     assert "every answer comes within the acquire timeout plus one slow query" in problems
     assert "the rest are told when to come back" in problems
+
+
+def test_queries_without_a_timeout_are_caught_keeping_callers_waiting(
+    weakened: dict[str, ScenarioResult],
+) -> None:
+    problems = failed(weakened["no-query-timeout"])
+    assert "no answer takes longer than the acquire timeout plus the query timeout" in problems
 
 
 def test_writes_outside_a_transaction_are_caught_half_written(
