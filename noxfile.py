@@ -34,7 +34,10 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """The system's client against the mock broker on real loopback sockets."""
+    """Real sockets, real mock servers, nginx and a throwaway PostgreSQL."""
+    # curl runs the README's walk-through; nginx runs deploy/nginx.conf in front of the
+    # gateway; PostgreSQL's server binaries give harness/postgres.py its clusters.
+    session.run("./scripts/system-deps", "curl", "nginx", "postgresql-15", external=True)
     session.install("-e", ".[test]")
     session.run("pytest", "tests/integration", *session.posargs)
 
@@ -42,6 +45,7 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def scenarios(session: nox.Session) -> None:
     """Every scenario under scenarios/, through the pytest plugin; HTML and JUnit in build/."""
+    session.run("./scripts/system-deps", "postgresql-15", external=True)  # storage scenarios
     session.install("-e", ".[test]")
     session.run(
         "pytest",

@@ -147,3 +147,18 @@ def test_ticker_the_feed_refuses_shows_the_error_and_rest_prices(
     expect(dashboard.error_text).to_contain_text(f"could not subscribe {HYNIX}")
     expect(dashboard.source(HYNIX)).to_have_text("REST", timeout=5_000)
     expect(dashboard.stale_tag(HYNIX)).to_be_visible()
+
+
+def test_a_bad_ticker_in_the_link_is_refused_and_the_rest_of_the_page_works(
+    page: Page, live: LiveStack
+) -> None:
+    # Text a CSS selector cannot hold unescaped: the page must not break on it.
+    bad = '12"AB'
+    dashboard = Dashboard.open(page, live.url, tickers=(SAMSUNG, bad))
+
+    expect(dashboard.error).to_have_attribute("data-code", "invalid_ticker")
+    # The gateway quotes the value as JSON: the quote inside is escaped.
+    expect(dashboard.error_text).to_have_text(
+        '"12\\"AB" is not a ticker code: expected a string of 6 digits such as "005930"'
+    )
+    dashboard.expect_prices_moving(SAMSUNG, changes=1)

@@ -75,7 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -83,6 +83,9 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from harness.ports import free_port
+from harness.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUND_TRIPS = 5_000  # timed round trips per path and round
@@ -284,12 +287,6 @@ class SocatMissing(RuntimeError):
     """socat is not installed: the baseline is skipped, never the run."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _accepting(address: Address, process: subprocess.Popen[bytes]) -> bool:
     """True once ``address`` accepts connections; False if ``process`` exited first."""
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -311,7 +308,7 @@ def socat_proxy(target: Address) -> Iterator[Address]:
         raise SocatMissing(f"socat is not installed; {INSTALL_SOCAT}")
     said = ""
     for _ in range(5):  # the free port may be taken between finding it and socat binding it
-        port = _free_port()
+        port = free_port()
         command = [exe, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"]
         command.append(f"TCP:{target[0]}:{target[1]}")
         with tempfile.TemporaryFile() as errors:
@@ -425,14 +422,6 @@ def measure_throughput(address: Address, total: int) -> Stream:
 
 
 # -- the run -------------------------------------------------------------------------------------
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The nearest-rank ``q``-quantile (0 < q ≤ 1): a value that was actually observed."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 @dataclass(frozen=True)

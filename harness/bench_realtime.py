@@ -77,6 +77,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
 
 from harness.stack import system_settings
+from harness.stats import percentile
 from mocks.broker import BrokerConfig
 from mocks.journal import fingerprint
 from mocks.world import World, serve_world
@@ -122,15 +123,6 @@ Received = tuple[str, int, float]  # ... and the loop time it was received
 
 
 # -- statistics ---------------------------------------------------------------------------
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The nearest-rank ``q``-quantile (0 < q ≤ 1): a value that was actually observed."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
 
 
 def pair_ticks(

@@ -22,8 +22,6 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from harness.clock import ClockKind
-from mocks.server import PortInUse
-from system.gateway.server import PortInUse as GatewayPortInUse
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,6 +40,10 @@ app.add_typer(mock_app, name="mock")
 err = Console(stderr=True)
 
 
+# The interface a server command binds; the same option on every one of them.
+Host = Annotated[str, typer.Option(help="Interface to bind; loopback by default.")]
+
+
 class Profile(StrEnum):
     real = "real"
     paper = "paper"
@@ -52,9 +54,7 @@ def mock_broker(
     port: Annotated[
         int, typer.Option(help="TCP port; 0 picks a free one.", envvar="SQUALL_BROKER_PORT")
     ] = 8000,
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
-        "127.0.0.1"
-    ),
+    host: Host = "127.0.0.1",
     profile: Annotated[Profile, typer.Option(help="KIS real or paper (VTS) rules.")] = (
         Profile.real
     ),
@@ -89,17 +89,16 @@ def mock_broker(
             "token_interval_s": ("--token-interval", token_interval),
         },
     )
-    token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
+    token = _control_token()
     broker = create_app(config, control_token=token)
 
     async def main() -> None:
         async with serve(broker, host, port) as server:
-            err.print(
+            await _announce(
                 f"Squall mock KIS broker ({profile.value} profile, seed {seed}, "
-                f"{config.budget} req/s) — {_control_plane(server.url, token)}; Ctrl-C stops it"
+                f"{config.budget} req/s) — {_control_plane(server.url, token)}; Ctrl-C stops it",
+                server.url,
             )
-            print(server.url, flush=True)
-            await asyncio.Event().wait()
 
     _serve_until_interrupted(main(), {port: ("the mock broker", "--port", "SQUALL_BROKER_PORT")})
 
@@ -109,9 +108,7 @@ def mock_feed(
     port: Annotated[
         int, typer.Option(help="TCP port; 0 picks a free one.", envvar="SQUALL_FEED_PORT")
     ] = 21000,
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
-        "127.0.0.1"
-    ),
+    host: Host = "127.0.0.1",
     seed: Annotated[int, typer.Option(help="Seed of the market (the broker's, to agree).")] = 0,
     ping_interval: Annotated[
         float, typer.Option(help="Seconds between PINGPONG heartbeats (KIS: about 100).")
@@ -137,16 +134,15 @@ def mock_feed(
             "records_per_frame": ("--records-per-frame", records_per_frame),
         },
     )
-    token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
+    token = _control_token()
 
     async def main() -> None:
         async with serve_feed(config, host=host, port=port, control_token=token) as server:
-            err.print(
+            await _announce(
                 f"Squall mock KIS realtime feed (seed {seed}) — "
-                f"{_control_plane(server.url, token)}; Ctrl-C stops it"
+                f"{_control_plane(server.url, token)}; Ctrl-C stops it",
+                f"{server.ws_url}/tryitout",
             )
-            print(f"{server.ws_url}/tryitout", flush=True)
-            await asyncio.Event().wait()
 
     _serve_until_interrupted(main(), {port: ("the mock feed", "--port", "SQUALL_FEED_PORT")})
 
@@ -162,9 +158,7 @@ def mock_proxy(
     upstream: Annotated[
         str, typer.Option(help="The service to forward to, HOST:PORT (e.g. 127.0.0.1:5432).")
     ],
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
-        "127.0.0.1"
-    ),
+    host: Host = "127.0.0.1",
     control_port: Annotated[
         int,
         typer.Option(
@@ -201,18 +195,17 @@ def mock_proxy(
             "seed": ("--seed", seed),
         },
     )
-    token = os.environ.get("SQUALL_CONTROL_TOKEN") or None
+    token = _control_token()
 
     async def main() -> None:
         async with serve_proxy(config, control_port=control_port, control_token=token) as proxy:
-            err.print(
+            await _announce(
                 f"Squall TCP fault proxy {escape(proxy.address)} → {escape(config.upstream)} "
                 f"(seed {seed}) — "
-                f"{_control_plane(proxy.control_url, token)}; Ctrl-C stops it"
+                f"{_control_plane(proxy.control_url, token)}; Ctrl-C stops it",
+                proxy.address,
+                proxy.control_url,
             )
-            print(proxy.address, flush=True)
-            print(proxy.control_url, flush=True)
-            await asyncio.Event().wait()
 
     _serve_until_interrupted(
         main(),
@@ -235,9 +228,7 @@ def system_command(
             help="TCP port of the gateway; 0 picks a free one.", envvar="SQUALL_SYSTEM_PORT"
         ),
     ] = 8080,
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default.")] = (
-        "127.0.0.1"
-    ),
+    host: Host = "127.0.0.1",
 ) -> None:
     """Serve the trading system: its gateway (/ws, /health, /metrics) and the dashboard.
 
@@ -258,13 +249,11 @@ def system_command(
     async def main() -> None:
         async with (
             running_system(settings) as system,
-            serve_gateway(
-                system.app, host, port, send_buffer_bytes=settings.gateway.send_buffer_bytes
-            ) as server,
+            serve_gateway(system.app, host, port) as server,
         ):
-            err.print(f"Squall trading system — dashboard at {server.url}/; Ctrl-C stops it")
-            print(server.url, flush=True)
-            await asyncio.Event().wait()
+            await _announce(
+                f"Squall trading system — dashboard at {server.url}/; Ctrl-C stops it", server.url
+            )
 
     _serve_until_interrupted(main(), {port: ("the system", "--port", "SQUALL_SYSTEM_PORT")})
 
@@ -317,10 +306,10 @@ def up_command(
                 ("mock feed (KIS realtime)", world.feed_url),
                 ("mock feed control plane", f"{world.feed.url}/_squall/docs"),
             ]
-            for name, url in lines:
-                print(f"{name:<27} {url}", flush=True)
-            err.print(f"Squall is up (seed {seed}); Ctrl-C stops everything")
-            await asyncio.Event().wait()
+            await _announce(
+                f"Squall is up (seed {seed}); Ctrl-C stops everything",
+                *(f"{name:<27} {url}" for name, url in lines),
+            )
 
     _serve_until_interrupted(
         main(),
@@ -348,6 +337,20 @@ def _settings_or_exit(model: type[M], what: str, options: dict[str, tuple[str, o
         raise typer.Exit(2) from None
 
 
+async def _announce(banner: str, *lines: str) -> None:
+    """Say what serves, then serve until interrupted: ``banner`` for people on stderr, and
+    ``lines`` (the URLs) on stdout, one a line, flushed, for scripts that wait for them."""
+    err.print(banner)
+    for line in lines:
+        print(line, flush=True)
+    await asyncio.Event().wait()
+
+
+def _control_token() -> str | None:
+    """The mocks' control-plane token (SQUALL_CONTROL_TOKEN); None: loopback only."""
+    return os.environ.get("SQUALL_CONTROL_TOKEN") or None
+
+
 def _control_plane(url: str, token: str | None) -> str:
     who = "control token required" if token else "loopback only"
     return f"control plane at {url}/_squall ({who})"
@@ -363,6 +366,8 @@ def _serve_until_interrupted(main: Coroutine[Any, Any, None], ports: PortOptions
     from rich.markup import escape
 
     from harness.ports import conflict_message
+    from mocks.server import PortInUse
+    from system.gateway.server import PortInUse as GatewayPortInUse
     from system.storage.errors import StorageError
 
     try:

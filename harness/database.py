@@ -16,7 +16,6 @@ import secrets
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from harness.postgres import PostgresCluster, postgres_cluster
 from mocks.control_client import ProxyControl
@@ -73,14 +72,7 @@ async def serve_database(seed: int) -> AsyncIterator[Database]:
     try:
         config = ProxyConfig(upstream_host=cluster.host, upstream_port=cluster.port, seed=seed)
         async with serve_proxy(config) as proxy, ProxyControl(proxy.control_url) as control:
-            yield Database(name, direct, _via(direct, proxy.host, proxy.port), control)
+            proxied = cluster.url_for(name, address=proxy.address)
+            yield Database(name, direct, proxied, control)
     finally:
         await cluster.adrop_database(name)
-
-
-def _via(url: str, host: str, port: int) -> str:
-    """``url`` with its host and port replaced by the proxy's (user, password, db kept)."""
-    parts = urlsplit(url)
-    credentials = parts.netloc.rpartition("@")[0]
-    netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -26,6 +26,7 @@ from harness.scenario.model import (
     SystemCalls,
     Ticks,
 )
+from harness.stats import percentile
 from mocks.journal import Entry, FeedEntry
 
 TOKEN_PATHS = ("/oauth2/tokenP",)
@@ -346,7 +347,7 @@ def _latency(
     calls = _calls_in(expectation.latency, evidence, start, end)
     if not calls:
         return False, f"no system calls in {start:g}–{end:g} s to time"
-    latencies = sorted(math.inf if c.latency is None else c.latency for c in calls)
+    latencies = [math.inf if c.latency is None else c.latency for c in calls]
     value = _ranked(expectation, latencies)
     unfinished = sum(1 for c in calls if c.latency is None)
     shown = "unfinished" if math.isinf(value) else f"{value:.2f} s"
@@ -361,7 +362,7 @@ def _tick_lag(
 ) -> tuple[bool, str]:
     assert expectation.tick_lag is not None
     selector = expectation.tick_lag
-    lags = sorted(t.lag for t in ticks_seen(selector, evidence.ticks) if start <= t.at < end)
+    lags = [t.lag for t in ticks_seen(selector, evidence.ticks) if start <= t.at < end]
     if not lags:
         return False, f"no price updates received in {start:g}–{end:g} s to time"
     value = _ranked(expectation, lags)
@@ -370,9 +371,9 @@ def _tick_lag(
     )
 
 
-def _ranked(expectation: Expectation, ordered: Sequence[float]) -> float:
-    rank = expectation.percentile or 100.0
-    return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
+def _ranked(expectation: Expectation, values: Sequence[float]) -> float:
+    """The ``percentile`` rank of ``values`` (by default the largest)."""
+    return percentile(values, (expectation.percentile or 100.0) / 100)
 
 
 def _metric(expectation: Expectation, evidence: Evidence, end: float) -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""Who holds a TCP port, so a "port in use" error can name the culprit.
+"""Who holds a TCP port, so a "port in use" error can name the culprit; and a free one.
 
 Linux keeps every socket in /proc/net/tcp{,6} with its inode, and every process's open
 sockets as /proc/<pid>/fd links to ``socket:[<inode>]``. Joining the two names the listener.
@@ -9,6 +9,7 @@ message falls back to the command that would find it.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,16 @@ class Holder:
 
     def __str__(self) -> str:
         return f"pid {self.pid}: {self.command}" if self.command else f"pid {self.pid}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` when asked, for a server that must be told its port
+    (a PostgreSQL cluster, socat). Another process may take it before that server binds
+    it: callers retry with a fresh one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int]:

@@ -30,7 +30,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -42,6 +41,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from harness.ports import free_port
+from system.storage import redact_url  # the system's: harness may use it, and it masks more
 
 DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
 BIN_VARIABLE = "SQUALL_PG_BIN"
@@ -63,30 +65,6 @@ class PostgresClusterError(RuntimeError):
 
 class PostgresNotInstalled(PostgresClusterError):
     """The PostgreSQL server binaries are not where Squall looks for them."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (also a ``password=`` parameter).
-
-    The harness's own copy: ``system`` has one too, and neither may import the other.
-    Userinfo is taken to run to the last ``@``, so an unencoded ``@`` in a password is
-    masked rather than leaked.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    userinfo, at, hostpart = rest.rpartition("@")
-    if at and ":" in userinfo:
-        rest = f"{userinfo.partition(':')[0]}:***@{hostpart}"
-    query_start = rest.find("?")
-    if query_start >= 0:
-        head, query = rest[:query_start], rest[query_start + 1 :]
-        params = [
-            "password=***" if param.lower().startswith("password=") else param
-            for param in query.split("&")
-        ]
-        rest = f"{head}?{'&'.join(params)}"
-    return f"{scheme}://{rest}"
 
 
 def postgres_cluster(
@@ -122,8 +100,15 @@ class PostgresCluster:
         self._closed = False
         self._has_started = False
         if external_url is not None:
-            parts = urlsplit(external_url)
-            self._port = parts.port or 5432
+            try:
+                parts = urlsplit(external_url)
+                self._port = parts.port or 5432
+            except ValueError as exc:  # e.g. a port that is not a number
+                raise PostgresClusterError(
+                    f"{URL_VARIABLE} is not a usable PostgreSQL URL ({redact_url(external_url)}: "
+                    f"{exc}); write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or "
+                    f"unset it to use a throwaway cluster"
+                ) from None
 
     # -- where ---------------------------------------------------------------------------
 
@@ -153,10 +138,14 @@ class PostgresCluster:
             return self.external_url
         return f"postgresql://{SERVER_USER}@{self.host}:{self.port}/postgres"
 
-    def url_for(self, database: str) -> str:
-        """The DSN of ``database`` on this server."""
-        parts = urlsplit(self.url)
-        return urlunsplit(parts._replace(path=f"/{database}"))
+    def url_for(self, database: str, *, address: str | None = None) -> str:
+        """The DSN of ``database`` on this server; with ``address`` (``HOST:PORT``, e.g. a
+        proxy in front of the server), the DSN that reaches it there, as the same user."""
+        parts = urlsplit(self.url)._replace(path=f"/{database}")
+        if address is not None:
+            credentials, at, _ = parts.netloc.rpartition("@")
+            parts = parts._replace(netloc=f"{credentials}{at}{address}")
+        return urlunsplit(parts)
 
     @property
     def data_dir(self) -> Path:
@@ -229,17 +218,14 @@ class PostgresCluster:
     async def acreate_database(self, name: str, *, exist_ok: bool = False) -> str:
         """``create_database`` for a caller inside an event loop."""
         quoted = _identifier(name)
-        conn = await asyncpg.connect(self.url, timeout=10)
         try:
-            await conn.execute(f"create database {quoted}")
+            await self._execute(f"create database {quoted}", f"create database {name!r}")
         except asyncpg.exceptions.DuplicateDatabaseError:
             if not exist_ok:
                 raise PostgresClusterError(
                     f"database {name!r} already exists on {redact_url(self.url)}; pick another "
                     "name or pass exist_ok=True"
                 ) from None
-        finally:
-            await conn.close()
         return self.url_for(name)
 
     def drop_database(self, name: str) -> None:
@@ -248,11 +234,41 @@ class PostgresCluster:
 
     async def adrop_database(self, name: str) -> None:
         """``drop_database`` for a caller inside an event loop."""
-        conn = await asyncpg.connect(self.url, timeout=10)
+        sql = f"drop database if exists {_identifier(name)} with (force)"
+        await self._execute(sql, f"drop database {name!r}")
+
+    async def _execute(self, sql: str, doing: str) -> None:
+        """Run ``sql`` in the server's maintenance database. A server that cannot be reached
+        or that refuses raises ``PostgresClusterError`` saying where and what to do
+        (``DuplicateDatabaseError`` passes through: the caller decides about it)."""
+        where, advice = redact_url(self.url), self._advice()
         try:
-            await conn.execute(f"drop database if exists {_identifier(name)} with (force)")
+            conn = await asyncpg.connect(self.url, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise PostgresClusterError(
+                f"cannot connect to PostgreSQL at {where} to {doing} "
+                f"({type(exc).__name__}: {exc}); {advice}"
+            ) from None
+        try:
+            await conn.execute(sql)
+        except asyncpg.exceptions.DuplicateDatabaseError:
+            raise
+        except asyncpg.PostgresError as exc:
+            raise PostgresClusterError(
+                f"PostgreSQL at {where} refused to {doing} ({type(exc).__name__}: {exc}); {advice}"
+            ) from None
         finally:
             await conn.close()
+
+    def _advice(self) -> str:
+        if not self.managed:
+            return (
+                f"check {URL_VARIABLE} (the server must be up, and its user allowed to create "
+                "databases), or unset it to use a throwaway cluster"
+            )
+        if self.base_dir is None:
+            return "start the cluster first (enter its context or call start())"
+        return f"is the throwaway cluster running? Its log is {self.log_path}"
 
     async def astart(self) -> None:
         await asyncio.to_thread(self.start)
@@ -384,7 +400,7 @@ class PostgresCluster:
             "UTF8",
             "--locale=C.UTF-8",
         )
-        self._port = _free_port()
+        self._port = free_port()
         self._write_settings(self._port)
 
     def _server_user_ids(self) -> tuple[int, int] | None:
@@ -437,7 +453,7 @@ class PostgresCluster:
             # The free port was only free when we looked: another process may have taken
             # it since. A fresh port is fine for a first start; a restart must keep its own.
             if "could not bind" in log and attempt < _PORT_ATTEMPTS and not self._has_started:
-                self._port = _free_port()
+                self._port = free_port()
                 self._write_settings(self._port)
                 continue
             output = (result.stdout + result.stderr).strip()
@@ -487,13 +503,6 @@ def _identifier(name: str) -> str:
             f"database name {name!r} is not usable: give 1 to 63 bytes without NUL"
         )
     return '"' + name.replace('"', '""') + '"'
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _run_in_fresh_loop(coroutine: Coroutine[Any, Any, T]) -> T:

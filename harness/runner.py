@@ -253,14 +253,11 @@ async def _stored_checks(
     scenario: Scenario, stack: stacks.Stack, probe: HalfWrittenProbe | None
 ) -> list[Check]:
     """The stored invariants, once the write buffer has written what it still held (the
-    faults are lifted first: the scenario is over, and its backlog gets its chance)."""
+    database faults are lifted first, all of them, since the proxy in front of this run's
+    database carries nothing else: the scenario is over, and its backlog gets its chance)."""
     if stack.storage is None or stack.database is None or stack.records is None:
         return []
-    for step in scenario.faults:
-        if isinstance(step.fault, DatabaseFaultSpec):
-            for rule in database_rules(step):
-                assert rule.id is not None
-                await stack.database.proxy.remove_fault(rule.id)
+    await stack.database.proxy.clear_faults()
     with contextlib.suppress(WriteBufferError):
         await stack.storage.buffer.flush(FINAL_FLUSH_S)
     checks: list[Check] = []

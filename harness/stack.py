@@ -33,7 +33,7 @@ from system.broker import KisClient, KisSettings
 from system.gateway import Gateway, GatewayServer, GatewaySettings
 from system.gateway import serve as serve_gateway
 from system.gateway.metrics import gateway_values
-from system.health import HEALTH_CODES, Health
+from system.health import Health
 from system.market import FeedSettings, KisFeedClient
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
@@ -96,11 +96,7 @@ class Stack:
         """The system's verdict: the service's, or the worse of it and the storage's (as
         ``/health`` judges; the feed and gateway parts only ever make that page degraded)."""
         health = self.service.health()
-        if self.storage is None:
-            return health
-        storage = self.storage.health()
-        worst = max(health.state, storage.state, key=HEALTH_CODES.__getitem__)
-        return Health(worst, health.reasons + storage.reasons)
+        return health if self.storage is None else Health.worst(health, self.storage.health())
 
     def market_at(self, code: str, step: int) -> tuple[int, int]:
         """The simulated market's (price, accumulated volume) of ``code`` at ``step``."""
@@ -218,6 +214,16 @@ async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
         yield stack
 
 
+async def _time_zero(*mocks: BrokerControl | FeedControl, database: Database | None) -> float:
+    """Reset the mocks (and the database's proxy) to the scenario's second 0 and return it
+    in loop time: ``Stack.origin``, taken before the system starts."""
+    for control in mocks:
+        await control.reset()
+    if database is not None:
+        await database.proxy.reset()
+    return asyncio.get_running_loop().time()
+
+
 def _observe_storage(stack: Stack, storage: Storage | None) -> None:
     """Put a ``RecordLog`` between the service and its storage, for the stored invariants."""
     if storage is None:
@@ -242,10 +248,7 @@ async def _broker_only(
         BrokerControl(server.url) as control,
         contextlib.AsyncExitStack() as parts,
     ):
-        await control.reset()
-        if database is not None:
-            await database.proxy.reset()
-        origin = asyncio.get_running_loop().time()
+        origin = await _time_zero(control, database=database)
         overrides = scenario.system.client
         settings = KisSettings.model_validate(
             _client_values(server.url, scenario.broker.profile, overrides)
@@ -274,12 +277,7 @@ async def _realtime(
     feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
     overrides = scenario.system
     async with serve_world(config, feed_config) as world:  # at 09:00 KST, as above
-        # Time zero for both mocks, before the system holds anything a reset would void.
-        await world.broker_control.reset()
-        await world.feed_control.reset()
-        if database is not None:
-            await database.proxy.reset()
-        origin = asyncio.get_running_loop().time()
+        origin = await _time_zero(world.broker_control, world.feed_control, database=database)
         settings = system_settings(
             world,
             profile=scenario.broker.profile,
@@ -305,7 +303,6 @@ async def _realtime(
             if "gateway" not in scenario.needs:
                 yield stack
                 return
-            buffer = settings.gateway.send_buffer_bytes
-            async with serve_gateway(system.app, send_buffer_bytes=buffer) as server:
+            async with serve_gateway(system.app) as server:
                 stack.gateway_server = server
                 yield stack

@@ -78,7 +78,11 @@ class Watchers:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RECEIVE_BUFFER)
             sock.setblocking(False)
             loop = asyncio.get_running_loop()
-            await loop.sock_connect(sock, (parts.hostname or "127.0.0.1", parts.port or 80))
+            try:
+                await loop.sock_connect(sock, (parts.hostname or "127.0.0.1", parts.port or 80))
+            except BaseException:  # refused while the gateway is down: the client retries
+                sock.close()
+                raise
         # No protocol-level pings: the gateway's JSON heartbeat is the keepalive, and a
         # slow client must not be kept alive (or killed) by its own library. A slow client's
         # library stops reading the socket once one message waits, so the backlog stays in

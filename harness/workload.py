@@ -132,8 +132,8 @@ class Workloads:
                 if response.status_code == 200:
                     return response
                 if response.status_code == 503 and "retry-after" in response.headers:
-                    raise ApiRefused(response.headers["retry-after"])
-                raise ApiFailed(f"HTTP{response.status_code}")
+                    raise ApiAnswer("refused")
+                raise ApiAnswer(f"HTTP{response.status_code}")
 
             return call
 
@@ -172,9 +172,7 @@ class Workloads:
                 outcome = "ok"
             except asyncio.CancelledError:
                 raise
-            except ApiRefused:
-                outcome = "refused"
-            except ApiFailed as exc:
+            except ApiAnswer as exc:
                 outcome = exc.outcome
             except Exception as exc:  # every failure is an observation, not a crash
                 outcome = type(exc).__name__
@@ -197,12 +195,9 @@ class Workloads:
             await self._http.aclose()
 
 
-class ApiRefused(Exception):
-    """The gateway answered 503 with Retry-After."""
-
-
-class ApiFailed(Exception):
-    """The gateway answered something else than 200 or a 503 with Retry-After."""
+class ApiAnswer(Exception):
+    """The gateway answered something else than 200: ``outcome`` is ``refused`` (a 503 with
+    Retry-After) or ``HTTP<status>``."""
 
     def __init__(self, outcome: str) -> None:
         super().__init__(outcome)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -40,28 +40,38 @@ class BaseControlPlane(Generic[J]):
     """The fault plan, journal and clock of one mock, and what a reset means for it.
 
     Each kind of mock fills in its rules and its journal: ``rule_model`` is what
-    ``POST /faults`` accepts and ``add_journal_route`` serves ``GET /journal`` with the
-    journal's own filters. HTTP mocks use ``ControlPlane``; the realtime feed its own.
+    ``POST /faults`` accepts, ``new_journal`` makes its journal, and ``journal_query``
+    answers ``GET /journal``, its parameters being the journal's own filters. HTTP mocks
+    use ``ControlPlane``; the realtime feed and the TCP proxy their own.
     """
 
     rule_model: ClassVar[type[FaultRule] | type[FeedFaultRule] | type[ProxyFaultRule]]
+    default_name: ClassVar[str]  # the mock's name in messages when none is given
 
     def __init__(
         self,
         *,
-        name: str,
-        journal: J,
+        name: str | None = None,
         seed: int = 0,
         control_token: str | None = None,
         clock: MockClock | None = None,
     ) -> None:
-        self.name = name
+        self.name = name or self.default_name
         self.seed = seed
         self.control_token = control_token
         self.clock = clock or MockClock()
         self.faults = FaultPlan(seed)
-        self.journal = journal
+        self.journal = self.new_journal()
         self._reset_hooks: list[Callable[[], None]] = []
+
+    def new_journal(self) -> J:
+        raise NotImplementedError
+
+    # async, as authorize is: a plain def dependency would run in a worker thread.
+    async def journal_query(self) -> Sequence[Entry | FeedEntry | ProxyEntry]:
+        """The entries ``GET /journal`` answers; a subclass adds its filters as parameters
+        (FastAPI reads them from the signature: names, types, bounds)."""
+        raise NotImplementedError
 
     def on_reset(self, hook: Callable[[], None]) -> None:
         self._reset_hooks.append(hook)
@@ -135,7 +145,16 @@ class BaseControlPlane(Generic[J]):
             plane.faults.clear()
             return {"cleared": True}
 
-        self.add_journal_route(router)
+        @router.get("/journal")
+        async def journal(
+            # A default, not Annotated: postponed annotations can't name ``plane``.
+            entries: Sequence[Any] = Depends(plane.journal_query),
+        ) -> dict[str, Any]:
+            # ``dropped``: how many of the oldest entries the journal's bound let go.
+            return {
+                "entries": [entry.to_json() for entry in entries],
+                "dropped": plane.journal.dropped,
+            }
 
         @router.post("/reset")
         async def reset() -> dict[str, bool]:
@@ -144,48 +163,28 @@ class BaseControlPlane(Generic[J]):
 
         return router
 
-    def add_journal_route(self, router: APIRouter) -> None:
-        raise NotImplementedError
-
-    def journal_page(self, entries: Iterable[Entry | FeedEntry | ProxyEntry]) -> dict[str, Any]:
-        """What ``GET /journal`` answers: the entries found, and how many the bound dropped."""
-        return {"entries": [entry.to_json() for entry in entries], "dropped": self.journal.dropped}
-
 
 class ControlPlane(BaseControlPlane[Journal]):
     """The control plane of an HTTP mock (the broker): HTTP fault rules, one entry a request."""
 
     rule_model = FaultRule
+    default_name = "broker"
 
-    def __init__(
+    def new_journal(self) -> Journal:
+        return Journal()
+
+    async def journal_query(
         self,
-        *,
-        name: str,
-        seed: int = 0,
-        control_token: str | None = None,
-        clock: MockClock | None = None,
-    ) -> None:
-        super().__init__(
-            name=name, journal=Journal(), seed=seed, control_token=control_token, clock=clock
+        since: Annotated[int, Query(ge=0)] = 0,
+        path: str | None = None,
+        method: str | None = None,
+        tr_id: str | None = None,
+        code: str | None = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+    ) -> list[Entry]:
+        return self.journal.entries(
+            since=since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
         )
-
-    def add_journal_route(self, router: APIRouter) -> None:
-        plane = self
-
-        @router.get("/journal")
-        async def journal(
-            since: Annotated[int, Query(ge=0)] = 0,
-            path: str | None = None,
-            method: str | None = None,
-            tr_id: str | None = None,
-            code: str | None = None,
-            limit: Annotated[int | None, Query(ge=1)] = None,
-        ) -> dict[str, Any]:
-            return plane.journal_page(
-                plane.journal.entries(
-                    since=since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
-                )
-            )
 
 
 def mock_app(

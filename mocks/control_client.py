@@ -32,6 +32,17 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def _readable(detail: object) -> str:
+    """An error's detail as a line: FastAPI's list of validation errors becomes
+    "query.kind: Input should be 'connect', ...; ..."."""
+    if isinstance(detail, list) and all(isinstance(error, dict) for error in detail):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}"
+            for error in detail
+        )
+    return str(detail)
+
+
 class _Control:
     """What every mock's control plane offers: health, clock, rule listing, reset."""
 
@@ -70,7 +81,7 @@ class _Control:
         response = await self._http.request(method, path, **kwargs)
         if response.is_error:
             try:
-                detail = str(response.json().get("detail", response.text))
+                detail = _readable(response.json().get("detail", response.text))
             except ValueError:
                 detail = response.text
             raise ControlError(method, str(response.url), response.status_code, detail)

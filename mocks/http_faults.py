@@ -57,7 +57,7 @@ class FaultInjector:
         )
         decision = self.plane.faults.decide(Request(scope["method"], scope["path"], tr_id), started)
         if decision is not None:
-            entry.fault = f"{decision.rule_id}:{decision.kind}"
+            entry.fault = decision.label
         recording = _recording(send, entry)
         try:
             await self._apply(decision, scope, replay, recording, entry)

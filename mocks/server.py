@@ -30,14 +30,15 @@ LISTENER_KEY = "squall.listener"
 
 
 class PortInUse(OSError):
-    """The port is taken; the message names it and says how to pick another."""
+    """The port is taken; the message names it and says how to pick another (with
+    ``option``, the command-line option that sets this port)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, option: str = "--port") -> None:
         super().__init__(
             errno.EADDRINUSE,
             f"port {port} on {host} is already in use. Stop whatever holds it "
             f"(e.g. `ss -ltnp 'sport = :{port}'` shows the process) or choose another "
-            f"port with --port (--port 0 picks a free one)",
+            f"port with {option} ({option} 0 picks a free one)",
         )
         self.host = host
         self.port = port

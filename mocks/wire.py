@@ -9,6 +9,7 @@ test) they raise ``WireUnavailable`` so nobody mistakes the missing fault for a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import MutableMapping
@@ -32,13 +33,18 @@ def transport_of(scope: MutableMapping[str, Any]) -> asyncio.Transport:
     return transport  # type: ignore[no-any-return]
 
 
-def reset(scope: MutableMapping[str, Any]) -> None:
+def abort_with_rst(transport: asyncio.Transport) -> None:
     """Abort with an RST: SO_LINGER 0 makes close() discard the connection instead of FIN."""
-    transport = transport_of(scope)
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):  # already gone: the abort is all that is left
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+def reset(scope: MutableMapping[str, Any]) -> None:
+    """Abort the request's connection with an RST."""
+    abort_with_rst(transport_of(scope))
 
 
 def close(scope: MutableMapping[str, Any]) -> None:

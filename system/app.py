@@ -33,6 +33,7 @@ from system.gateway import GatewaySettings, create_gateway
 from system.market import FeedSettings, KisFeedClient, quote_resync
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
+from system.storage.config import URL_VARIABLES
 
 
 def build_service(environ: Mapping[str, str] | None = None) -> TradingService:
@@ -61,7 +62,8 @@ class SystemSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemSettings:
         """Read every prefix; ``SettingsError`` names the variables at fault."""
         env = os.environ if environ is None else environ
-        database = env.get("SQUALL_DATABASE_URL") or env.get("DATABASE_URL")
+        # Read as PoolConfig.from_env reads it: a blank variable is unset.
+        database = any(env.get(name, "").strip() for name in URL_VARIABLES)
         return cls(
             kis=KisSettings.from_env(environ=environ),
             service=ServiceSettings.from_env(environ=environ),
@@ -92,12 +94,13 @@ async def running_system(
     The database must be reachable at start-up (``PoolInitializationError`` otherwise, with
     the URL's password masked); after that, an outage only queues writes.
 
-    ``rng`` seeds the client's retry jitter and the feed's reconnect jitter (a scenario
-    passes a seeded one so a run repeats); by default both are unseeded.
+    ``rng`` seeds the client's retry jitter, the feed's reconnect jitter and the storage's
+    reconnect jitter (a scenario passes a seeded one so a run repeats); by default they are
+    unseeded.
     """
     rng = rng or random.Random()
-    # Two streams drawn from one seed, so the feed's reconnects don't shift the REST
-    # client's retry jitter (or the other way round) when one of them changes.
+    # Streams drawn from one seed, so the feed's reconnects don't shift the REST client's
+    # retry jitter or the storage's (or the other way round) when one of them changes.
     client_rng = random.Random(rng.random())
     feed_rng = random.Random(rng.random())
     storage_rng = random.Random(rng.random())

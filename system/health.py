@@ -45,6 +45,22 @@ class Health:
         """0 healthy, 1 degraded, 2 unhealthy (the ``health_state`` metric)."""
         return HEALTH_CODES[self.state]
 
+    @classmethod
+    def judge(cls, unhealthy: list[str], degraded: list[str]) -> Health:
+        """The verdict of a part's rules: unhealthy if any unhealthy reason (the degraded
+        ones said too), else degraded if any degraded reason, else healthy."""
+        if unhealthy:
+            return cls("unhealthy", tuple(unhealthy + degraded))
+        if degraded:
+            return cls("degraded", tuple(degraded))
+        return cls("healthy")
+
+    @classmethod
+    def worst(cls, *parts: Health) -> Health:
+        """Several parts' verdicts as one: the worst state, every part's reasons in order."""
+        state = max((part.state for part in parts), key=HEALTH_CODES.__getitem__)
+        return cls(state, tuple(reason for part in parts for reason in part.reasons))
+
 
 class BrokerHealth:
     """Interaction outcomes, and the rules in the module docstring that judge them."""
@@ -99,8 +115,4 @@ class BrokerHealth:
         if unknown_orders:
             plural = "order" if unknown_orders == 1 else "orders"
             degraded.append(f"{unknown_orders} {plural} of unknown outcome")
-        if unhealthy:
-            return Health("unhealthy", tuple(unhealthy + degraded))
-        if degraded:
-            return Health("degraded", tuple(degraded))
-        return Health("healthy")
+        return Health.judge(unhealthy, degraded)

@@ -294,40 +294,27 @@ class TradingService:
         record = self._open(order)
         deadline = loop_time() + self.settings.order_deadline_s
         if self.recorder is not None:
+            audit = AuditEvent("order-recorded", dataclasses.asdict(order), loop_time())
             try:
-                self.recorder.record(
-                    self._stored(record),
-                    AuditEvent(
-                        "order-recorded",
-                        {
-                            "client_order_id": order.client_order_id,
-                            "code": order.code,
-                            "side": order.side,
-                            "quantity": order.quantity,
-                            "price": order.price,
-                        },
-                        loop_time(),
-                    ),
-                )
+                self.recorder.record(self._stored(record), audit)
             except WriteBufferError as refused:
                 record.close("failed", f"not sent: it could not be recorded ({refused})")
                 self._counts.orders_failed += 1
                 self._counts.orders_not_recorded += 1
                 raise
         try:
-            ack = await self._place(record, deadline)
+            return await self._place(record, deadline)
         except asyncio.CancelledError:
             self._abandon(record)
-            self._record(self._stored(record))
             raise
         except Exception as error:
             final = self._give_up(record, error)
-            self._record(self._stored(record))
             if final is error:
                 raise
             raise final from error
-        self._record(self._stored(record))
-        return ack
+        finally:
+            # However it settled (acked, rejected, unknown, failed, cancelled): store that.
+            self._record(self._stored(record))
 
     def orders(self) -> list[OrderRecord]:
         """Every client order id given to ``place_order``, first seen first, as snapshots."""

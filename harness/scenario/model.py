@@ -11,7 +11,7 @@ The reference for every key, with examples, is ``docs/scenarios.md``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -37,13 +37,6 @@ from system.service import metric_names as service_metric_names
 from system.storage import metric_names as storage_metric_names
 
 Part = Literal["broker", "feed", "gateway", "database"]
-INVARIANTS = (
-    "orders-not-duplicated",
-    "unknown-orders-reconciled",
-    "ticks-match-market",
-    "writes-not-lost",
-    "groups-not-half-written",
-)
 Invariant = Literal[
     "orders-not-duplicated",
     "unknown-orders-reconciled",
@@ -51,6 +44,7 @@ Invariant = Literal[
     "writes-not-lost",
     "groups-not-half-written",
 ]
+INVARIANTS: tuple[str, ...] = get_args(Invariant)
 # Invariants about the realtime feed; "all" includes them only when the feed is needed.
 FEED_INVARIANTS = ("ticks-match-market",)
 # Invariants over what the system stored; "all" includes them only with the database.
@@ -145,17 +139,23 @@ class SystemSettings(_Strict):
 # --- the timeline ------------------------------------------------------------------------
 
 
+# How often a fault fires, the same keys for every target.
+First = Annotated[int | None, Field(ge=1, description="Fault only the first N matches.")]
+Every = Annotated[int | None, Field(ge=1, description="Fault every Nth match.")]
+Probability = Annotated[
+    float | None, Field(ge=0, le=1, description="Fault each match with this probability (seeded).")
+]
+
+
 class FaultSpec(_Strict):
     """A fault rule on the broker: which requests (``match``), what happens (``do``), how often."""
 
     target: Literal["broker"] = "broker"
     match: Where = Where()
     do: FaultAction
-    first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
-    every: int | None = Field(default=None, ge=1, description="Fault every Nth match.")
-    probability: float | None = Field(
-        default=None, ge=0, le=1, description="Fault each match with this probability (seeded)."
-    )
+    first: First = None
+    every: Every = None
+    probability: Probability = None
 
 
 class FeedFaultSpec(_Strict):
@@ -169,11 +169,9 @@ class FeedFaultSpec(_Strict):
     target: Literal["feed"]
     match: FeedWhere = FeedWhere()
     do: FeedAction
-    first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
-    every: int | None = Field(default=None, ge=1, description="Fault every Nth match.")
-    probability: float | None = Field(
-        default=None, ge=0, le=1, description="Fault each match with this probability (seeded)."
-    )
+    first: First = None
+    every: Every = None
+    probability: Probability = None
 
 
 class Outage(_Strict):
@@ -199,11 +197,9 @@ class DatabaseFaultSpec(_Strict):
     target: Literal["database"]
     match: ProxyWhere = ProxyWhere()
     do: DatabaseAction
-    first: int | None = Field(default=None, ge=1, description="Fault only the first N matches.")
-    every: int | None = Field(default=None, ge=1, description="Fault every Nth match.")
-    probability: float | None = Field(
-        default=None, ge=0, le=1, description="Fault each match with this probability (seeded)."
-    )
+    first: First = None
+    every: Every = None
+    probability: Probability = None
 
     @model_validator(mode="after")
     def _match_fits(self) -> DatabaseFaultSpec:

@@ -34,7 +34,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from mocks.faults.model import Delay, When, _Strict
+from mocks.faults.model import Delay, RuleId, When, _Strict
 
 FeedEventKind = Literal["connect", "subscribe", "unsubscribe", "message", "frame", "pingpong"]
 FEED_EVENT_KINDS: frozenset[str] = frozenset(get_args(FeedEventKind))
@@ -198,7 +198,7 @@ FeedAction = Annotated[
 class FeedFaultRule(_Strict):
     """A named feed fault: which events it strikes, what it does, when it is active."""
 
-    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    id: RuleId = None
     where: FeedWhere = FeedWhere()
     what: FeedAction
     when: When = When()

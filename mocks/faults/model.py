@@ -14,6 +14,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A rule's name, for the journal ("<rule id>:<kind>") and for removing it; every mock's
+# rules take the same. None: the plan names it rule-1, rule-2, ...
+RuleId = Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
 class Where(_Strict):
     """Which requests a rule targets. Empty fields match everything.
 
@@ -186,7 +191,7 @@ class When(_Strict):
 class FaultRule(_Strict):
     """A named fault: where it strikes, what it does, when it is active."""
 
-    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    id: RuleId = None
     where: Where = Where()
     what: FaultAction
     when: When = When()

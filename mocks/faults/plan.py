@@ -37,6 +37,11 @@ class Decision:
     def kind(self) -> str:
         return self.action.kind
 
+    @property
+    def label(self) -> str:
+        """How journals name the fault: "<rule id>:<kind>"."""
+        return f"{self.rule_id}:{self.kind}"
+
 
 @dataclass(frozen=True)
 class ProxyDecision(Decision):

@@ -32,7 +32,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from mocks.faults.model import When, _Strict
+from mocks.faults.model import RuleId, When, _Strict
 
 Direction = Literal["upstream", "downstream"]
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
@@ -198,7 +198,7 @@ class ProxyFaultRule(_Strict):
     window and ``applied`` those it was put on (after first/every/probability).
     """
 
-    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    id: RuleId = None
     where: ProxyWhere = ProxyWhere()
     what: ProxyAction
     when: When = When()

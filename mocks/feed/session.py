@@ -248,7 +248,7 @@ class Session:
         if decision is not None:
             if isinstance(decision.action, Reject):
                 action = decision.action
-                self._ack(action.code, *key, message=action.message, fault=_label(decision))
+                self._ack(action.code, *key, message=action.message, fault=decision.label)
                 return
             if not self._apply_to_connection(decision):
                 return
@@ -327,7 +327,7 @@ class Session:
         decision = self._decide("frame", tr_id, tr_key)
         action = decision.action if decision is not None else None
         if decision is not None:
-            item.fault = _label(decision)
+            item.fault = decision.label
             if not self._apply_to_connection(decision) or not self._live.is_set():
                 return
         if isinstance(action, Gap):
@@ -431,7 +431,7 @@ class Session:
         """Apply a connection-level action (on this or every connection); False when the
         connection is going away, so the event that fired it is dropped."""
         action = decision.action
-        label = _label(decision)
+        label = decision.label
         if isinstance(action, Restart):
             self._journal("fault", fault=label, detail=f"restart: down {action.seconds:g} s")
             try:
@@ -524,10 +524,6 @@ class Session:
         return self.feed.journal.record(
             at=round(self.feed.clock.now(), 6), connection=self.number, kind=kind, **fields
         )
-
-
-def _label(decision: Decision) -> str:
-    return f"{decision.rule_id}:{decision.kind}"
 
 
 def _seconds(seconds: float | None, what: str) -> str:

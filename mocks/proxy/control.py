@@ -13,53 +13,31 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Query
 
-from mocks.clock import MockClock
 from mocks.control import PREFIX, BaseControlPlane, mock_app
 from mocks.faults import ProxyFaultRule
-from mocks.journal import ProxyJournal
+from mocks.journal import ProxyCloseHow, ProxyEntry, ProxyEntryKind, ProxyJournal
 from mocks.proxy.config import ProxyConfig
 
 
 class ProxyControlPlane(BaseControlPlane[ProxyJournal]):
     rule_model = ProxyFaultRule
+    default_name = "proxy"
 
-    def __init__(
+    def new_journal(self) -> ProxyJournal:
+        return ProxyJournal()
+
+    async def journal_query(
         self,
-        *,
-        seed: int = 0,
-        control_token: str | None = None,
-        clock: MockClock | None = None,
-    ) -> None:
-        super().__init__(
-            name="proxy",
-            journal=ProxyJournal(),
-            seed=seed,
-            control_token=control_token,
-            clock=clock,
+        since: Annotated[int, Query(ge=0)] = 0,
+        kind: ProxyEntryKind | None = None,  # a typo is a 422 naming the kinds, not []
+        connection: Annotated[int | None, Query(ge=1)] = None,
+        how: ProxyCloseHow | None = None,
+        fault: str | None = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+    ) -> list[ProxyEntry]:
+        return self.journal.entries(
+            since=since, kind=kind, connection=connection, how=how, fault=fault, limit=limit
         )
-
-    def add_journal_route(self, router: APIRouter) -> None:
-        plane = self
-
-        @router.get("/journal")
-        async def proxy_journal(
-            since: Annotated[int, Query(ge=0)] = 0,
-            kind: str | None = None,
-            connection: Annotated[int | None, Query(ge=1)] = None,
-            how: str | None = None,
-            fault: str | None = None,
-            limit: Annotated[int | None, Query(ge=1)] = None,
-        ) -> dict[str, Any]:
-            return plane.journal_page(
-                plane.journal.entries(
-                    since=since,
-                    kind=kind,
-                    connection=connection,
-                    how=how,
-                    fault=fault,
-                    limit=limit,
-                )
-            )
 
 
 class Inspectable(Protocol):

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import itertools
 import socket
-import struct
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,12 +37,13 @@ from mocks.proxy.config import ProxyConfig, format_address
 from mocks.proxy.control import ProxyControlPlane, create_control_app
 from mocks.proxy.toxics import Hangup, Link, Outcome, PassClose, Step, Write
 from mocks.server import PortInUse, bind, serve
+from mocks.wire import abort_with_rst
 
 Side = Literal["client", "upstream"]
 _SOURCE: dict[Direction, Side] = {"upstream": "client", "downstream": "upstream"}
 _DESTINATION: dict[Direction, Side] = {"upstream": "upstream", "downstream": "client"}
-_FROM: dict[Side, Direction] = {"client": "upstream", "upstream": "downstream"}
-_INTO: dict[Side, Direction] = {"upstream": "upstream", "client": "downstream"}
+_FROM = {side: direction for direction, side in _SOURCE.items()}  # a side's bytes go this way
+_INTO = {side: direction for direction, side in _DESTINATION.items()}  # and arrive this way
 _RESETS: frozenset[ProxyCloseHow] = frozenset({"reset", "cut", "refused", "unreachable"})
 
 
@@ -52,23 +51,7 @@ class ProxyPortInUse(PortInUse):
     """A port of the proxy is taken; the message names the option that picks another."""
 
     def __init__(self, host: str, port: int, option: str) -> None:
-        super().__init__(host, port)
-        message = (
-            f"port {port} on {host} is already in use. Stop whatever holds it "
-            f"(e.g. `ss -ltnp 'sport = :{port}'` shows the process) or choose another "
-            f"port with {option} ({option} 0 picks a free one)"
-        )
-        self.strerror = message
-        self.args = (errno.EADDRINUSE, message)
-
-
-def _abort_with_rst(transport: asyncio.Transport) -> None:
-    """SO_LINGER 0 makes the close discard the connection with an RST instead of a FIN."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
+        super().__init__(host, port, option=option)
 
 
 class _Outbox:
@@ -213,7 +196,7 @@ class _Connection:
 
     def upstream_made(self, transport: asyncio.Transport) -> None:
         if self.finished:  # the client left (or the proxy stopped) while dialling
-            _abort_with_rst(transport)
+            abort_with_rst(transport)
             return
         self.transports["upstream"] = transport
         if self._holds["upstream"]:
@@ -257,7 +240,7 @@ class _Connection:
             if transport is None or transport.is_closing():
                 continue
             if how in _RESETS:
-                _abort_with_rst(transport)
+                abort_with_rst(transport)
             else:
                 transport.close()
         if journal:

@@ -9,7 +9,8 @@
   const HEALTH_EVERY_MS = 5000;
   const MAX_SIGNALS = 50;
 
-  const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
+  // Escaped: test ids hold tickers, and a ?tickers= link may carry any text.
+  const $ = (testid) => document.querySelector(`[data-testid="${CSS.escape(testid)}"]`);
   const el = {
     state: $("connection-state"),
     stale: $("stale-badge"),

@@ -198,12 +198,16 @@ class Gateway:
                 "SQUALL_DATABASE_URL to give it one",
             )
         raw = request.query_params.get("limit", "50")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_ORDERS_PAGE:
+        # Plain digits only (str.isdigit alone passes "²", which int() refuses), and few of
+        # them (int() refuses thousands).
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= 9
+        limit = int(raw) if digits else 0
+        if not 1 <= limit <= MAX_ORDERS_PAGE:
             return _problem(
                 400, f"limit must be a whole number from 1 to {MAX_ORDERS_PAGE}, got {raw!r}"
             )
         try:
-            orders = await self.storage.recent_orders(int(raw))
+            orders = await self.storage.recent_orders(limit)
         except StorageError as exc:
             retry_after = max(1, math.ceil(exc.retry_after_s or 1))
             return _problem(503, exc.message, headers={"Retry-After": str(retry_after)})

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from system.gateway.prices import QuoteSource
-from system.health import HEALTH_CODES, Health, HealthState
+from system.health import Health, HealthState
 from system.market.model import FeedStatus
 
 
@@ -77,7 +77,7 @@ class GatewayHealth:
 
     @property
     def state(self) -> HealthState:
-        return max((part.state for part in self.parts), key=HEALTH_CODES.__getitem__)
+        return Health.worst(*self.parts).state
 
     @property
     def http_status(self) -> int:
@@ -88,25 +88,21 @@ class GatewayHealth:
         verdict: dict[str, Any] = {
             "state": self.state,
             "reasons": [reason for part in self.parts for reason in part.reasons],
-            "gateway": {
-                "state": self.gateway.state,
-                "reasons": list(self.gateway.reasons),
-                "connections": self.connections,
-            },
-            "broker": {"state": self.broker.state, "reasons": list(self.broker.reasons)},
-            "feed": {
-                "state": self.feed.state,
-                "reasons": list(self.feed.reasons),
-                "feed_state": status.state,
-                "since": status.since,
-                "reconnects": status.reconnects,
-                "subscriptions": list(status.subscriptions),
-                "last_message_at": status.last_message_at,
-            },
+            "gateway": _part(self.gateway, connections=self.connections),
+            "broker": _part(self.broker),
+            "feed": _part(
+                self.feed,
+                feed_state=status.state,
+                since=status.since,
+                reconnects=status.reconnects,
+                subscriptions=list(status.subscriptions),
+                last_message_at=status.last_message_at,
+            ),
         }
         if self.storage is not None:
-            verdict["storage"] = {
-                "state": self.storage.state,
-                "reasons": list(self.storage.reasons),
-            }
+            verdict["storage"] = _part(self.storage)
         return verdict
+
+
+def _part(health: Health, **details: Any) -> dict[str, Any]:
+    return {"state": health.state, "reasons": list(health.reasons), **details}

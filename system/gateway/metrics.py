@@ -26,8 +26,7 @@ from prometheus_client.registry import Collector
 
 from system.gateway.protocol import is_ticker
 from system.health import HEALTH_CODES
-from system.market.feed import FEED_STATE_CODES
-from system.market.model import FeedState
+from system.market.model import FEED_STATE_CODES, FeedState
 
 if TYPE_CHECKING:
     from system.gateway.app import Gateway
@@ -53,6 +52,14 @@ class Family:
     documentation: str
     read: Callable[[Gateway], Reading]
     label: str = ""  # set when ``read`` gives one number per label value
+    # The family as one number (``gateway_values``); by default ``read`` summed over labels.
+    total: Callable[[Gateway], float] | None = None
+
+    def value(self, gateway: Gateway) -> float:
+        if self.total is not None:
+            return self.total(gateway)
+        reading = self.read(gateway)
+        return float(sum(reading.values()) if isinstance(reading, Mapping) else reading)
 
     def metric(self, gateway: Gateway) -> Metric:
         reading = self.read(gateway)
@@ -77,9 +84,13 @@ def _counter(
 
 
 def _gauge(
-    name: str, documentation: str, read: Callable[[Gateway], Reading], label: str = ""
+    name: str,
+    documentation: str,
+    read: Callable[[Gateway], Reading],
+    label: str = "",
+    total: Callable[[Gateway], float] | None = None,
 ) -> Family:
-    return Family(name, "gauge", documentation, read, label)
+    return Family(name, "gauge", documentation, read, label, total)
 
 
 # A function called once, not a tuple written at module level: the readers reach into
@@ -171,6 +182,8 @@ def _families() -> tuple[Family, ...]:
             "1 for the realtime feed's current state",
             lambda g: {state: float(g.prices.state == state) for state in get_args(FeedState)},
             "state",
+            # One-hot has no useful sum: the state's number, as ``feed_state`` gives it.
+            total=lambda g: float(FEED_STATE_CODES[g.prices.state]),
         ),
         _gauge(
             "gateway_health_state",
@@ -225,13 +238,4 @@ def gateway_values(gateway: Gateway) -> dict[str, float]:
     its labels (``gateway_clients_closed``: closed for any reason), except the one-hot
     ``gateway_feed_state``, which becomes the state's number as ``feed_state`` gives it
     (``FEED_STATE_CODES``: 0 live … 4 stopped), so the two never disagree."""
-    values: dict[str, float] = {}
-    for family in GATEWAY_FAMILIES:
-        if family.name == "gateway_feed_state":
-            values[family.name] = float(FEED_STATE_CODES[gateway.prices.state])
-            continue
-        reading = family.read(gateway)
-        values[family.name] = float(
-            sum(reading.values()) if isinstance(reading, Mapping) else reading
-        )
-    return values
+    return {family.name: family.value(gateway) for family in GATEWAY_FAMILIES}

@@ -23,6 +23,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -138,8 +139,12 @@ async def serve(
 
     Raises ``PortInUse`` before anything starts when the port is taken. The app's lifespan
     (heartbeats, feed sync, REST fallback) runs inside; leaving the block closes every
-    client and stops the server. ``send_buffer_bytes``: ``GatewaySettings.send_buffer_bytes``.
+    client and stops the server. ``send_buffer_bytes`` defaults to the gateway's own
+    ``GatewaySettings.send_buffer_bytes``, so a setting read from the environment applies
+    without the caller passing it on.
     """
+    if send_buffer_bytes is None:
+        send_buffer_bytes = _send_buffer_of(app)
     sock = bind(host, port, send_buffer_bytes=send_buffer_bytes)
     config = uvicorn.Config(
         app,
@@ -168,3 +173,16 @@ async def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()
+
+
+def _send_buffer_of(app: ASGIApp) -> int | None:
+    """The ``send_buffer_bytes`` setting of a gateway app; None for any other app."""
+    # Imported here: the gateway's app module imports this one (for ABORT_KEY).
+    from system.gateway.app import Gateway
+
+    if not isinstance(app, FastAPI):
+        return None
+    try:
+        return Gateway.of(app).settings.send_buffer_bytes
+    except LookupError:
+        return None

@@ -17,8 +17,9 @@ from system.market.errors import (
     SubscriptionLimitExceeded,
     UnknownTrId,
 )
-from system.market.feed import FEED_STATE_CODES, KisFeedClient, metric_names
+from system.market.feed import KisFeedClient, metric_names
 from system.market.model import (
+    FEED_STATE_CODES,
     BookLevel,
     FeedState,
     FeedStatus,

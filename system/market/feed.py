@@ -46,6 +46,7 @@ from system.market.errors import (
     FeedUnavailable,
 )
 from system.market.model import (
+    FEED_STATE_CODES,
     FeedState,
     FeedStatus,
     OrderBook,
@@ -79,15 +80,6 @@ from system.market.tape import Tape
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# The number the ``feed_state`` metric carries; higher is further from live data.
-FEED_STATE_CODES: dict[FeedState, int] = {
-    "live": 0,
-    "connecting": 1,
-    "reconnecting": 2,
-    "stalled": 3,
-    "stopped": 4,
-}
 
 # Returns a realtime approval key: ``KisClient.approval_key``.
 Approval = Callable[[], Awaitable[str]]

@@ -14,6 +14,15 @@ from typing import Literal, Protocol
 PriceSource = Literal["feed", "rest"]
 FeedState = Literal["connecting", "live", "stalled", "reconnecting", "stopped"]
 
+# The number the ``feed_state`` metric carries; higher is further from live data.
+FEED_STATE_CODES: dict[FeedState, int] = {
+    "live": 0,
+    "connecting": 1,
+    "reconnecting": 2,
+    "stalled": 3,
+    "stopped": 4,
+}
+
 
 @dataclass(frozen=True)
 class PriceUpdate:

@@ -100,11 +100,6 @@ def subscribe_message(
     )
 
 
-def unsubscribe_message(approval_key: str, tr_id: str, tr_key: str, *, custtype: str = "P") -> str:
-    """``subscribe_message`` with ``tr_type`` "2"."""
-    return subscribe_message(approval_key, tr_id, tr_key, tr_type=UNSUBSCRIBE, custtype=custtype)
-
-
 def parse_message(text: str) -> ServerMessage:
     """The event ``text`` (one server message) means; a ``FeedProtocolError`` if none.
 

@@ -69,10 +69,11 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, get_args
 
 from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
+from system.storage.failures import describe
 from system.storage.records import RECORD_TYPES, QuoteSnapshot, Record
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,10 @@ log = logging.getLogger(__name__)
 OnFull = Literal["refuse", "shed-oldest-snapshots"]
 BufferState = Literal["flowing", "backlogged", "full"]
 Batch = tuple[tuple[int, Record], ...]
-ON_FULL_POLICIES: tuple[OnFull, ...] = ("refuse", "shed-oldest-snapshots")
+ON_FULL_POLICIES: tuple[OnFull, ...] = get_args(OnFull)
 
 # Rejected records kept for inspection; all of them are counted and logged.
 DEAD_LETTERS_KEPT = 100
-# Error texts go into messages and logs; a driver's novel-length error must not.
-_ERROR_CHARS = 200
 
 
 class Sink(Protocol):
@@ -146,8 +145,8 @@ class DeadLetter:
     error: str
 
 
-def _database(stats: BufferStats) -> str:
-    """The database's side of a full or stuck buffer, for messages."""
+def describe_database(stats: BufferStats) -> str:
+    """The database's side of a full or stuck buffer, for messages and logs."""
     if stats.failing_since is None:
         return "the database accepts writes, but more slowly than records arrive"
     return (
@@ -202,8 +201,8 @@ class BufferFull(WriteBufferError):
                 )
             message = (
                 f"write buffer full: refused {what} ({stats.refused} refused so far); "
-                f"{waiting}, and {_database(stats)}. Restore the database, or raise the write "
-                f"buffer's capacity ({capacity_setting}) to ride out longer outages."
+                f"{waiting}, and {describe_database(stats)}. Restore the database, or raise "
+                f"the write buffer's capacity ({capacity_setting}) to ride out longer outages."
             )
         super().__init__(message)
         self.records = tuple(records)
@@ -235,7 +234,7 @@ class FlushTimeout(WriteBufferError, TimeoutError):
         super().__init__(
             f"write buffer flush: {waiting} records submitted up to seq {through_seq} are "
             f"still not written after {timeout_s:.1f} s ({stats.pending} waiting in all, "
-            f"{stats.written} written so far), and {_database(stats)}"
+            f"{stats.written} written so far), and {describe_database(stats)}"
         )
         self.through_seq = through_seq
         self.waiting = waiting
@@ -246,7 +245,7 @@ class UnwrittenRecords(WriteBufferError):
     """``close`` stopped with records not written; they are in ``records``, oldest first."""
 
     def __init__(self, records: Batch, stats: BufferStats, *, started: bool = True) -> None:
-        why = _database(stats) if started else "it was never started"
+        why = describe_database(stats) if started else "it was never started"
         super().__init__(
             f"write buffer closed with {len(records)} records not written "
             f"(seq {records[0][0]}..{records[-1][0]}), and {why}. They are "
@@ -700,7 +699,7 @@ class WriteBuffer:
                 error_text = f"no answer within {self._write_timeout_s:.1f} s"
                 transient = True  # it may have committed: the retry is harmless, see above
             else:
-                error_text = f"{type(error).__name__}: {error}"[:_ERROR_CHARS]
+                error_text = describe(error)
                 transient = self._classify(error)
             return self._failed(batch, error_text, transient=transient)
         self._backlog.confirm()
@@ -710,7 +709,7 @@ class WriteBuffer:
 
     def _sink_closed(self, batch: Batch, error: SinkClosed) -> None:
         self._closed = True  # nothing submitted from now on could be written
-        self._backlog.fail(f"SinkClosed: {error}"[:_ERROR_CHARS], loop_time(), transient=True)
+        self._backlog.fail(describe(error), loop_time(), transient=True)
         self._publish()
         log.error(
             "storage: the write buffer's sink is closed (%s); the drain stops with %d records "
@@ -789,7 +788,7 @@ class WriteBuffer:
                 stats.pending,
                 stats.capacity,
                 stats.on_full,
-                _database(stats),
+                describe_database(stats),
             )
         if self._on_change is not None:
             try:

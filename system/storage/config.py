@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -31,6 +32,8 @@ URL_VARIABLES = ("SQUALL_DATABASE_URL", "DATABASE_URL")
 ENV_PREFIX = "SQUALL_DB_"
 _SCHEMES = ("postgresql://", "postgres://")
 _EXAMPLE_URL = "postgresql://squall:PASSWORD@127.0.0.1:5432/squall"
+
+M = TypeVar("M", bound=BaseModel)
 
 # libpq also takes the password as a query parameter (``?password=…``).
 _QUERY_PASSWORD = re.compile(r"(?i)(\bpassword=)[^&#\s]*")
@@ -175,35 +178,67 @@ class PoolConfig(BaseModel):
         never its value.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, str] = {}
-        url_variable = next((name for name in URL_VARIABLES if env.get(name, "").strip()), None)
+        url_variable = database_url_variable(env)
         if url_variable is None:
             raise SettingsError(
                 f"missing environment variable {URL_VARIABLES[0]} (or {URL_VARIABLES[1]}): set "
                 f"it to the PostgreSQL DSN, e.g. {URL_VARIABLES[0]}={_EXAMPLE_URL}"
             )
-        values["url"] = env[url_variable].strip()
-        for name in cls.model_fields:
-            if name == "url":
-                continue
-            raw = env.get(f"{ENV_PREFIX}{name.upper()}", "")
-            if raw.strip():
-                values[name] = raw.strip()
-        try:
-            # Environment values are strings; the model is strict for Python callers only.
-            return cls.model_validate(values, strict=False)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{_variable_for(error['loc'], url_variable)}: {error['msg']}"
-                for error in exc.errors(include_input=False, include_url=False)
-            )
-            raise SettingsError(
-                f"invalid database settings in the environment: {problems}"
-            ) from None
+        return model_from_env(
+            cls,
+            env,
+            prefix=ENV_PREFIX,
+            what="database",
+            given={"url": env[url_variable].strip()},
+            variables={"url": url_variable},
+        )
 
 
-def _variable_for(loc: tuple[int | str, ...], url_variable: str) -> str:
-    if not loc:  # a check across fields has no single variable to name
-        return f"{ENV_PREFIX}*"
-    field = str(loc[0])
-    return url_variable if field == "url" else f"{ENV_PREFIX}{field.upper()}"
+def database_url_variable(environ: Mapping[str, str]) -> str | None:
+    """The variable the DSN is read from: ``SQUALL_DATABASE_URL``, else ``DATABASE_URL``
+    (None when both are unset or blank: the system runs without a database)."""
+    return next((name for name in URL_VARIABLES if environ.get(name, "").strip()), None)
+
+
+def model_from_env(
+    model: type[M],
+    environ: Mapping[str, str],
+    *,
+    prefix: str,
+    what: str,
+    given: Mapping[str, object],
+    variables: Mapping[str, str] | None = None,
+) -> M:
+    """``model`` from the ``given`` fields plus ``{prefix}{FIELD}`` for each of the others.
+
+    ``system.broker.settings.settings_from_env`` for the storage's models, which it cannot
+    serve as it stands: they are strict (it validates strictly, so every number read from
+    the environment would be refused) and take fields that come from elsewhere (``given``:
+    the DSN's variable, the pool's own settings).
+
+    Empty variables count as unset. Environment values are strings, so they are validated
+    leniently: the storage models are strict for Python callers only. A ``SettingsError``
+    (``invalid {what} settings in the environment: ...``) names the variable at fault
+    (``variables`` maps a given field to the variable it came from) and never its value.
+    """
+    values = dict(given)
+    for name in model.model_fields:
+        raw = environ.get(f"{prefix}{name.upper()}", "").strip()
+        if raw and name not in given:
+            values[name] = raw
+    try:
+        return model.model_validate(values, strict=False)
+    except ValidationError as exc:
+        named = variables or {}
+
+        def variable(loc: tuple[int | str, ...]) -> str:
+            if not loc:  # a check across fields has no single variable to name
+                return f"{prefix}*"
+            field = str(loc[0])
+            return named.get(field, f"{prefix}{field.upper()}")
+
+        problems = "; ".join(
+            f"{variable(error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(f"invalid {what} settings in the environment: {problems}") from None

@@ -36,6 +36,8 @@ LOST_ERRORS: tuple[type[BaseException], ...] = (
 # Errors of a connection attempt that mean nobody usable is listening there (as opposed to
 # a server that answered "no": a wrong password, an unknown database, too many clients).
 UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (OSError, *LOST_ERRORS)
+# Error texts go into messages, logs and health reasons; a driver's novel-length error must not.
+ERROR_TEXT_CHARS = 200
 
 
 def gone(conn: Connection) -> bool:
@@ -72,18 +74,23 @@ def classify(exc: BaseException, conn: Connection) -> Failure:
     return "other"
 
 
-def describe(exc: BaseException, dsn: str) -> str:
-    """``Type: message`` of a driver error, with the DSN's password scrubbed out of it."""
+def describe(exc: BaseException, dsn: str | None = None) -> str:
+    """``Type: message`` of an error for messages, logs and health reasons: the ``dsn``'s
+    password scrubbed out of it, then cut to ``ERROR_TEXT_CHARS`` (scrubbing first, so no
+    cut can leave part of the password behind)."""
     if isinstance(exc, TimeoutError) and not str(exc):
         return "timed out"
     text = str(exc).strip()
     for password in _passwords(dsn):
         text = text.replace(password, "***")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return described[:ERROR_TEXT_CHARS]
 
 
-def _passwords(dsn: str) -> list[str]:
+def _passwords(dsn: str | None) -> list[str]:
     """The DSN's password as written and percent-decoded (a message may quote either)."""
+    if not dsn:
+        return []
     try:
         raw = urlsplit(dsn).password
     except ValueError:

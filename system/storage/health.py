@@ -23,9 +23,11 @@ reachable and answered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-StorageState = Literal["healthy", "degraded", "unhealthy"]
+from system.health import HealthState
+
+# The system's three health states (``system.health``), under the name storage has used.
+StorageState = HealthState
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from system.storage.errors import MigrationError
-from system.storage.failures import connection_lost
+from system.storage.failures import connection_lost, describe
 from system.storage.pool import PoolManager
 
 # pg_advisory_xact_lock key: "Squall" in ASCII, so a DBA who finds it in pg_locks can
@@ -127,8 +127,8 @@ async def apply_migrations(
                         raise  # not the file's fault: the pool's error translation applies
                     raise MigrationError(
                         f"migration {migration.file_name} failed on {manager.server}: "
-                        f"{type(exc).__name__}: {exc}; nothing of it was applied (it runs in "
-                        "one transaction) — fix the file and start again",
+                        f"{describe(exc, manager.config.dsn)}; nothing of it was applied (it "
+                        "runs in one transaction) — fix the file and start again",
                         server=manager.server,
                     ) from exc
                 await conn.execute(

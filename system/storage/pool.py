@@ -37,6 +37,7 @@ from typing import Any, cast
 import asyncpg
 
 from system.broker.backoff import jittered_backoff
+from system.broker.clock import loop_time
 from system.storage.config import PoolConfig
 from system.storage.errors import (
     ConnectionValidationError,
@@ -152,7 +153,7 @@ class PoolManager:
                 pool.terminate()
             raise
         self._pool = pool
-        self._publish(self._monitor.started(self._now()))
+        self._publish(self._monitor.started(loop_time()))
         self._watcher = asyncio.create_task(self._watch(), name=f"storage-watch {self.server}")
 
     async def close(self) -> None:
@@ -175,7 +176,7 @@ class PoolManager:
             if self._refresh is not None:
                 self._refresh.cancel()
             self._closed.set()
-            change = self._monitor.closed(self._now())
+            change = self._monitor.closed(loop_time())
             self._log_change(change)
             if change is not None:
                 self._notify(change)
@@ -215,7 +216,7 @@ class PoolManager:
         """The verdict now (see ``system.storage.health``); current without a running loop
         only as of the last event."""
         with contextlib.suppress(RuntimeError):  # no running loop: the last verdict stands
-            self._publish(self._monitor.refresh(self._now()))
+            self._publish(self._monitor.refresh(loop_time()))
         return self._monitor.health
 
     # -- connections -------------------------------------------------------------------
@@ -331,10 +332,9 @@ class PoolManager:
                 "PoolManager.start() first",
                 server=self.server,
             )
-        loop = asyncio.get_running_loop()
         if self._monitor.server_unreachable:
-            raise self._down(loop.time())
-        started = loop.time()
+            raise self._down(loop_time())
+        started = loop_time()
         deadline = started + self.config.acquire_timeout_s
         try:
             async with asyncio.timeout_at(deadline):
@@ -364,7 +364,7 @@ class PoolManager:
                 if self._closing:
                     raise PoolClosedError(server=self.server) from None
                 raise self._cannot_connect(exc) from exc
-            now = asyncio.get_running_loop().time()
+            now = loop_time()
             released_at = conn.released_at
             if released_at is None or now - released_at <= cfg.validate_idle_after_s:
                 return conn
@@ -410,7 +410,7 @@ class PoolManager:
         except Exception as exc:
             what = f"connecting failed ({self._describe(exc)})"
             if isinstance(exc, UNREACHABLE_ERRORS):
-                self._publish(self._monitor.unreachable(self._now(), what))
+                self._publish(self._monitor.unreachable(loop_time(), what))
                 self._wake_watcher.set()  # switch it to backoff
             else:
                 self._failed(what, probe=False)
@@ -423,23 +423,20 @@ class PoolManager:
         query = conn.get_reset_query()
         if query:
             await conn.execute(query)
-        conn.released_at = self._now()
+        conn.released_at = loop_time()
 
     # -- health ------------------------------------------------------------------------
 
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
-
     def _succeeded(self) -> None:
-        self._publish(self._monitor.succeeded(self._now()))
+        self._publish(self._monitor.succeeded(loop_time()))
 
     def _failed(self, what: str, *, probe: bool) -> None:
-        self._publish(self._monitor.failed(self._now(), what))
+        self._publish(self._monitor.failed(loop_time(), what))
         if probe:  # is it the connection, or the server? The watcher finds out now.
             self._wake_watcher.set()
 
     def _waiting_changed(self, waiting: int) -> None:
-        self._publish(self._monitor.saturation(self._now(), waiting))
+        self._publish(self._monitor.saturation(loop_time(), waiting))
 
     def _publish(self, change: StorageHealth | None) -> None:
         """Tell the listener about a new state, and arm the timer for the next expiry."""
@@ -456,7 +453,7 @@ class PoolManager:
     def _on_expiry(self) -> None:
         # Timers may fire up to the clock's resolution early: re-arm rather than trust it.
         self._refresh = None
-        self._publish(self._monitor.refresh(self._now()))
+        self._publish(self._monitor.refresh(loop_time()))
 
     def _notify(self, change: StorageHealth) -> None:
         if self._on_change is None:
@@ -477,7 +474,6 @@ class PoolManager:
         """Probe the server: after failures, with backoff while it is down, and now and
         then otherwise. Runs from ``start()`` to ``close()``."""
         cfg = self.config
-        loop = asyncio.get_running_loop()
         failures = 0  # consecutive failed probes
         last_probe = -math.inf
         while True:
@@ -488,21 +484,21 @@ class PoolManager:
                     max_s=cfg.reconnect_backoff_max_s,
                     rng=self._rng,
                 )
-                self._next_probe_at = loop.time() + delay
+                self._next_probe_at = loop_time() + delay
                 await asyncio.sleep(delay)
             else:
                 failures = 0
                 interval = cfg.probe_interval_s or None
-                self._next_probe_at = None if interval is None else loop.time() + interval
+                self._next_probe_at = None if interval is None else loop_time() + interval
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(interval):
                         await self._wake_watcher.wait()
                 # A burst of failures should not become a burst of probes.
-                spacing = last_probe + cfg.reconnect_backoff_base_s - loop.time()
+                spacing = last_probe + cfg.reconnect_backoff_base_s - loop_time()
                 if spacing > 0:
                     await asyncio.sleep(spacing)
             self._wake_watcher.clear()
-            last_probe = loop.time()
+            last_probe = loop_time()
             failures = 0 if await self._probe() else failures + 1
 
     async def _probe(self) -> bool:
@@ -520,9 +516,9 @@ class PoolManager:
         except Exception as exc:
             what = f"the health probe failed ({self._describe(exc)})"
             if isinstance(exc, UNREACHABLE_ERRORS):
-                self._publish(self._monitor.unreachable(self._now(), what))
+                self._publish(self._monitor.unreachable(loop_time(), what))
             else:
-                self._publish(self._monitor.failed(self._now(), what))
+                self._publish(self._monitor.failed(loop_time(), what))
             return False
         self._succeeded()
         return True
@@ -536,7 +532,7 @@ class PoolManager:
         base = self.config.reconnect_backoff_base_s
         if self._next_probe_at is None:
             return base
-        return max(self._next_probe_at - self._now(), base)
+        return max(self._next_probe_at - loop_time(), base)
 
     def _down(self, now: float) -> DatabaseUnavailable:
         down_for = now - self._monitor.health.since
@@ -591,7 +587,7 @@ class PoolManager:
         stats = replace(self.stats(), waiting=self._slots.waiting + 1)
         return PoolTimeoutError(
             server=self.server,
-            waited_s=self._now() - started,
+            waited_s=loop_time() - started,
             stats=stats,
             # Held connections free up as their statements end, each within the query
             # timeout: about when trying again has a chance.

@@ -82,16 +82,44 @@ def encode_detail(detail: Mapping[str, Any]) -> str:
     return text
 
 
+class _Row:
+    """What every record class shares: its INSERT, made from ``table`` and ``columns``, and
+    the INSERT's parameters for a seq (``args``).
+
+    ``columns`` are the attributes written after ``seq``, in order; an attribute named
+    ``{column}_json`` fills the jsonb column ``{column}`` with its JSON text.
+    ``on_conflict`` makes the INSERT idempotent (see the module docstring).
+    """
+
+    table: ClassVar[str]
+    columns: ClassVar[tuple[str, ...]]
+    on_conflict: ClassVar[str] = "on conflict (seq) do nothing"
+    insert_sql: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in cls.columns if name not in cls.__annotations__]
+        if missing:
+            raise TypeError(f"{cls.__name__}.columns names no attribute {missing}")
+        names = ["seq", *(name.removesuffix("_json") for name in cls.columns)]
+        placeholders = ", ".join(f"${number}" for number in range(1, len(names) + 1))
+        cls.insert_sql = (
+            f"insert into {cls.table} ({', '.join(names)}) values ({placeholders}) "
+            f"{cls.on_conflict}"
+        )
+
+    def args(self, seq: int) -> tuple[object, ...]:
+        """The INSERT's parameters, ``$1`` being ``seq``."""
+        return (seq, *(getattr(self, name) for name in self.columns))
+
+
 @dataclass(frozen=True)
-class QuoteSnapshot:
+class QuoteSnapshot(_Row):
     """A stock's price and the day's volume at ``at``. The only kind a full buffer may shed
     (``on_full="shed-oldest-snapshots"``): the next snapshot supersedes it."""
 
     table: ClassVar[str] = "quote_snapshots"
-    insert_sql: ClassVar[str] = (
-        "insert into quote_snapshots (seq, code, price, volume, at) "
-        "values ($1, $2, $3, $4, $5) on conflict (seq) do nothing"
-    )
+    columns: ClassVar[tuple[str, ...]] = ("code", "price", "volume", "at")
 
     code: str
     price: int
@@ -104,20 +132,13 @@ class QuoteSnapshot:
         _bigint("volume", self.volume)
         _seconds(self.at)
 
-    def args(self, seq: int) -> tuple[object, ...]:
-        """The INSERT's parameters, ``$1`` being ``seq``."""
-        return (seq, self.code, self.price, self.volume, self.at)
-
 
 @dataclass(frozen=True)
-class Signal:
+class Signal(_Row):
     """Something the trading logic detected about ``code`` (``kind``, with ``detail``)."""
 
     table: ClassVar[str] = "signals"
-    insert_sql: ClassVar[str] = (
-        "insert into signals (seq, code, kind, detail, at) "
-        "values ($1, $2, $3, $4, $5) on conflict (seq) do nothing"
-    )
+    columns: ClassVar[tuple[str, ...]] = ("code", "kind", "detail_json", "at")
 
     code: str
     kind: str
@@ -133,13 +154,9 @@ class Signal:
         _seconds(self.at)
         object.__setattr__(self, "detail_json", encode_detail(self.detail))
 
-    def args(self, seq: int) -> tuple[object, ...]:
-        """The INSERT's parameters, ``$1`` being ``seq``; ``detail`` as JSON text."""
-        return (seq, self.code, self.kind, self.detail_json, self.at)
-
 
 @dataclass(frozen=True)
-class StoredOrder:
+class StoredOrder(_Row):
     """An order as the system last knew it, keyed by ``client_order_id``.
 
     Writing a ``StoredOrder`` for an id already stored updates that row's ``state`` and
@@ -152,10 +169,17 @@ class StoredOrder:
     """
 
     table: ClassVar[str] = "orders"
-    insert_sql: ClassVar[str] = (
-        "insert into orders "
-        "(seq, client_order_id, code, side, quantity, price, state, broker_order_id, at) "
-        "values ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    columns: ClassVar[tuple[str, ...]] = (
+        "client_order_id",
+        "code",
+        "side",
+        "quantity",
+        "price",
+        "state",
+        "broker_order_id",
+        "at",
+    )
+    on_conflict: ClassVar[str] = (
         "on conflict (client_order_id) do update set "
         "state = excluded.state, "
         "broker_order_id = coalesce(excluded.broker_order_id, orders.broker_order_id)"
@@ -182,30 +206,13 @@ class StoredOrder:
             _text("broker_order_id", self.broker_order_id, empty_ok=False)
         _seconds(self.at)
 
-    def args(self, seq: int) -> tuple[object, ...]:
-        """The INSERT's parameters, ``$1`` being ``seq`` (kept only if the order is new)."""
-        return (
-            seq,
-            self.client_order_id,
-            self.code,
-            self.side,
-            self.quantity,
-            self.price,
-            self.state,
-            self.broker_order_id,
-            self.at,
-        )
-
 
 @dataclass(frozen=True)
-class Halt:
+class Halt(_Row):
     """Trading was halted (``released=False``) or a halt was lifted (``released=True``)."""
 
     table: ClassVar[str] = "halts"
-    insert_sql: ClassVar[str] = (
-        "insert into halts (seq, reason, released, at) "
-        "values ($1, $2, $3, $4) on conflict (seq) do nothing"
-    )
+    columns: ClassVar[tuple[str, ...]] = ("reason", "released", "at")
 
     reason: str
     released: bool
@@ -217,20 +224,13 @@ class Halt:
             raise TypeError(f"released must be a bool, got {self.released!r}")
         _seconds(self.at)
 
-    def args(self, seq: int) -> tuple[object, ...]:
-        """The INSERT's parameters, ``$1`` being ``seq``."""
-        return (seq, self.reason, self.released, self.at)
-
 
 @dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(_Row):
     """Anything worth a line in the audit trail (``kind``, with ``detail``)."""
 
     table: ClassVar[str] = "audit_events"
-    insert_sql: ClassVar[str] = (
-        "insert into audit_events (seq, kind, detail, at) "
-        "values ($1, $2, $3, $4) on conflict (seq) do nothing"
-    )
+    columns: ClassVar[tuple[str, ...]] = ("kind", "detail_json", "at")
 
     kind: str
     detail: Mapping[str, Any] = field(compare=False)  # as in Signal
@@ -241,10 +241,6 @@ class AuditEvent:
         _text("kind", self.kind, empty_ok=False)
         _seconds(self.at)
         object.__setattr__(self, "detail_json", encode_detail(self.detail))
-
-    def args(self, seq: int) -> tuple[object, ...]:
-        """The INSERT's parameters, ``$1`` being ``seq``; ``detail`` as JSON text."""
-        return (seq, self.kind, self.detail_json, self.at)
 
 
 Record: TypeAlias = QuoteSnapshot | Signal | StoredOrder | Halt | AuditEvent

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from system.broker.settings import SettingsError
 from system.storage.buffer import OnFull
-from system.storage.config import PoolConfig
+from system.storage.config import PoolConfig, model_from_env
 
 ENV_PREFIX = "SQUALL_STORAGE_"
 # Named in BufferFull's advice: what to raise to ride out a longer outage.
@@ -74,27 +73,4 @@ class StorageSettings(BaseModel):
         """
         env = os.environ if environ is None else environ
         pool = PoolConfig.from_env(env)
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            if name == "pool":
-                continue
-            raw = env.get(f"{ENV_PREFIX}{name.upper()}", "")
-            if raw.strip():
-                values[name] = raw.strip()
-        try:
-            # Environment values are strings; the model is strict for Python callers only.
-            return cls.model_validate({"pool": pool, **values}, strict=False)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{_variable_for(error['loc'])}: {error['msg']}"
-                for error in exc.errors(include_input=False, include_url=False)
-            )
-            raise SettingsError(
-                f"invalid storage settings in the environment: {problems}"
-            ) from None
-
-
-def _variable_for(loc: tuple[int | str, ...]) -> str:
-    if not loc:  # a check across fields has no single variable to name
-        return f"{ENV_PREFIX}*"
-    return f"{ENV_PREFIX}{str(loc[0]).upper()}"
+        return model_from_env(cls, env, prefix=ENV_PREFIX, what="storage", given={"pool": pool})

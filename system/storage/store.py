@@ -24,28 +24,24 @@ import random
 from typing import Self
 
 from system.health import Health
-from system.storage.buffer import BufferClosed, BufferStats, UnwrittenRecords, WriteBuffer
+from system.storage.buffer import (
+    BufferClosed,
+    BufferStats,
+    UnwrittenRecords,
+    WriteBuffer,
+    describe_database,
+)
 from system.storage.health import PoolStats, StorageHealth, StorageState
 from system.storage.migrate import apply_migrations
 from system.storage.pool import PoolManager
-from system.storage.records import RECORD_TYPES, Record
+from system.storage.records import RECORD_TYPES, Record, StoredOrder
 from system.storage.settings import CAPACITY_VARIABLE, StorageSettings
 from system.storage.sink import PostgresSink, is_transient
 
 log = logging.getLogger(__name__)
 
 TABLES: tuple[str, ...] = tuple(kind.table for kind in RECORD_TYPES)
-ORDER_COLUMNS = (
-    "client_order_id",
-    "code",
-    "side",
-    "quantity",
-    "price",
-    "state",
-    "broker_order_id",
-    "at",
-    "seq",
-)
+ORDER_COLUMNS: tuple[str, ...] = (*StoredOrder.columns, "seq")
 
 _MAX_SEQ = "select coalesce(max(seq), 0) from ({}) as tables".format(
     " union all ".join(f"select max(seq) as seq from {table}" for table in TABLES)
@@ -111,11 +107,7 @@ def assess(pool: StorageHealth, buffer: BufferStats | None) -> Health:
                 f"write buffer backlogged: {buffer.pending} records waiting, writes failing "
                 f"for {buffer.failing_for_s:.1f} s"
             )
-    if unhealthy:
-        return Health("unhealthy", tuple(unhealthy + degraded))
-    if degraded:
-        return Health("degraded", tuple(degraded))
-    return Health("healthy")
+    return Health.judge(unhealthy, degraded)
 
 
 def measure(pool: PoolStats, health: Health, buffer: BufferStats | None) -> dict[str, float]:
@@ -239,13 +231,7 @@ class Storage:
         try:
             stats = await buffer.close(self.settings.flush_timeout_s)
         except UnwrittenRecords as unwritten:
-            stats, records = unwritten.stats, unwritten.records
-            why = (
-                "the database was keeping up, but not fast enough to empty the queue"
-                if stats.failing_since is None
-                else f"the database had been failing for {stats.failing_for_s:.1f} s (last "
-                f"error: {stats.last_error})"
-            )
+            records = unwritten.records
             log.error(
                 "storage: closing on %s with %d records not written (seq %d..%d) after "
                 "waiting %.1f s for them; %s. They are not stored: raise "
@@ -255,7 +241,7 @@ class Storage:
                 records[0][0],
                 records[-1][0],
                 self.settings.flush_timeout_s,
-                why,
+                describe_database(unwritten.stats),
             )
         else:
             log.info(
@@ -307,7 +293,8 @@ class Storage:
     def metrics(self) -> dict[str, float]:
         """The numbers named by ``metric_names()``: the pool's occupancy, the health code
         (0 healthy, 1 degraded, 2 unhealthy) and the write buffer's counters."""
-        return measure(self._pool.stats(), self.health(), self._buffer_stats())
+        buffer = self._buffer_stats()
+        return measure(self._pool.stats(), assess(self._pool.health(), buffer), buffer)
 
     def _buffer_stats(self) -> BufferStats | None:
         return None if self._buffer is None else self._buffer.stats()

@@ -21,6 +21,20 @@ def squall_exe() -> str:
     return found
 
 
+@pytest.fixture
+def system_env() -> dict[str, str]:
+    """The variables `squall system` needs, pointing at nothing (port 9): enough to start
+    it up to whatever a test wants to see it refuse. The appsecret is fake and must never
+    appear in any output."""
+    return {
+        "SQUALL_KIS_BASE_URL": "http://127.0.0.1:9",
+        "SQUALL_KIS_APPKEY": "P" * 36,
+        "SQUALL_KIS_APPSECRET": "s" * 180,
+        "SQUALL_KIS_ACCOUNT": "50012345-01",
+        "SQUALL_FEED_URL": "ws://127.0.0.1:9/tryitout",
+    }
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A running PostgreSQL for the session: a throwaway cluster from the machine's binaries,

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from harness import bench_proxy
 from harness.bench_proxy import Address, PathResult, ProxyResults
+from harness.stats import percentile
 
 ROUND_TRIPS = 200
 WARM_UP = 20
@@ -42,7 +43,7 @@ def squall(target: Address) -> Iterator[Address]:
 
 
 def p50(samples: list[int]) -> float:
-    return bench_proxy.percentile(samples, 0.5)
+    return percentile(samples, 0.5)
 
 
 def test_latency_direct_and_through_the_squall_proxy(target: Address, squall: Address) -> None:

@@ -7,12 +7,14 @@ files, reporting each problem as ``path:line:column: message`` on stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,29 +51,35 @@ def test_prints_its_url_serves_and_stops_cleanly_on_ctrl_c(squall_exe: str) -> N
     assert "stopped" in stderr
 
 
-def test_a_taken_port_exits_2_with_advice(squall_exe: str) -> None:
+def squall(
+    squall_exe: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [squall_exe, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+@contextlib.contextmanager
+def a_taken_port() -> Iterator[int]:
+    """A loopback port this test process listens on while the block runs."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        port = holder.getsockname()[1]
+        yield holder.getsockname()[1]
+
+
+def test_a_taken_port_exits_2_with_advice(squall_exe: str) -> None:
+    with a_taken_port() as port:
         started = time.monotonic()
-        result = subprocess.run(
-            [squall_exe, "mock", "broker", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = squall(squall_exe, "mock", "broker", "--port", str(port), timeout=30)
     assert result.returncode == 2
     _assert_names_the_conflict(result.stderr, port, "--port", "SQUALL_BROKER_PORT")
     assert time.monotonic() - started < 20
 
 
 def test_bad_settings_exit_2(squall_exe: str) -> None:
-    result = subprocess.run(
-        [squall_exe, "mock", "broker", "--port", "0", "--gateway-status", "42"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = squall(
+        squall_exe, "mock", "broker", "--port", "0", "--gateway-status", "42", timeout=30
     )
     assert result.returncode == 2
     assert "gateway_error_status" in result.stderr
@@ -82,12 +90,6 @@ def test_bad_settings_exit_2(squall_exe: str) -> None:
 GOOD_SCENARIO = "name: good one\nduration: 10\n"
 BAD_SCENARIO = "name: bad one\nduration: 10\nbogus: 1\n"
 BAD_SCENARIO_TOO = "name: also bad\nduration: 10\nseed: '3'\n"
-
-
-def squall(squall_exe: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [squall_exe, *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def test_validate_prints_an_ok_line_for_a_valid_file_and_exits_0(
@@ -204,16 +206,8 @@ def _assert_names_the_conflict(stderr: str, port: int, option: str, envvar: str)
 def test_every_server_command_exits_2_on_a_taken_port(
     squall_exe: str, command: list[str], option: str, envvar: str
 ) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        result = subprocess.run(
-            [squall_exe, *command, option, str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+    with a_taken_port() as port:
+        result = squall(squall_exe, *command, option, str(port), timeout=30)
     assert result.returncode == 2, result.stderr
     _assert_names_the_conflict(result.stderr, port, option, envvar)
 
@@ -222,56 +216,26 @@ def test_every_server_command_exits_2_on_a_taken_port(
 def test_the_port_variable_picks_the_port_too(
     squall_exe: str, command: list[str], option: str, envvar: str
 ) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        result = subprocess.run(
-            [squall_exe, *command],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={**os.environ, envvar: str(port)},
-        )
+    with a_taken_port() as port:
+        result = squall(squall_exe, *command, env={**os.environ, envvar: str(port)}, timeout=30)
     assert result.returncode == 2, result.stderr
     _assert_names_the_conflict(result.stderr, port, option, envvar)
 
 
-SYSTEM_ENV = {
-    "SQUALL_KIS_BASE_URL": "http://127.0.0.1:9",
-    "SQUALL_KIS_APPKEY": "P" * 36,
-    "SQUALL_KIS_APPSECRET": "s" * 180,
-    "SQUALL_KIS_ACCOUNT": "50012345-01",
-    "SQUALL_FEED_URL": "ws://127.0.0.1:9/tryitout",
-}
-
-
-def test_squall_system_on_a_taken_port_names_the_port_and_exits_2(squall_exe: str) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        result = subprocess.run(
-            [squall_exe, "system", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={**os.environ, **SYSTEM_ENV},
-        )
+def test_squall_system_on_a_taken_port_names_the_port_and_exits_2(
+    squall_exe: str, system_env: dict[str, str]
+) -> None:
+    with a_taken_port() as port:
+        env = {**os.environ, **system_env}
+        result = squall(squall_exe, "system", "--port", str(port), env=env, timeout=30)
     assert result.returncode == 2, result.stderr
     _assert_names_the_conflict(result.stderr, port, "--port", "SQUALL_SYSTEM_PORT")
-    assert SYSTEM_ENV["SQUALL_KIS_APPSECRET"] not in result.stderr + result.stdout
+    assert system_env["SQUALL_KIS_APPSECRET"] not in result.stderr + result.stdout
 
 
 def test_squall_system_without_settings_names_the_variables_and_exits_2(squall_exe: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
-    result = subprocess.run(
-        [squall_exe, "system", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
+    result = squall(squall_exe, "system", "--port", "0", env=env, timeout=30)
     assert result.returncode == 2
     assert "SQUALL_KIS_BASE_URL" in result.stderr
     assert "Traceback" not in result.stderr

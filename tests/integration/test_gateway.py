@@ -30,6 +30,7 @@ from system.gateway import (
     create_gateway,
     serve,
 )
+from system.gateway import server as server_module
 from tests.unit.gateway.fakes import FakeFeed, FakeService
 
 PRICES = {"005930": 80100, "000660": 182500}
@@ -420,3 +421,24 @@ async def test_a_taken_port_is_reported_with_what_to_do() -> None:
         f"Stop whatever holds it (`ss -ltnp 'sport = :{port}'` shows the process) or choose "
         "another port with --port (--port 0 picks a free one)"
     )
+
+
+async def test_the_send_buffer_setting_reaches_the_listening_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # serve() is not told: it takes the setting from the gateway behind the app.
+    sizes: list[int] = []
+    bind = server_module.bind
+
+    def spy(host: str, port: int, *, send_buffer_bytes: int | None = None) -> socket.socket:
+        sock = bind(host, port, send_buffer_bytes=send_buffer_bytes)
+        sizes.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        return sock
+
+    monkeypatch.setattr(server_module, "bind", spy)
+    async with running(send_buffer_bytes=100_000):
+        pass
+    async with running():
+        pass
+    # Linux doubles what it is given (bookkeeping); the default starts far lower.
+    assert sizes[0] >= 100_000 > sizes[1]

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -39,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from harness.ports import free_port
 from harness.stack import system_settings
 from mocks.broker import BrokerConfig
 from mocks.world import serve_world
@@ -182,14 +182,6 @@ def nginx_command(exe: str, prefix: Path, *options: str) -> list[str]:
     return [exe, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf), *options]
 
 
-def free_port() -> int:
-    # nginx binds its own socket, so this one is closed first; the gap is a few milliseconds.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def gateway_address(gateway: GatewayServer) -> str:
     return f"{gateway.host}:{gateway.port}"
 
@@ -202,6 +194,8 @@ async def running_nginx(
     port, then ``edit``) until the block exits; stopped whatever happens. A failure inside
     the block carries nginx's logs as a note."""
     with nginx_prefix() as prefix:
+        # nginx binds its own socket, so the port is only free when asked; the gap is a few
+        # milliseconds.
         nginx = Nginx(free_port(), prefix)
         site = prefix / "squall-gateway.conf"
         shipped = SHIPPED.read_text()

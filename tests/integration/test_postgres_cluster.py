@@ -176,3 +176,19 @@ async def test_database_url_borrows_that_server_and_never_stops_it(
             assert pg.create_database("staging_scratch").endswith("/staging_scratch")
         assert real.running
         assert await can_connect(real.url)
+
+
+def test_an_unreachable_or_malformed_database_url_says_what_to_check() -> None:
+    # Nothing listens on port 1: the server named by DATABASE_URL cannot be reached.
+    unreachable = PostgresCluster(external_url="postgresql://u:hunter2@127.0.0.1:1/x")
+    with pytest.raises(PostgresClusterError) as caught:
+        unreachable.create_database("squall_scratch")
+    message = str(caught.value)
+    assert "cannot connect to PostgreSQL at postgresql://u:***@127.0.0.1:1/x" in message
+    assert "to create database 'squall_scratch'" in message
+    assert "check DATABASE_URL" in message
+    assert "hunter2" not in message
+    with pytest.raises(PostgresClusterError) as caught:
+        PostgresCluster(external_url="postgresql://u:hunter2@127.0.0.1:notaport/x")
+    assert "DATABASE_URL is not a usable PostgreSQL URL" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

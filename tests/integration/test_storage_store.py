@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -94,9 +95,7 @@ class Proxied:
 async def proxied(postgres: PostgresCluster, database: str) -> AsyncIterator[Proxied]:
     config = ProxyConfig(upstream_host=postgres.host, upstream_port=postgres.port, seed=7)
     async with serve_proxy(config) as proxy:
-        through = database.replace(
-            f"@{postgres.host}:{postgres.port}/", f"@{proxy.host}:{proxy.port}/", 1
-        )
+        through = postgres.url_for(urlsplit(database).path.lstrip("/"), address=proxy.address)
         assert through != database
         yield Proxied(proxy, database, with_password(through))
 

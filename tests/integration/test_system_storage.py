@@ -20,13 +20,6 @@ from system.gateway import serve as serve_gateway
 from system.storage import StorageSettings
 
 PASSWORD = "hunter2-never-printed"
-SYSTEM_ENV = {
-    "SQUALL_KIS_BASE_URL": "http://127.0.0.1:9",
-    "SQUALL_KIS_APPKEY": "P" * 36,
-    "SQUALL_KIS_APPSECRET": "s" * 180,
-    "SQUALL_KIS_ACCOUNT": "50012345-01",
-    "SQUALL_FEED_URL": "ws://127.0.0.1:9/tryitout",
-}
 
 
 def with_password(url: str, database: str | None = None) -> str:
@@ -39,7 +32,7 @@ def with_password(url: str, database: str | None = None) -> str:
 
 @pytest.mark.parametrize("problem", ["no-such-database", "nothing-listening"])
 def test_squall_system_refuses_a_database_it_cannot_use_without_printing_the_password(
-    squall_exe: str, postgres: PostgresCluster, problem: str
+    squall_exe: str, postgres: PostgresCluster, system_env: dict[str, str], problem: str
 ) -> None:
     url = with_password(postgres.url, "squall_nope")
     if problem == "nothing-listening":
@@ -51,7 +44,7 @@ def test_squall_system_refuses_a_database_it_cannot_use_without_printing_the_pas
         timeout=60,
         env={
             **os.environ,
-            **SYSTEM_ENV,
+            **system_env,
             "SQUALL_DATABASE_URL": url,
             "SQUALL_DB_CONNECT_TIMEOUT_S": "3",
         },

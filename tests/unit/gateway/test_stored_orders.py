@@ -85,7 +85,7 @@ async def test_an_unreachable_database_is_503_with_retry_after(
     assert "unreachable" in response.json()["error"]
 
 
-@pytest.mark.parametrize("limit", ["0", "501", "ten", "-1"])
+@pytest.mark.parametrize("limit", ["0", "501", "ten", "-1", "²", "9" * 5000])
 async def test_a_bad_limit_is_400_and_says_the_range(
     parts: tuple[Gateway, FakeStorage, httpx.AsyncClient], limit: str
 ) -> None:

@@ -176,58 +176,59 @@ def _examples_with(target: str, kind: str) -> list[Block]:
     ]
 
 
-@pytest.mark.parametrize("kind", _kinds(FaultAction))
-def test_every_fault_kind_has_a_worked_example(kind: str) -> None:
-    examples = _examples_with("broker", kind)
-    assert examples, f"docs/scenarios.md has no valid example scenario with a {kind!r} fault"
+# Each fault target and the union of its ``do`` kinds.
+ACTIONS = {"broker": FaultAction, "feed": FeedAction, "database": DatabaseAction}
 
 
-@pytest.mark.parametrize("kind", _kinds(FeedAction))
-def test_every_feed_fault_kind_has_a_worked_example(kind: str) -> None:
-    examples = _examples_with("feed", kind)
+@pytest.mark.parametrize(
+    ("target", "kind"),
+    [(target, kind) for target, action in ACTIONS.items() for kind in _kinds(action)],
+)
+def test_every_fault_kind_of_every_target_has_a_worked_example(target: str, kind: str) -> None:
+    examples = _examples_with(target, kind)
     assert examples, (
-        f"docs/scenarios.md has no valid example scenario with a target: feed {kind!r} fault"
+        f"docs/scenarios.md has no valid example scenario with a target: {target} {kind!r} fault"
     )
 
 
-def test_the_feed_kinds_are_the_eleven_the_reference_documents() -> None:
+@pytest.mark.parametrize(
+    ("target", "kinds"),
+    [
+        (
+            "feed",
+            {
+                "close",
+                "reset",
+                "stall",
+                "slow-reader",
+                "restart",
+                "delay",
+                "duplicate",
+                "reorder",
+                "gap",
+                "malformed",
+                "reject",
+            },
+        ),
+        (
+            "database",
+            {
+                "outage",
+                "latency",
+                "bandwidth",
+                "blackhole",
+                "reset",
+                "close-after",
+                "slow-close",
+                "refuse",
+                "cut",
+            },
+        ),
+    ],
+)
+def test_the_kinds_are_the_ones_the_reference_documents(target: str, kinds: set[str]) -> None:
     """Guards the test above: an empty list would parametrize nothing and prove nothing."""
-    assert set(_kinds(FeedAction)) == {
-        "close",
-        "reset",
-        "stall",
-        "slow-reader",
-        "restart",
-        "delay",
-        "duplicate",
-        "reorder",
-        "gap",
-        "malformed",
-        "reject",
-    }
-
-
-@pytest.mark.parametrize("kind", _kinds(DatabaseAction))
-def test_every_database_fault_kind_has_a_worked_example(kind: str) -> None:
-    examples = _examples_with("database", kind)
-    assert examples, (
-        f"docs/scenarios.md has no valid example scenario with a target: database {kind!r} fault"
-    )
-
-
-def test_the_database_kinds_are_the_nine_the_reference_documents() -> None:
-    """Guards the test above: an empty list would parametrize nothing and prove nothing."""
-    assert set(_kinds(DatabaseAction)) == {
-        "outage",
-        "latency",
-        "bandwidth",
-        "blackhole",
-        "reset",
-        "close-after",
-        "slow-close",
-        "refuse",
-        "cut",
-    }
+    assert set(_kinds(ACTIONS[target])) == kinds
 
 
 def test_the_error_kind_is_shown_with_a_broker_code_and_with_a_bare_status() -> None:
@@ -412,20 +413,21 @@ def test_the_schema_requires_each_fault_kind() -> None:
         load_text("name: x\nduration: 9\ntimeline:\n  - {at: 1, fault: {do: {seconds: 1}}}\n")
 
 
-def test_the_schema_requires_each_database_fault_kind_and_a_database_faults_target() -> None:
+@pytest.mark.parametrize(
+    ("spec", "action"), [("DatabaseFaultSpec", DatabaseAction), ("FeedFaultSpec", FeedAction)]
+)
+def test_the_schema_requires_each_kind_of_a_target_and_that_targets_key(
+    spec: str, action: Any
+) -> None:
     definitions = json_schema()["$defs"]
-    for model in _kind_models(DatabaseAction):
+    for model in _kind_models(action):
         assert "kind" in definitions[model.__name__].get("required", []), model.__name__
-    # Without its target a database fault would read as a broker fault, with other keys.
-    assert "target" in definitions["DatabaseFaultSpec"]["required"]
+    # Without its target such a fault would read as a broker fault, with other keys.
+    assert "target" in definitions[spec]["required"]
 
 
-def test_the_schema_requires_each_feed_fault_kind_and_a_feed_faults_target() -> None:
+def test_a_broker_fault_needs_no_target_but_a_feed_fault_needs_a_kind() -> None:
     definitions = json_schema()["$defs"]
-    for model in _kind_models(FeedAction):
-        assert "kind" in definitions[model.__name__].get("required", []), model.__name__
-    # Without its target a feed fault would read as a broker fault, with other keys.
-    assert "target" in definitions["FeedFaultSpec"]["required"]
     assert "target" not in definitions["FaultSpec"].get("required", [])
     with pytest.raises(ScenarioError):
         load_text(

@@ -887,27 +887,6 @@ def test_all_invariants_include_the_stored_ones_when_the_database_is_needed() ->
     )
 
 
-def test_the_database_needs_real_time_and_says_why() -> None:
-    problem = only_problem("name: x\nduration: 10\nneeds: [broker, database]\n")
-    assert problem.message.startswith("clock: a scenario that needs the database runs on real")
-    assert "set 'clock: real'" in problem.message
-
-
-def test_storage_settings_need_the_database() -> None:
-    problem = only_problem("name: x\nduration: 10\nsystem:\n  storage: {buffer_capacity: 5}\n")
-    assert "storage settings need the database; add database" in problem.message
-
-
-def test_a_stored_invariant_needs_the_database() -> None:
-    problem = only_problem("name: x\nduration: 10\ninvariants: [writes-not-lost]\n")
-    assert "'writes-not-lost' checks what the system stored" in problem.message
-
-
-def test_an_api_step_needs_the_gateway() -> None:
-    problem = only_problem("name: x\nduration: 10\ntimeline:\n  - {at: 1, api: {burst: 3}}\n")
-    assert "calls the gateway's HTTP API; add gateway to 'needs'" in problem.message
-
-
 def test_a_database_outage_loads_with_its_window() -> None:
     scenario = load(
         """\
@@ -1670,6 +1649,39 @@ REFUSED_IN_PART = [
         ("got the number 1011; put quotes around values",),
         (),
         id="a-close-code-in-feed-events-is-asked-to-be-quoted",
+    ),
+    # the database and the gateway's HTTP API
+    pytest.param(
+        "name: x\nduration: 10\nneeds: [broker, database]\n",
+        (1, 1),  # no 'clock' key to point at
+        "clock: a scenario that needs the database runs on real",
+        ("set 'clock: real'",),
+        (),
+        id="the-database-needs-real-time-and-says-why",
+    ),
+    pytest.param(
+        "name: x\nduration: 10\nsystem:\n  storage: {buffer_capacity: 5}\n",
+        (4, 3),
+        "",
+        ("storage settings need the database; add database",),
+        (),
+        id="storage-settings-need-the-database",
+    ),
+    pytest.param(
+        "name: x\nduration: 10\ninvariants: [writes-not-lost]\n",
+        (3, 14),
+        "",
+        ("'writes-not-lost' checks what the system stored",),
+        (),
+        id="a-stored-invariant-needs-the-database",
+    ),
+    pytest.param(
+        "name: x\nduration: 10\ntimeline:\n  - {at: 1, api: {burst: 3}}\n",
+        (4, 13),
+        "",
+        ("calls the gateway's HTTP API; add gateway to 'needs'",),
+        (),
+        id="an-api-step-needs-the-gateway",
     ),
 ]
 

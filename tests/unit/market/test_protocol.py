@@ -15,12 +15,12 @@ from system.market import (
 )
 from system.market.columns import BOOK_COLUMNS, TRADE_COLUMNS
 from system.market.protocol import (
+    UNSUBSCRIBE,
     Ack,
     DataFrame,
     PingPong,
     parse_message,
     subscribe_message,
-    unsubscribe_message,
 )
 from tests.unit.market.conftest import (
     BOOK_FIELDS,
@@ -46,7 +46,9 @@ def test_subscribe_message_is_the_documented_json() -> None:
 
 
 def test_unsubscribe_message_has_tr_type_2_and_the_custtype() -> None:
-    text = unsubscribe_message("approval-xyz", "H0STASP0", "000660", custtype="B")
+    text = subscribe_message(
+        "approval-xyz", "H0STASP0", "000660", tr_type=UNSUBSCRIBE, custtype="B"
+    )
     assert json.loads(text) == {
         "header": {
             "approval_key": "approval-xyz",

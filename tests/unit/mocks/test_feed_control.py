@@ -68,6 +68,8 @@ async def test_journal_config_and_connections_of_an_idle_feed(control: FeedContr
     assert response.status_code == 422
     with pytest.raises(ControlError, match="422"):
         await control.journal(connection=0)
+    with pytest.raises(ControlError, match=r"query\.kind: Input should be 'connect', "):
+        await control.journal(kind="frames")  # a typo is an error, not an empty journal
 
 
 def test_issued_keys_need_the_brokers_registry() -> None:

@@ -114,6 +114,8 @@ async def test_journal_connections_config_and_clock_are_served(
     plane.journal.record(at=2.0, connection=1, kind="disconnect", closed_by="client", how="fin")
     entries = await control.journal(how="fin")
     assert [(e.connection, e.kind, e.closed_by) for e in entries] == [(1, "disconnect", "client")]
+    with pytest.raises(ControlError, match=r"query\.how: Input should be 'fin', "):
+        await control.journal(how="rst")  # a typo is an error, not an empty journal
     assert await control.connections() == []
     config = await control.config()
     assert (config["upstream_host"], config["upstream_port"], config["seed"]) == (

@@ -1,10 +1,10 @@
-"""build_service: the system wired from the environment."""
+"""build_service and SystemSettings: the system wired from the environment."""
 
 from __future__ import annotations
 
 import pytest
 
-from system.app import build_service
+from system.app import SystemSettings, build_service
 from system.broker import SettingsError
 from tests.unit.broker.conftest import ACCOUNT, APPKEY, APPSECRET, BASE_URL
 
@@ -35,3 +35,19 @@ def test_a_missing_kis_variable_is_named() -> None:
     environ = {key: value for key, value in KIS_ENV.items() if key != "SQUALL_KIS_ACCOUNT"}
     with pytest.raises(SettingsError, match="SQUALL_KIS_ACCOUNT"):
         build_service(environ)
+
+
+@pytest.mark.parametrize(
+    ("database", "stored"),
+    [
+        ({}, False),
+        ({"SQUALL_DATABASE_URL": "  "}, False),  # blank counts as unset, as everywhere
+        ({"DATABASE_URL": "postgresql://squall@127.0.0.1:5432/squall"}, True),
+    ],
+)
+def test_storage_is_configured_only_by_a_database_url(
+    database: dict[str, str], stored: bool
+) -> None:
+    environ = {**KIS_ENV, "SQUALL_FEED_URL": "ws://127.0.0.1:9/tryitout", **database}
+    settings = SystemSettings.from_env(environ)
+    assert (settings.storage is not None) == stored

@@ -16,7 +16,7 @@ from system.storage import (
     QueryTimeoutError,
     StorageError,
 )
-from system.storage.failures import classify, describe, initialization_error
+from system.storage.failures import ERROR_TEXT_CHARS, classify, describe, initialization_error
 
 SERVER = "db.test:5432/trading"
 
@@ -99,6 +99,16 @@ def test_describe_scrubs_the_password_even_from_a_driver_message() -> None:
     assert describe(ValueError("dsn=pA55%40word"), DSN) == "ValueError: dsn=***"
     assert describe(TimeoutError(), DSN) == "timed out"
     assert describe(ConnectionRefusedError(), DSN) == "ConnectionRefusedError"
+
+
+def test_describe_cuts_a_long_message_after_scrubbing_it() -> None:
+    # The password straddles the cut: scrubbed first, no part of it can survive the cut.
+    long = ValueError("x" * (ERROR_TEXT_CHARS - 16) + "pA55@word" + "y" * 500)
+    described = describe(long, DSN)
+    assert len(described) == ERROR_TEXT_CHARS
+    assert described.startswith("ValueError: xxx")
+    assert "pA55" not in described
+    assert describe(ValueError("no DSN to scrub")) == "ValueError: no DSN to scrub"
 
 
 @pytest.mark.parametrize(

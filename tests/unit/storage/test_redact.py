@@ -1,4 +1,5 @@
-"""redact_url, the system's and the harness's copies: passwords never reach a message."""
+"""redact_url (system.storage; harness.postgres uses the same one): passwords never reach a
+message."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.postgres import redact_url as harness_redact
 from system.storage import redact_url as system_redact
 
-REDACTORS = [pytest.param(system_redact, id="system"), pytest.param(harness_redact, id="harness")]
+REDACTORS = [pytest.param(system_redact, id="system")]
 
 
 @pytest.mark.parametrize("redact", REDACTORS)
