@@ -67,6 +67,8 @@ class StoredOrders(Protocol):
 
     def health(self) -> Health: ...
 
+    def metrics(self) -> dict[str, float]: ...
+
 
 class Gateway:
     """The parts of one gateway app, and their life (``start``/``stop``)."""

@@ -1,4 +1,5 @@
-"""``GET /metrics``: the gateway's, the service's and the feed's numbers, Prometheus text.
+"""``GET /metrics``: the gateway's, the service's, the feed's and the storage's numbers (the
+storage's when the system has a database), Prometheus text.
 
 One ``CollectorRegistry`` per app (never prometheus-client's global one), so several
 gateways in one process — the harness runs a stack per scenario — never collide. The
@@ -10,7 +11,8 @@ files may name, known without a running gateway) lists it.
 
 Names: ``gateway_*`` for the gateway; the service's metrics as gauges named
 ``service_<name>`` (``service_quotes_served``); the feed's as gauges under their own
-``feed_*`` names.
+``feed_*`` names; the storage's as gauges under their own ``storage_*`` names
+(``system.storage.metric_names()``).
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ GATEWAY_FAMILIES = _families()
 
 
 class GatewayCollector(Collector):
-    """Reads one gateway's parts, its service's and its feed's metrics on every scrape."""
+    """Reads one gateway's parts, its service's, its feed's and its storage's metrics on
+    every scrape."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -211,6 +214,8 @@ class GatewayCollector(Collector):
             for name, value in self.gateway.feed.metrics().items()
         }
         yield from _gauges(feed, "", "realtime feed metric")
+        if self.gateway.storage is not None:
+            yield from _gauges(self.gateway.storage.metrics(), "", "storage metric")
 
 
 def _gauges(values: Mapping[str, float], prefix: str, what: str) -> Iterator[Metric]:

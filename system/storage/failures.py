@@ -5,12 +5,14 @@ server), and how should a message describe it? ``classify`` answers the first fo
 leaving a connection block; ``UNREACHABLE_ERRORS`` the same for a connection attempt
 (nobody listening, as opposed to a server that answered "no"); ``describe`` gives
 ``Type: message`` with the password scrubbed out; ``initialization_error`` turns a failed
-``start()`` into advice.
+``start()`` into advice. ``mark_reported`` and ``shorten_driver_tracebacks`` keep a failure
+the pool manager has already reported from being logged again by asyncpg as a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -38,6 +40,19 @@ LOST_ERRORS: tuple[type[BaseException], ...] = (
 UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (OSError, *LOST_ERRORS)
 # Error texts go into messages, logs and health reasons; a driver's novel-length error must not.
 ERROR_TEXT_CHARS = 200
+# Errors of a connection attempt that say something about the server or the network (it is
+# away, or it answered "no"), as opposed to a bug: once reported, a traceback adds nothing.
+EXPECTED_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *UNREACHABLE_ERRORS,
+    asyncpg.PostgresError,
+)
+# The logger asyncpg's pool warns on, with a traceback, each time it fails to reopen the
+# connections it keeps at ``min_size`` ("Failed to restore the pool connection floor").
+DRIVER_POOL_LOGGER = "asyncpg.pool"
+# Where ``mark_reported`` leaves its one-line account on the exception. Exceptions take no
+# weak references, so a registry beside them could not forget them; an attribute lives
+# exactly as long as the exception does.
+_REPORTED_AS = "_squall_reported_as"
 
 
 def gone(conn: Connection) -> bool:
@@ -49,7 +64,8 @@ def gone(conn: Connection) -> bool:
 
 
 def terminate(conn: Connection) -> None:
-    """Close ``conn`` at once, without a goodbye to a server that may not be listening."""
+    """Close ``conn`` at once, without waiting for a server that may not be listening to
+    close its end (asyncpg still sends it Terminate, in case it is)."""
     with contextlib.suppress(asyncpg.InterfaceError):  # already detached: nothing to do
         conn.terminate()
 
@@ -72,6 +88,41 @@ def classify(exc: BaseException, conn: Connection) -> Failure:
     if isinstance(exc, asyncpg.PostgresError):
         return "sql"
     return "other"
+
+
+def mark_reported(exc: BaseException, account: str) -> None:
+    """Note that ``exc`` has been reported (health state, log) as ``account``, one line
+    that names the server: if asyncpg logs it too, it logs that line, not a traceback."""
+    setattr(exc, _REPORTED_AS, account)
+
+
+class _ReportedInOneLine(logging.Filter):
+    """Turns a driver's log record of a failure already reported into one line: its own
+    message and the account, without the traceback. Records of any other exception, or
+    of none, pass unchanged, so an unexpected error still shows where it came from."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        account = getattr(exc, _REPORTED_AS, None)
+        if isinstance(account, str):
+            record.msg = f"{record.getMessage()} — {account}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def shorten_driver_tracebacks() -> None:
+    """Make asyncpg's pool log failures ``mark_reported`` has seen in one line (idempotent).
+
+    While the server is down, asyncpg retries its connection floor and logs every failed
+    attempt with a full traceback, though the pool manager's connect hook has already
+    reported it: the health state says the server cannot be reached and why, and its change
+    was logged. The traceback would only bury that, retry after retry.
+    """
+    driver = logging.getLogger(DRIVER_POOL_LOGGER)
+    if not any(isinstance(existing, _ReportedInOneLine) for existing in driver.filters):
+        driver.addFilter(_ReportedInOneLine())
 
 
 def describe(exc: BaseException, dsn: str | None = None) -> str:

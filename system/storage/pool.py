@@ -48,6 +48,7 @@ from system.storage.errors import (
     StorageError,
 )
 from system.storage.failures import (
+    EXPECTED_CONNECT_ERRORS,
     UNREACHABLE_ERRORS,
     Connection,
     classify,
@@ -55,6 +56,8 @@ from system.storage.failures import (
     describe,
     gone,
     initialization_error,
+    mark_reported,
+    shorten_driver_tracebacks,
     terminate,
 )
 from system.storage.health import HealthMonitor, PoolStats, StorageHealth
@@ -129,6 +132,7 @@ class PoolManager:
         if self._pool is not None:
             return
         cfg = self.config
+        shorten_driver_tracebacks()  # ``_connect`` reports what asyncpg would log again
         pool: Any = None
         try:
             pool = await asyncpg.create_pool(
@@ -408,12 +412,17 @@ class PoolManager:
         try:
             conn = await asyncpg.connect(*args, **kwargs)
         except Exception as exc:
-            what = f"connecting failed ({self._describe(exc)})"
+            described = self._describe(exc)
+            what = f"connecting failed ({described})"
             if isinstance(exc, UNREACHABLE_ERRORS):
                 self._publish(self._monitor.unreachable(loop_time(), what))
                 self._wake_watcher.set()  # switch it to backoff
             else:
                 self._failed(what, probe=False)
+            if isinstance(exc, EXPECTED_CONNECT_ERRORS):
+                # Health now tells of it; asyncpg, restoring its floor, need not add a
+                # traceback. Anything else may be a bug, and keeps its traceback.
+                mark_reported(exc, f"could not connect to {self.server} ({described})")
             raise
         self._succeeded()
         return conn
@@ -502,17 +511,24 @@ class PoolManager:
             failures = 0 if await self._probe() else failures + 1
 
     async def _probe(self) -> bool:
-        """Open a fresh connection and ask ``SELECT 1``, within ``probe_timeout_s``."""
+        """Open a fresh connection and ask ``SELECT 1``, within ``probe_timeout_s``.
+
+        The answer is the whole verdict: the connection is dropped without waiting for
+        its close to finish (see below), so a network slow to close sockets does not pass
+        for a server that is down.
+        """
         cfg = self.config
         try:
             async with asyncio.timeout(cfg.probe_timeout_s):
                 conn = await asyncpg.connect(cfg.dsn, timeout=cfg.probe_timeout_s)
                 try:
                     await conn.fetchval("SELECT 1")
-                except BaseException:
-                    conn.terminate()  # a goodbye could hang on an unresponsive server
-                    raise
-                await conn.close()
+                finally:
+                    # Not ``close()``: it waits until the server's end of the socket closes,
+                    # which a slow network (or an unresponsive server) can hold up past the
+                    # timeout. ``terminate()`` still sends PostgreSQL its Terminate message,
+                    # so the backend ends cleanly, but drops the socket without waiting.
+                    conn.terminate()
         except Exception as exc:
             what = f"the health probe failed ({self._describe(exc)})"
             if isinstance(exc, UNREACHABLE_ERRORS):

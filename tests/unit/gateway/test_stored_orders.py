@@ -1,4 +1,5 @@
-"""GET /api/orders and the storage part of /health, around a fake storage (no database)."""
+"""GET /api/orders and the storage parts of /health and /metrics, around a fake storage (no
+database)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from system.gateway import Gateway, GatewaySettings
 from system.health import Health
+from system.storage import metric_names as storage_metric_names
 from system.storage.errors import DatabaseUnavailable, PoolTimeoutError, StorageError
 from system.storage.health import PoolStats
 from tests.unit.gateway.fakes import FakeFeed, FakeService
@@ -32,6 +34,10 @@ class FakeStorage:
 
     def health(self) -> Health:
         return self.state
+
+    def metrics(self) -> dict[str, float]:
+        # Every name the real Storage reports, each with a value of its own.
+        return {name: float(n) for n, name in enumerate(storage_metric_names(), start=1)}
 
 
 @pytest.fixture
@@ -127,3 +133,27 @@ async def test_unhealthy_storage_makes_health_503_and_says_why(
     storage.state = Health("degraded", ("12 writes waiting",))
     assert gateway.health().state == "degraded"
     assert gateway.health().http_status == 200
+
+
+async def test_metrics_include_every_storage_metric_with_help_and_type(
+    parts: tuple[Gateway, FakeStorage, httpx.AsyncClient],
+) -> None:
+    _, storage, http = parts
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    text = response.text.splitlines()
+    assert "service_quotes_served 0.0" in text  # beside the others, not instead of them
+    for name, value in storage.metrics().items():
+        assert f"# HELP {name} storage metric {name}" in text
+        assert f"# TYPE {name} gauge" in text
+        assert f"{name} {value}" in text
+
+
+async def test_without_a_database_metrics_have_no_storage_numbers() -> None:
+    gateway = Gateway(FakeService(), FakeFeed(), GatewaySettings())
+    transport = httpx.ASGITransport(gateway.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert "service_quotes_served 0.0" in response.text.splitlines()
+    assert "storage_" not in response.text

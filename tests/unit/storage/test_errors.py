@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import asyncpg
 import pytest
 
@@ -16,7 +19,15 @@ from system.storage import (
     QueryTimeoutError,
     StorageError,
 )
-from system.storage.failures import ERROR_TEXT_CHARS, classify, describe, initialization_error
+from system.storage.failures import (
+    DRIVER_POOL_LOGGER,
+    ERROR_TEXT_CHARS,
+    classify,
+    describe,
+    initialization_error,
+    mark_reported,
+    shorten_driver_tracebacks,
+)
 
 SERVER = "db.test:5432/trading"
 
@@ -168,3 +179,47 @@ def test_errors_leaving_a_connection_block_are_sorted(
     error: BaseException, conn: _Conn, failure: str
 ) -> None:
     assert classify(error, conn) == failure
+
+
+@pytest.fixture
+def driver_log() -> Iterator[logging.Logger]:
+    """asyncpg's pool logger, its filters as they were put back afterwards."""
+    driver = logging.getLogger(DRIVER_POOL_LOGGER)
+    before = list(driver.filters)
+    driver.filters = []
+    try:
+        yield driver
+    finally:
+        driver.filters = before
+
+
+def test_asyncpg_logs_a_reported_failure_in_one_line_and_anything_else_in_full(
+    driver_log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    shorten_driver_tracebacks()
+    shorten_driver_tracebacks()  # once is enough, however many pools start
+    assert len(driver_log.filters) == 1
+    reported = ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
+    mark_reported(reported, f"could not connect to {SERVER} ({describe(reported)})")
+    for error in (reported, RuntimeError("a bug in a connect hook")):
+        try:
+            raise error
+        except Exception:  # as asyncpg's pool logs a failed floor connection
+            driver_log.warning("Failed to restore the pool connection floor; %s", "retrying")
+            driver_log.warning(
+                "Failed to restore the pool connection floor; %s", "retrying", exc_info=True
+            )
+    plain, one_line, plain_bug, bug = caplog.records
+    assert one_line.getMessage() == (
+        "Failed to restore the pool connection floor; retrying — could not connect to "
+        "db.test:5432/trading (ConnectionRefusedError: [Errno 111] Connect call failed "
+        "('10.0.0.5', 5432))"
+    )
+    assert one_line.exc_info is None
+    # Without a traceback to shorten, or of an error nobody reported, nothing changes.
+    for record in (plain, plain_bug):
+        assert record.getMessage() == "Failed to restore the pool connection floor; retrying"
+    assert bug.exc_info is not None
+    assert bug.exc_info[1] is not None
+    assert str(bug.exc_info[1]) == "a bug in a connect hook"
+    assert caplog.text.count("Traceback") == 1
