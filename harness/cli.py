@@ -591,3 +591,7 @@ def demo(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m harness.cli: how start-up scenarios run squall
+    main()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.result import Check, CheckKind, HealthSample, SystemCall, TickSeen
+from harness.result import Check, CheckKind, HealthSample, Launched, SystemCall, TickSeen
 from harness.scenario.model import (
     COUNTS,
     BrokerRequests,
@@ -50,6 +50,8 @@ class Evidence:
     final_metrics: dict[str, float] = field(default_factory=dict)
     feed_journal: list[FeedEntry] = field(default_factory=list)
     ticks: list[TickSeen] = field(default_factory=list)
+    # A start-up scenario's evidence: what its command did.
+    launched: Launched | None = None
 
 
 def check_all(scenario: Scenario, evidence: Evidence) -> list[Check]:
@@ -100,6 +102,10 @@ def check(
         passed, observed = _latency(expectation, evidence, start, end)
     elif measure == "tick_lag":
         passed, observed = _tick_lag(expectation, evidence, start, end)
+    elif measure == "exit_status":
+        passed, observed = _exit_status(expectation, evidence)
+    elif measure == "output":
+        passed, observed = _output(expectation, evidence)
     else:
         passed, observed = _metric(expectation, evidence, end)
     return Check(description, passed, observed, kind)
@@ -114,6 +120,10 @@ def describe(expectation: Expectation) -> str:
         subject = "token issuances"
     elif measure == "metric":
         subject = f"metric {expectation.metric}"
+    elif measure == "exit_status":
+        subject = f"exits with status {expectation.exit_status}"
+    elif measure == "output":
+        subject = f"times the output says {expectation.output!r}"
     else:
         selector = getattr(expectation, measure)
         fields = selector.model_dump(exclude_none=True) if selector is not None else {}
@@ -388,6 +398,34 @@ def _metric(expectation: Expectation, evidence: Evidence, end: float) -> tuple[b
         return False, f"the system has no metric {name!r}; it has: {known}"
     value = metrics[name]
     return _bounded(expectation, value), f"{name} = {value:g} at t={end:g}"
+
+
+def _exit_status(expectation: Expectation, evidence: Evidence) -> tuple[bool, str]:
+    launched = evidence.launched
+    assert launched is not None  # the model allows this measure only with 'start'
+    if launched.status is None:
+        return False, f"still running after {launched.deadline:g} s; stopped"
+    observed = f"exited with status {launched.status} after {launched.seconds:.1f} s"
+    return launched.status == expectation.exit_status, observed
+
+
+# How much of the output a failed output check quotes.
+_QUOTED_CHARS = 400
+
+
+def _output(expectation: Expectation, evidence: Evidence) -> tuple[bool, str]:
+    launched = evidence.launched
+    assert launched is not None
+    assert expectation.output is not None
+    text = " ".join(expectation.output.split())
+    if launched.port is not None:
+        text = text.replace("{port}", str(launched.port))
+    count = launched.said.count(text)
+    passed = _bounded(expectation, count)
+    observed = f"said {text!r} {count} time(s)"
+    if not passed:
+        observed += f"; it printed: {launched.quoted(_QUOTED_CHARS)}"
+    return passed, observed
 
 
 def _rank(expectation: Expectation) -> str:

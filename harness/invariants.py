@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.result import Check
+from harness.result import Check, Launched
 from harness.workload import PlacedOrder
 from mocks.journal import Entry, FeedEntry
 from mocks.market import STEP_SECONDS
@@ -119,6 +119,16 @@ def unknown_orders_reconciled(
     return _verdict(
         description, problems, f"{len(ambiguous)} order(s) of unknown outcome, all reconciled"
     )
+
+
+SECRETS_NOT_PRINTED = "secrets not printed: no password, appsecret or token in the output"
+
+
+def secrets_not_printed(launched: Launched) -> Check:
+    """Nothing the started command was given as a secret shows in what it printed."""
+    leaked = [f"the output holds {what} ({n} time(s))" for what, n in launched.leaked().items()]
+    given = ", ".join(launched.secrets) or "none"
+    return _verdict(SECRETS_NOT_PRINTED, leaked, f"none of the secrets it was given ({given})")
 
 
 def _verdict(description: str, problems: list[str], fine: str) -> Check:

@@ -1,13 +1,15 @@
 """A throwaway PostgreSQL server for tests and scenarios: ``postgres_cluster()``.
 
     with postgres_cluster() as pg:              # a pytest session fixture
-        ...pg.url...                            # postgresql://postgres@127.0.0.1:PORT/postgres
+        ...pg.url...                            # postgresql://postgres:PW@127.0.0.1:PORT/postgres
     async with postgres_cluster() as pg:        # inside a scenario's loop
         pg.stop(); ...; pg.start()              # a real outage, same port and data
 
 The cluster is made from the machine's own binaries (``initdb``, ``pg_ctl``; Debian's
 ``postgresql-15`` by default, ``SQUALL_PG_BIN`` to point elsewhere) in a fresh directory
-under ``/tmp``: trust authentication, listening on 127.0.0.1 only, on a free port, with
+under ``/tmp``: listening on 127.0.0.1 only, on a free port, where TCP clients log in with a
+password made for the cluster (as on a real server, so a scenario can give a wrong one, and
+a leaked password shows up in what is printed; the socket in the directory trusts), with
 durability switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``) because
 nothing in it needs to survive a crash. Leaving the context always stops the server and
 removes the directory, whatever happened (a failed start, an exception, Ctrl-C); an
@@ -28,6 +30,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -96,6 +99,8 @@ class PostgresCluster:
         self.external_url = external_url
         self.base_dir: Path | None = None
         self._port: int | None = None
+        # The postgres user's password over TCP; made anew for every throwaway cluster.
+        self._password = secrets.token_urlsafe(24)
         self._lock = threading.RLock()  # start/stop/close may race from threads (a* twins)
         self._closed = False
         self._has_started = False
@@ -136,16 +141,27 @@ class PostgresCluster:
         """The DSN of the ``postgres`` database (it holds any password: never print it)."""
         if self.external_url is not None:
             return self.external_url
-        return f"postgresql://{SERVER_USER}@{self.host}:{self.port}/postgres"
+        return f"postgresql://{SERVER_USER}:{self._password}@{self.host}:{self.port}/postgres"
 
-    def url_for(self, database: str, *, address: str | None = None) -> str:
+    @property
+    def password(self) -> str | None:
+        """The password in ``url`` (None when it has none): what must never be printed."""
+        return urlsplit(self.url).password
+
+    def url_for(
+        self, database: str, *, address: str | None = None, password: str | None = None
+    ) -> str:
         """The DSN of ``database`` on this server; with ``address`` (``HOST:PORT``, e.g. a
-        proxy in front of the server), the DSN that reaches it there, as the same user."""
+        proxy in front of the server), the DSN that reaches it there, as the same user; with
+        ``password``, that user with this password instead (a wrong one, to be refused)."""
         parts = urlsplit(self.url)._replace(path=f"/{database}")
+        credentials, at, where = parts.netloc.rpartition("@")
+        if password is not None:
+            user = credentials.partition(":")[0] if at else SERVER_USER
+            credentials, at = f"{user}:{password}", "@"
         if address is not None:
-            credentials, at, _ = parts.netloc.rpartition("@")
-            parts = parts._replace(netloc=f"{credentials}{at}{address}")
-        return urlunsplit(parts)
+            where = address
+        return urlunsplit(parts._replace(netloc=f"{credentials}{at}{where}"))
 
     @property
     def data_dir(self) -> Path:
@@ -387,19 +403,29 @@ class PostgresCluster:
         _live.add(self)
         if server_user is not None:
             os.chown(base, *server_user)
-        self._run(
-            "initdb",
-            "-D",
-            str(self.data_dir),
-            "-U",
-            SERVER_USER,
-            "-A",
-            "trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-        )
+        # initdb reads the password from a file the server user can read; gone once used.
+        password_file = base / "password"
+        password_file.write_text(self._password, encoding="utf-8")
+        password_file.chmod(0o600)
+        if server_user is not None:
+            os.chown(password_file, *server_user)
+        try:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SERVER_USER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={password_file}",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
         self._port = free_port()
         self._write_settings(self._port)
 

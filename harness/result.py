@@ -6,6 +6,7 @@ report reads the same whichever clock ran it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -141,3 +142,42 @@ class ScenarioResult:
                 for check in self.checks
             ],
         }
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What a start-up did.
+
+    ``status`` is None when the command was still running at the deadline (and was
+    stopped). ``secrets`` are what it was given and must never print, by what they are
+    ("the database password"), so a report can say which leaked without showing it.
+    """
+
+    argv: tuple[str, ...]
+    status: int | None
+    output: str
+    seconds: float
+    deadline: float
+    port: int | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def said(self) -> str:
+        """The output with runs of whitespace as one space: a message reads the same
+        however the terminal wrapped it."""
+        return " ".join(self.output.split())
+
+    def leaked(self) -> dict[str, int]:
+        """How many times each secret shows in the output, by what it is. Whitespace is
+        ignored, since a terminal may fold a long secret over two lines."""
+        solid = "".join(self.output.split())
+        found = {what: solid.count(secret) for what, secret in self.secrets.items()}
+        return {what: count for what, count in found.items() if count}
+
+    def quoted(self, limit: int) -> str:
+        """The end of what it said, for a report, at most ``limit`` characters; withheld
+        entirely when it holds a secret, which no report may repeat."""
+        if self.leaked():
+            return "(withheld: it holds a secret)"
+        said = self.said
+        return (said if len(said) <= limit else "…" + said[-limit:]) or "(nothing)"

@@ -23,6 +23,7 @@ from harness.clock import ClockKind, run
 from harness.expect import Evidence, Sample, check_all, is_token_issuance
 from harness.invariants import (
     orders_not_duplicated,
+    secrets_not_printed,
     ticks_match_market,
     unknown_orders_reconciled,
 )
@@ -37,6 +38,7 @@ from harness.result import (
     Window,
 )
 from harness.scenario.model import DatabaseFaultSpec, FeedFaultSpec, Outage, Scenario, Step, slug
+from harness.startup import DEFAULT_LAUNCHER, launch
 from harness.stored import HalfWrittenProbe, writes_not_lost
 from harness.watchers import Watchers
 from harness.workload import History, Workloads
@@ -60,6 +62,8 @@ Progress = Callable[[float], None]
 class Options:
     seed: int | None = None  # None: the scenario's own
     clock: ClockKind | None = None  # None: the scenario's own
+    # How a start-up scenario runs ``squall``: the argv its arguments follow.
+    launcher: tuple[str, ...] = DEFAULT_LAUNCHER
 
 
 def run_scenario(
@@ -68,19 +72,29 @@ def run_scenario(
     """Run one scenario on its clock in a fresh event loop; never raises for a failed run."""
     clock: ClockKind = options.clock or scenario.clock
     seed = scenario.seed if options.seed is None else options.seed
-    if clock == "virtual" and "database" in scenario.needs:
+    if clock == "virtual" and (scenario.start is not None or "database" in scenario.needs):
         return _broken(
             scenario,
             path,
             seed,
             clock,
-            "this scenario needs the database, which only runs on real time (PostgreSQL is "
-            "a process of its own, and virtual time would jump past its answers); run it "
-            "without --clock virtual",
+            "this scenario runs only on real time: it "
+            + (
+                "starts a process of its own"
+                if scenario.start is not None
+                else "needs the database, a process of its own, and virtual time would jump "
+                "past its answers"
+            )
+            + "; run it without --clock virtual",
         )
     started = time.perf_counter()
     try:
-        result = run(_play(scenario, path, seed, clock, progress), clock)
+        playing = (
+            _play(scenario, path, seed, clock, progress)
+            if scenario.start is None
+            else _start_up(scenario, path, seed, options.launcher)
+        )
+        result = run(playing, clock)
     except (
         stacks.StackError,
         PortInUse,
@@ -244,6 +258,42 @@ async def _play(
         journal_digest=journal_digest(journal, feed_journal, with_times=clock == "virtual"),
         checks=checks,
         timeline=_timeline(scenario, evidence, marks),
+        summary=scenario.summary,
+        tags=tuple(scenario.tags),
+    )
+
+
+async def _start_up(
+    scenario: Scenario, path: str, seed: int, launcher: Sequence[str]
+) -> ScenarioResult:
+    """A start-up scenario: its command run into its condition, and judged."""
+    launched = await launch(scenario, seed, launcher)
+    evidence = Evidence(
+        duration=scenario.duration, journal=[], calls=[], samples=[], launched=launched
+    )
+    checks = check_all(scenario, evidence)
+    if "secrets-not-printed" in scenario.invariant_names:
+        checks.append(secrets_not_printed(launched))
+    assert scenario.start is not None
+    ended = (
+        "stopped at the deadline, still running"
+        if launched.status is None
+        else f"exited with status {launched.status}"
+    )
+    marks = [Mark(0.0, f"started {scenario.start.label}"), Mark(launched.seconds, ended)]
+    # What the seed decides of a start-up is how it ends; its output holds ports and pids.
+    digest = hashlib.sha256(f"{scenario.start.label} {ended}".encode()).hexdigest()[:16]
+    return ScenarioResult(
+        name=scenario.name,
+        path=path,
+        seed=seed,
+        clock="real",
+        passed=all(check.passed for check in checks),
+        simulated_seconds=launched.seconds,
+        wall_seconds=0.0,
+        journal_digest=f"sha256:{digest}",
+        checks=checks,
+        timeline=Timeline(duration=scenario.duration, marks=marks),
         summary=scenario.summary,
         tags=tuple(scenario.tags),
     )

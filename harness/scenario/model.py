@@ -2,8 +2,11 @@
 
 A scenario is a *timeline* of steps (faults, actions, workloads) at given seconds, and what
 must hold over what happened: *expectations*, a *steady state* before the first fault and
-after the last, and *invariants* over the whole history. Every model forbids unknown keys,
-so a typo is an error that names the valid keys, never a silently ignored line.
+after the last, and *invariants* over the whole history. A *start-up* scenario (``start``)
+has no timeline: it starts one server as its user would, into a condition that must make it
+refuse (a taken port, a database it cannot use), and judges how it exits and what it says.
+Every model forbids unknown keys, so a typo is an error that names the valid keys, never a
+silently ignored line.
 
 The reference for every key, with examples, is ``docs/scenarios.md``.
 """
@@ -43,12 +46,15 @@ Invariant = Literal[
     "ticks-match-market",
     "writes-not-lost",
     "groups-not-half-written",
+    "secrets-not-printed",
 ]
 INVARIANTS: tuple[str, ...] = get_args(Invariant)
 # Invariants about the realtime feed; "all" includes them only when the feed is needed.
 FEED_INVARIANTS = ("ticks-match-market",)
 # Invariants over what the system stored; "all" includes them only with the database.
 DATABASE_INVARIANTS = ("writes-not-lost", "groups-not-half-written")
+# Invariants over what a started server printed; "all" includes them only with ``start``.
+START_INVARIANTS = ("secrets-not-printed",)
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
 _CODE = r"^[0-9]{6}$"
 
@@ -134,6 +140,61 @@ class SystemSettings(_Strict):
     feed: dict[str, Any] = Field(default_factory=dict)
     gateway: dict[str, Any] = Field(default_factory=dict)
     storage: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- a start-up ----------------------------------------------------------------------------
+
+Command = Literal["system", "mock broker", "mock feed", "mock proxy"]
+# The options that pick each command's ports: what ``taken`` may name.
+PORT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "system": ("--port",),
+    "mock broker": ("--port",),
+    "mock feed": ("--port",),
+    "mock proxy": ("--listen", "--control-port"),
+}
+DatabaseProblem = Literal[
+    "wrong-password", "unknown-database", "nothing-listening", "not-answering"
+]
+
+
+class StartUp(_Strict):
+    """One server started as its user starts it (its ``squall`` command, in a process of
+    its own) into a condition that must make it refuse, exactly one of:
+
+    - ``taken``: the port this option picks (``--port``; the proxy's ``--listen`` or
+      ``--control-port``) is already held by another process;
+    - ``database`` (the system only): the database URL it is given has a wrong password,
+      names a database that does not exist, points where nothing listens, or at a server
+      that accepts the connection and never answers.
+
+    The system gets the mock broker and feed (started by the harness) and any
+    ``system.storage`` overrides as the ``SQUALL_DB_*``/``SQUALL_STORAGE_*`` variables.
+    """
+
+    command: Command
+    taken: Literal["--port", "--listen", "--control-port"] | None = None
+    database: DatabaseProblem | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> StartUp:
+        if (self.taken is None) == (self.database is None):
+            raise ValueError(
+                "a start-up needs exactly one condition: 'taken' (a port option) or 'database'"
+            )
+        if self.taken is not None and self.taken not in PORT_OPTIONS[self.command]:
+            raise Misplaced(
+                ("taken",),
+                f"'{self.command}' has no {self.taken} option; its ports are picked by "
+                f"{', '.join(PORT_OPTIONS[self.command])}",
+            )
+        if self.database is not None and self.command != "system":
+            raise Misplaced(("database",), "only the system uses a database; use 'system'")
+        return self
+
+    @property
+    def label(self) -> str:
+        condition = f"{self.taken} taken" if self.taken else f"database {self.database}"
+        return f"squall {self.command} ({condition})"
 
 
 # --- the timeline ------------------------------------------------------------------------
@@ -466,6 +527,8 @@ class Ticks(_Strict):
 
 
 Health = Literal["healthy", "degraded", "unhealthy"]
+# The measures of a start-up scenario, and only of one.
+START_MEASURES = ("exit_status", "output")
 MEASURES = (
     "broker_requests",
     "token_issuances",
@@ -477,6 +540,7 @@ MEASURES = (
     "tick_lag",
     "metric",
     "health",
+    *START_MEASURES,
 )
 
 
@@ -493,7 +557,12 @@ class Expectation(_Strict):
         dashboard client receiving it (``percentile`` for another rank);
       - ``metric``: a system metric's value at the end of the window;
       - ``health``: the system's health state; with ``within`` and ``after``, a deadline
-        ("healthy again within 70 s of the fault ending"), else it must hold throughout.
+        ("healthy again within 70 s of the fault ending"), else it must hold throughout;
+      - ``exit_status`` (start-up scenarios): the status the started command exited with
+        before the scenario's duration ran out;
+      - ``output`` (start-up scenarios): how many times the command's output (stdout and
+        stderr, runs of whitespace read as one space) says this text; ``{port}`` stands for
+        the port the scenario took.
     Bounds: ``at_most``, ``at_least``, ``equals``. Window: ``from``/``until`` seconds, ``per``
     (the bound holds in every sliding window of that many seconds), or ``within`` seconds
     ``after`` a named step ends or ``since`` it started.
@@ -512,6 +581,8 @@ class Expectation(_Strict):
     tick_lag: Ticks | None = None
     metric: str | None = Field(default=None, json_schema_extra={"enum": list(metric_names())})
     health: Health | None = None
+    exit_status: int | None = Field(default=None, ge=0, le=255)
+    output: str | None = Field(default=None, min_length=1)
 
     at_most: float | None = None
     at_least: float | None = None
@@ -537,6 +608,9 @@ class Expectation(_Strict):
         if self.health is not None:
             if bounds:
                 raise ValueError("a health expectation takes no bound: it names the state")
+        elif self.exit_status is not None:
+            if bounds:
+                raise ValueError("an exit_status expectation takes no bound: it names the status")
         elif not bounds:
             raise ValueError(f"'{given[0]}' needs a bound: at_most, at_least or equals")
         if self.equals is not None and len(bounds) > 1:
@@ -559,6 +633,11 @@ class Expectation(_Strict):
             raise ValueError("'percentile' applies to latency and tick_lag only")
         if self.from_ is not None and self.until is not None and self.until <= self.from_:
             raise ValueError("'until' must be later than 'from'")
+        if given[0] in START_MEASURES and self.windowed:
+            raise ValueError(
+                f"'{given[0]}' takes no window: a start-up is judged on its whole run, which "
+                "the scenario's 'duration' bounds"
+            )
         if self.metric is not None and self.metric not in metric_names():
             raise Misplaced(
                 ("metric",),
@@ -625,11 +704,17 @@ class Scenario(_Strict):
     tags: list[str] = Field(default_factory=list)
     seed: int = 0
     clock: Literal["virtual", "real"] = "virtual"
-    duration: float = Field(gt=0, le=24 * 3600, description="Simulated seconds the run lasts.")
+    duration: float = Field(
+        gt=0,
+        le=24 * 3600,
+        description="Simulated seconds the run lasts; for a start-up, the seconds the command "
+        "gets to exit before it is stopped.",
+    )
     needs: list[Part] = Field(default_factory=_default_parts)
     broker: BrokerSettings = BrokerSettings()
     feed: MockFeedSettings = MockFeedSettings()
     system: SystemSettings = SystemSettings()
+    start: StartUp | None = None
     timeline: list[Step] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
     steady_state: SteadyState | None = None
@@ -639,6 +724,7 @@ class Scenario(_Strict):
     def _coherent(self) -> Scenario:
         names = [step.label for step in self.timeline]
         self._check_needs()
+        self._check_start()
         for index, step in enumerate(self.timeline):
             if names.count(step.label) > 1:
                 raise Misplaced(
@@ -732,6 +818,50 @@ class Scenario(_Strict):
                 )
         return self
 
+    def _check_start(self) -> None:
+        """A start-up scenario has no timeline, and only it has start-up measures."""
+        located = [(("expect", i), e) for i, e in enumerate(self.expect)]
+        if self.start is None:
+            for where, expectation in located:
+                if expectation.measure in START_MEASURES:
+                    raise Misplaced(
+                        (*where, expectation.measure),
+                        f"'{expectation.measure}' judges a start-up; add 'start' to say what "
+                        "is started, into which condition",
+                    )
+            return
+        start = self.start
+        for key in ("timeline", "steady_state"):
+            if getattr(self, key):
+                raise Misplaced(
+                    (key,),
+                    f"a start-up scenario has no '{key}': it starts one command and judges "
+                    "how it exits and what it says",
+                )
+        for where, expectation in located:
+            if expectation.measure not in START_MEASURES:
+                raise Misplaced(
+                    (*where, expectation.measure),
+                    f"a start-up scenario is judged by {' and '.join(START_MEASURES)}; "
+                    f"'{expectation.measure}' needs a timeline",
+                )
+        if self.clock != "real":
+            raise Misplaced(
+                ("clock",),
+                "a start-up runs a process of its own, on real time; set 'clock: real'",
+            )
+        if start.database is not None and "database" not in self.needs:
+            raise Misplaced(("start", "database"), "a database problem needs database in 'needs'")
+        for section in ("client", "service", "feed", "gateway"):
+            if getattr(self.system, section):
+                raise Misplaced(
+                    ("system", section),
+                    "a start-up takes only 'system.storage' overrides (passed to the command "
+                    "as SQUALL_DB_*/SQUALL_STORAGE_* variables)",
+                )
+        if self.system.storage and start.command != "system":
+            raise Misplaced(("system", "storage"), "only the system uses storage settings")
+
     def _check_needs(self) -> None:
         if "broker" not in self.needs:
             raise Misplaced(("needs",), "the system always needs the broker; add broker")
@@ -758,6 +888,14 @@ class Scenario(_Strict):
                     raise Misplaced(
                         ("invariants", index),
                         f"{name!r} checks what the system stored; add database to 'needs'",
+                    )
+                if (name in START_INVARIANTS) != (self.start is not None):
+                    raise Misplaced(
+                        ("invariants", index),
+                        f"{name!r} applies to start-up scenarios only"
+                        if self.start is None
+                        else f"{name!r} needs a timeline; a start-up scenario checks "
+                        f"{', '.join(START_INVARIANTS)}",
                     )
 
     def _empty_window(self, expectation: Expectation) -> tuple[str, str] | None:
@@ -815,11 +953,14 @@ class Scenario(_Strict):
     @property
     def invariant_names(self) -> tuple[str, ...]:
         if self.invariants == "all":
+            if self.start is not None:
+                return START_INVARIANTS
             return tuple(
                 name
                 for name in INVARIANTS
                 if (name not in FEED_INVARIANTS or "feed" in self.needs)
                 and (name not in DATABASE_INVARIANTS or "database" in self.needs)
+                and name not in START_INVARIANTS
             )
         if self.invariants == "none":
             return ()

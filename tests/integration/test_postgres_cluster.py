@@ -33,8 +33,17 @@ async def can_connect(url: str) -> bool:
 async def test_a_cluster_starts_tuned_for_tests_and_asyncpg_connects() -> None:
     async with postgres_cluster(environ={}) as pg:
         assert pg.managed
-        assert pg.url == f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"
+        assert pg.password is not None
+        assert len(pg.password) >= 24
+        assert pg.url == f"postgresql://postgres:{pg.password}@127.0.0.1:{pg.port}/postgres"
         assert (pg.host, pg.url_for("x").rsplit("/", 1)[1]) == ("127.0.0.1", "x")
+        # Over TCP the password is checked, as on a real server.
+        wrong = pg.url_for("postgres", password="not-" + pg.password)
+        assert wrong == pg.url.replace(pg.password, "not-" + pg.password)
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(wrong, timeout=5)
+        proxied = pg.url_for("x", address="127.0.0.1:1")
+        assert proxied == f"postgresql://postgres:{pg.password}@127.0.0.1:1/x"
         base = pg.base_dir
         assert base is not None
         assert base.parent == Path("/tmp")
@@ -93,7 +102,7 @@ async def test_stop_and_start_keep_the_port_and_the_data() -> None:
 async def test_create_database_gives_its_url_and_refuses_a_duplicate() -> None:
     with PostgresCluster() as pg:
         url = pg.create_database("squall_test")
-        assert url == f"postgresql://postgres@127.0.0.1:{pg.port}/squall_test"
+        assert url == f"postgresql://postgres:{pg.password}@127.0.0.1:{pg.port}/squall_test"
         conn = await asyncpg.connect(url)
         assert await conn.fetchval("select current_database()") == "squall_test"
         await conn.close()
@@ -159,20 +168,22 @@ async def test_database_url_borrows_that_server_and_never_stops_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with PostgresCluster() as real:
-        # Trust authentication ignores the password; it is here to prove it never prints.
-        staging = real.url.replace("postgres@", "postgres:hunter2@")
+        # The throwaway server's password stands for staging's; it must never print.
+        staging = real.url
+        assert real.password is not None
         monkeypatch.setenv("DATABASE_URL", staging)
         with postgres_cluster() as pg:
             assert not pg.managed
             assert (pg.url, pg.host, pg.port) == (staging, "127.0.0.1", real.port)
             assert pg.base_dir is None  # no cluster of its own
             assert await can_connect(pg.url)
-            assert "hunter2" not in repr(pg)
+            assert pg.password == real.password
+            assert real.password not in repr(pg)
             for action in (pg.stop, pg.start):
                 with pytest.raises(PostgresClusterError) as caught:
                     action()
                 assert "DATABASE_URL" in str(caught.value)
-                assert "hunter2" not in str(caught.value)
+                assert real.password not in str(caught.value)
             assert pg.create_database("staging_scratch").endswith("/staging_scratch")
         assert real.running
         assert await can_connect(real.url)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from harness.postgres import PostgresCluster
+from mocks.control_client import ProxyControl
+from mocks.proxy import ProxyConfig, serve_proxy
 from system.storage import (
     ConnectionValidationError,
     DatabaseUnavailable,
@@ -35,24 +39,34 @@ from system.storage import (
     load_migrations,
 )
 
-# Trust authentication ignores it; it is in every URL to prove no message ever shows it.
+# Passwords no message or log may show: a made-up one, in the URLs of servers that never see
+# it, and the session server's real one (``_the_servers_password_is_secret`` adds it).
 PASSWORD = "pA55-NEVER-PRINT"
+SECRETS = {PASSWORD}
+
+
+@pytest.fixture(autouse=True)
+def _the_servers_password_is_secret(postgres: PostgresCluster) -> None:
+    if postgres.password:
+        SECRETS.add(postgres.password)
+
+
+def shows_a_secret(text: str) -> bool:
+    return any(secret in text for secret in SECRETS)
+
+
 TABLES = {"quote_snapshots", "signals", "orders", "halts", "audit_events"}
 
 
-def with_password(url: str) -> str:
-    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
-
-
 def assert_secret_kept(error: BaseException) -> None:
-    assert PASSWORD not in str(error)
-    assert PASSWORD not in repr(error)
+    assert not shows_a_secret(str(error))
+    assert not shows_a_secret(repr(error))
 
 
 def config(url: str, **overrides: Any) -> PoolConfig:
     """Fast reactions for tests: short timeouts, backoff and windows."""
     values: dict[str, Any] = {
-        "url": with_password(url),
+        "url": url,
         "max_size": 4,
         "connect_timeout_s": 2.0,
         "acquire_timeout_s": 2.0,
@@ -495,6 +509,76 @@ async def test_a_silent_server_is_reported_unhealthy_within_2_s(
             assert await db.fetchval("select 1") == 1
     finally:
         await relay.close()
+
+
+@contextlib.asynccontextmanager
+async def through_proxy(
+    postgres: PostgresCluster, database: str
+) -> AsyncIterator[tuple[str, ProxyControl]]:
+    """The fault proxy in front of the server: the database's URL through it (with the
+    password), and the proxy's control plane."""
+    proxy_config = ProxyConfig(upstream_host=postgres.host, upstream_port=postgres.port, seed=3)
+    async with serve_proxy(proxy_config) as proxy, ProxyControl(proxy.control_url) as control:
+        url = postgres.url_for(urlsplit(database).path.lstrip("/"), address=proxy.address)
+        yield url, control
+
+
+async def test_a_slow_close_on_the_network_leaves_a_working_server_healthy(
+    postgres: PostgresCluster, database: str
+) -> None:
+    changes: list[StorageHealth] = []
+    async with through_proxy(postgres, database) as (url, control):
+        # Every close (FIN) held 5 s, ten times the probe's timeout: the server still
+        # answers at once, only sockets take long to finish closing.
+        await control.add_fault({"what": {"kind": "slow-close", "seconds": 5}})
+        cfg = config(url, probe_interval_s=0.1, probe_timeout_s=0.5)
+        async with started(cfg, on_change=changes.append) as db:
+
+            async def closes_held() -> int:
+                """Connections whose close the proxy held back: the probes' own."""
+                return len({entry.connection for entry in await control.journal(kind="fault")})
+
+            # Probe after probe, or until the first to time out.
+            for _ in range(100):
+                if await closes_held() >= 3 or db.health().state != "healthy":
+                    break
+                await asyncio.sleep(0.05)
+            assert db.health().state == "healthy", db.health().reason
+            assert await closes_held() >= 3
+            assert await db.fetchval("select 1") == 1
+            await control.clear_faults()  # so that closing the pool need not wait either
+    assert [change.state for change in changes] == ["healthy", "unhealthy"]  # start, close
+
+
+async def test_asyncpg_restoring_its_floor_in_an_outage_logs_one_line_not_a_traceback(
+    postgres: PostgresCluster, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+
+    def floor_records() -> list[logging.LogRecord]:
+        return [record for record in caplog.records if record.name == "asyncpg.pool"]
+
+    async with (
+        through_proxy(postgres, database) as (url, control),
+        started(config(url, min_size=1)) as db,
+    ):
+        # The server goes away: the idle floor connection is cut, new ones refused.
+        await control.add_fault({"what": {"kind": "refuse"}})
+        await control.add_fault({"what": {"kind": "cut"}})
+        await eventually(lambda: db.health().state == "unhealthy", within=2, what="down")
+        # asyncpg tries to reopen its floor at once, then after 1 s, 2 s, ...
+        await eventually(lambda: len(floor_records()) >= 2, within=4, what="two retries")
+        await control.clear_faults()
+        await eventually(lambda: db.health().state != "unhealthy", within=3, what="back")
+    assert "Traceback" not in caplog.text
+    for record in floor_records():
+        assert record.exc_info is None
+        assert record.getMessage().startswith(
+            "Failed to restore the pool connection floor; retrying — could not connect to "
+            f"{db.server} (Connection"  # reset by the proxy, or a closed connection
+        )
+        assert "\n" not in record.getMessage()
+    assert not shows_a_secret(caplog.text)
 
 
 # -- close ------------------------------------------------------------------------------------

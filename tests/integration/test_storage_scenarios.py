@@ -94,5 +94,5 @@ def test_a_database_scenario_refuses_virtual_time_before_starting_anything() -> 
     result = run_scenario(load_file(path), str(path), Options(clock="virtual"))
     assert not result.passed
     assert result.error is not None
-    assert "only runs on real time" in result.error
+    assert "runs only on real time: it needs the database" in result.error
     assert result.wall_seconds == 0.0  # refused before any part started

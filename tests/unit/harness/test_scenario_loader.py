@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from harness.scenario import Problem, Scenario, ScenarioError, discover, load_file, load_text
-from harness.scenario.model import DATABASE_INVARIANTS, INVARIANTS, FeedFaultSpec
+from harness.scenario.model import (
+    DATABASE_INVARIANTS,
+    INVARIANTS,
+    START_INVARIANTS,
+    FeedFaultSpec,
+)
 
 PATH = "scenarios/test.yaml"
 ROOT = Path(__file__).resolve().parents[3]
@@ -268,8 +273,8 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (3, 1),
             "durration",
             "durration",
-            "broker, clock, duration, expect, feed, invariants, name, needs, seed, steady_state, "
-            "summary, system, tags, timeline",
+            "broker, clock, duration, expect, feed, invariants, name, needs, seed, start, "
+            "steady_state, summary, system, tags, timeline",
             id="top-level",
         ),
         pytest.param(
@@ -299,9 +304,9 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (6, 5),
             "expect.0.windw",
             "windw",
-            "after, at_least, at_most, broker_requests, equals, expect, feed_events, from, health, "
-            "latency, metric, per, percentile, since, success_ratio, system_calls, tick_lag, "
-            "ticks, token_issuances, until, within",
+            "after, at_least, at_most, broker_requests, equals, exit_status, expect, feed_events, "
+            "from, health, latency, metric, output, per, percentile, since, success_ratio, "
+            "system_calls, tick_lag, ticks, token_issuances, until, within",
             id="expectation",
         ),
         pytest.param(
@@ -872,7 +877,7 @@ def test_a_realtime_scenario_loads_with_its_parts() -> None:
 def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
     scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
     assert scenario.invariant_names == tuple(
-        name for name in INVARIANTS if name not in DATABASE_INVARIANTS
+        name for name in INVARIANTS if name not in (*DATABASE_INVARIANTS, *START_INVARIANTS)
     )
     assert "ticks-match-market" in scenario.invariant_names
 
@@ -1812,3 +1817,119 @@ def test_a_whole_connection_fault_refuses_a_direction(do: str, match: str, says:
         f"  - {{at: 1, fault: {{target: database, match: {match}, do: {do}}}}}\n"
     )
     assert says in problem.message
+
+
+# --- start-up scenarios ------------------------------------------------------------------
+
+START = "name: x\nduration: 10\nclock: real\n"
+FEED_TAKEN = "start: {command: mock feed, taken: --port}\n"
+
+
+def test_a_start_up_loads_and_checks_only_its_printed_secrets() -> None:
+    scenario = load(
+        START
+        + "needs: [broker, database]\n"
+        + "start: {command: system, database: wrong-password}\n"
+        + "system: {storage: {pool: {connect_timeout_s: 3}}}\n"
+        + "expect:\n  - {exit_status: 2}\n  - {output: 'port {port}', at_least: 1}\n"
+    )
+    assert scenario.start is not None
+    assert scenario.start.label == "squall system (database wrong-password)"
+    assert [e.measure for e in scenario.expect] == ["exit_status", "output"]
+    assert scenario.invariant_names == ("secrets-not-printed",)
+    # ... and a timeline scenario never checks it, even with every invariant.
+    assert "secrets-not-printed" not in load(START).invariant_names
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "message"),
+    [
+        pytest.param(
+            START + FEED_TAKEN + "timeline:\n  - {at: 1, quotes: {burst: 1}}\n",
+            (5, 1),
+            "timeline: a start-up scenario has no 'timeline': it starts one command",
+            id="a-start-up-has-no-timeline",
+        ),
+        pytest.param(
+            START + "start: {command: system}\n",
+            (4, 1),
+            "start: a start-up needs exactly one condition: 'taken' (a port option) or 'database'",
+            id="a-start-up-needs-one-condition",
+        ),
+        pytest.param(
+            START + "start: {command: mock broker, taken: --listen}\n",
+            (4, 38),
+            "start.taken: 'mock broker' has no --listen option; its ports are picked by --port",
+            id="a-taken-option-must-be-the-commands",
+        ),
+        pytest.param(
+            START
+            + "needs: [broker, database]\nstart: {command: mock feed, database: wrong-password}\n",
+            (5, 39),
+            "start.database: only the system uses a database; use 'system'",
+            id="only-the-system-has-a-database",
+        ),
+        pytest.param(
+            START + "expect:\n  - {exit_status: 2}\n",
+            (5, 19),
+            "expect.0.exit_status: 'exit_status' judges a start-up; add 'start'",
+            id="exit-status-needs-a-start-up",
+        ),
+        pytest.param(
+            START + FEED_TAKEN + "expect:\n  - {health: healthy}\n",
+            (6, 14),
+            "expect.0.health: a start-up scenario is judged by exit_status and output; "
+            "'health' needs a timeline",
+            id="a-start-up-is-judged-by-its-own-measures",
+        ),
+        pytest.param(
+            "name: x\nduration: 10\n" + FEED_TAKEN,
+            (1, 1),  # no 'clock' key to point at
+            "clock: a start-up runs a process of its own, on real time; set 'clock: real'",
+            id="a-start-up-runs-on-real-time",
+        ),
+        pytest.param(
+            START + FEED_TAKEN + "expect:\n  - {exit_status: 2, equals: 2}\n",
+            (6, 5),
+            "expect.0: an exit_status expectation takes no bound: it names the status",
+            id="exit-status-takes-no-bound",
+        ),
+        pytest.param(
+            START + FEED_TAKEN + "expect:\n  - {output: x, equals: 0, from: 1}\n",
+            (6, 5),
+            "expect.0: 'output' takes no window: a start-up is judged on its whole run",
+            id="output-takes-no-window",
+        ),
+        pytest.param(
+            START + "invariants: [secrets-not-printed]\n",
+            (4, 14),
+            "invariants.0: 'secrets-not-printed' applies to start-up scenarios only",
+            id="secrets-not-printed-needs-a-start-up",
+        ),
+        pytest.param(
+            START + FEED_TAKEN + "invariants: [orders-not-duplicated]\n",
+            (5, 14),
+            "invariants.0: 'orders-not-duplicated' needs a timeline; a start-up scenario "
+            "checks secrets-not-printed",
+            id="a-timeline-invariant-in-a-start-up",
+        ),
+        pytest.param(
+            START + "start: {command: system, taken: --port}\nsystem:\n  client: {timeout_s: 1}\n",
+            (6, 3),
+            "system.client: a start-up takes only 'system.storage' overrides",
+            id="a-start-up-takes-only-storage-settings",
+        ),
+        pytest.param(
+            START + "start: {command: system, database: not-answering}\n",
+            (4, 36),
+            "start.database: a database problem needs database in 'needs'",
+            id="a-database-problem-needs-the-database",
+        ),
+    ],
+)
+def test_a_start_up_scenario_is_refused_where_it_goes_wrong(
+    text: str, position: tuple[int, int], message: str
+) -> None:
+    problem = only_problem(text)
+    assert at(problem) == position
+    assert problem.message.startswith(message)
