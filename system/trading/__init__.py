@@ -1,0 +1,1 @@
+"""The trading core: detection, risk guards, alerting and execution."""
