@@ -1,0 +1,411 @@
+"""The trading desk: price updates in, signals, risk decisions and orders out.
+
+One worker task takes the feed's price updates in arrival order and, for each:
+
+1. checks open trades against their exits (stop-loss, take-profit) at the new price;
+2. asks every detector what it sees, records each signal and tells the signal listeners
+   (the gateway broadcasts them);
+3. sizes a trade for each signal and asks the risk gate to admit it;
+4. in ``live`` mode hands an admitted trade to the executor (the trading service, which
+   records the order before it sends it and reconciles an unknown outcome before any
+   retry), then books its fill; in ``paper`` mode it stops there: everything is evaluated
+   and recorded, no order is sent.
+
+A halt (a loss limit, a stop condition, the manual kill switch) is stored with its reason,
+audited and alerted once, when it happens; a release likewise. Orders run as their own
+tasks so a slow broker never holds up the price stream, and the gate's books are updated
+synchronously before any ``await``, so no two trades can slip past a limit together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from system.broker import OrderAck, OrderRequest
+from system.broker.clock import kst_today
+from system.broker.errors import BrokerError, OrderOutcomeUnknown
+from system.market import PriceUpdate
+from system.storage.buffer import WriteBufferError
+from system.storage.records import AuditEvent, Record
+from system.storage.records import Halt as StoredHalt
+from system.storage.records import Signal as StoredSignal
+from system.trading.alerts import Alert, Severity
+from system.trading.detectors import Detector, Signal
+from system.trading.positions import Book, Fill
+from system.trading.risk import Halt, Refused, RiskGate, TradeProposal
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["paper", "live"]
+
+
+class DeskSettings(BaseModel):
+    """How the desk sizes and leaves trades."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Mode = Field(default="paper", description="paper: evaluate everything, send nothing.")
+    capital_per_trade: int = Field(default=1_000_000, gt=0, description="Won per new trade.")
+    # What a trade may lose before its stop fires. The loss limits hold the worse of this
+    # and a gap through the stop against their headroom, so a limit is never passed.
+    stop_loss_pct: float = Field(default=0.03, gt=0, lt=1)
+    take_profit_pct: float = Field(default=0.06, gt=0)
+    # A gap can jump a stop: the worst case held against the loss limits is this share of
+    # the trade's value (KRX moves at most 30% a day).
+    worst_case_pct: float = Field(default=0.30, gt=0, le=1)
+    queue_size: int = Field(default=10_000, gt=0, description="Updates waiting, at most.")
+
+
+class Executor(Protocol):
+    """What the desk needs of the trading service."""
+
+    async def place_order(self, order: OrderRequest) -> OrderAck: ...
+
+
+class FillSource(Protocol):
+    """Where the desk learns what an acknowledged order filled: (quantity, average price),
+    or None if nothing filled (yet)."""
+
+    async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None: ...
+
+
+class Recorder(Protocol):
+    def record(self, *records: Record) -> int: ...
+
+
+class Notifier(Protocol):
+    def notify(self, alert: Alert) -> None: ...
+
+
+class _Unknown:
+    """An order that may or may not be at the exchange."""
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass
+class _Trade:
+    """An open trade: bought ``quantity`` of ``code`` at ``entry`` won on average."""
+
+    trade_id: str
+    code: str
+    quantity: int
+    entry: int
+    day: date
+    exiting: bool = False
+
+
+@dataclass
+class _Counts:
+    updates: int = 0
+    updates_dropped: int = 0
+    signals: int = 0
+    refused: int = 0
+    paper_orders: int = 0
+    orders_sent: int = 0
+    orders_failed: int = 0
+    orders_unknown: int = 0
+    exits: int = 0
+    halts: int = 0
+
+
+def metric_names() -> tuple[str, ...]:
+    return (*(f"desk_{name}" for name in _Counts.__dataclass_fields__), "desk_trades_open")
+
+
+class Desk:
+    """The pipeline from price updates to orders; ``on_price`` is the feed's listener."""
+
+    def __init__(
+        self,
+        *,
+        detectors: Sequence[Detector],
+        gate: RiskGate,
+        executor: Executor,
+        fills: FillSource,
+        settings: DeskSettings | None = None,
+        available_cash: Callable[[], Awaitable[int]] | None = None,
+        recorder: Recorder | None = None,
+        notifier: Notifier | None = None,
+        today: Callable[[], date] = kst_today,
+    ) -> None:
+        self.detectors = list(detectors)
+        self.gate = gate
+        self.executor = executor
+        self.fills = fills
+        self.settings = settings or DeskSettings()
+        self.book = Book()
+        self._available_cash = available_cash
+        self._recorder = recorder
+        self._notifier = notifier
+        self._today = today
+        self._updates: deque[PriceUpdate] = deque()
+        self._arrived = asyncio.Event()
+        self._trades: dict[str, _Trade] = {}
+        self._orders: set[asyncio.Task[None]] = set()
+        self._signal_listeners: list[Callable[[Signal], None]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._halt_seen: Halt | None = gate.halt
+        self._busy = False  # the worker is handling an update it has taken off the queue
+        self._counts = _Counts()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._worker = asyncio.create_task(self._work(), name="trading-desk")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tasks = [task for task in (self._worker, *self._orders) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def on_price(self, update: PriceUpdate) -> None:
+        """Queue ``update`` (called in the feed's task: it must not block). When the queue
+        is full the oldest update goes: a newer price of the same market beats it."""
+        if len(self._updates) >= self.settings.queue_size:
+            self._updates.popleft()
+            self._counts.updates_dropped += 1
+        self._updates.append(update)
+        self._arrived.set()
+
+    def add_signal_listener(self, listener: Callable[[Signal], None]) -> None:
+        self._signal_listeners.append(listener)
+
+    def engage(self, detail: str, *, by: str) -> bool:
+        """The manual kill switch; False if trading was halted already."""
+        engaged = self.gate.engage(detail, at=_now(), by=by)
+        self._notice_halt()
+        return engaged
+
+    def release(self, *, by: str) -> bool:
+        """Ends every halt; False if none was in force."""
+        halt = self.gate.halt
+        released = self.gate.release(at=_now(), by=by)
+        if released and halt is not None:
+            self._store(StoredHalt(halt.reason, True, _now()))
+            self._audit("halt-released", {"reason": halt.reason, "by": by})
+            self._alert("release", "info", "trading resumed", f"{halt.reason} released by {by}")
+        self._halt_seen = self.gate.halt
+        return released
+
+    # -- what it knows -----------------------------------------------------------------
+
+    def metrics(self) -> dict[str, float]:
+        counts = {f"desk_{k}": float(v) for k, v in self._counts.__dict__.items()}
+        return {**counts, "desk_trades_open": float(len(self._trades))}
+
+    async def drain(self) -> None:
+        """Wait until every queued update is handled and every order task is done."""
+        while self._updates or self._busy or self._orders:
+            if self._orders:
+                await asyncio.wait(set(self._orders))
+            else:
+                await asyncio.sleep(0.01)
+
+    # -- the pipeline ------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._updates:
+                self._busy = True
+                try:
+                    await self._handle(self._updates.popleft())
+                finally:
+                    self._busy = False
+
+    async def _handle(self, update: PriceUpdate) -> None:
+        self._counts.updates += 1
+        self.gate.on_source_latency(max(0.0, _now() - update.at), at=_now())
+        self._notice_halt()
+        self._check_exits(update)
+        for detector in self.detectors:
+            for signal in detector.on_price(update):
+                await self._on_signal(signal, update)
+
+    async def _on_signal(self, signal: Signal, update: PriceUpdate) -> None:
+        self._counts.signals += 1
+        detail: dict[str, Any] = {
+            "signal_id": signal.signal_id,
+            "detector": signal.detector,
+            "side": signal.side,
+            "reason": signal.reason,
+            "strength": signal.strength,
+        }
+        self._store(StoredSignal(signal.code, signal.detector, detail, signal.at))
+        for listener in self._signal_listeners:
+            listener(signal)
+        if signal.side != "buy":
+            return  # the desk opens long trades only; a sell signal is information
+        price = signal.limit_price or update.price
+        quantity = self.settings.capital_per_trade // price
+        if quantity <= 0:
+            self._refused(signal, "capital-per-trade buys no share at this price")
+            return
+        value = quantity * price
+        proposal = TradeProposal(
+            signal.code,
+            "buy",
+            quantity,
+            price,
+            worst_case_loss=round(value * self.settings.worst_case_pct),
+        )
+        # The cash is read before the gate decides; nothing awaits between the decision
+        # and the gate opening the trade, so concurrent signals can't share one headroom.
+        cash = await self._available_cash() if self._available_cash is not None else value
+        day = self._today()
+        verdict = self.gate.admit(signal.signal_id, proposal, day=day, available_cash=cash)
+        self._notice_halt()
+        if isinstance(verdict, Refused):
+            self._refused(signal, f"{verdict.reason}: {verdict.detail}")
+            return
+        # A market order: a limit left resting would hold its reservation with no end.
+        order = OrderRequest(signal.signal_id, "buy", signal.code, quantity)
+        if self.settings.mode == "paper":
+            self._counts.paper_orders += 1
+            self._audit("paper-order", {"client_order_id": order.client_order_id, **detail})
+            self.gate.on_trade_cancelled(signal.signal_id)
+            return
+        self._spawn(self._open(order, day))
+
+    def _check_exits(self, update: PriceUpdate) -> None:
+        for trade in list(self._trades.values()):
+            if trade.code != update.code or trade.exiting:
+                continue
+            low = trade.entry * (1 - self.settings.stop_loss_pct)
+            high = trade.entry * (1 + self.settings.take_profit_pct)
+            if low < update.price < high:
+                continue
+            if isinstance(self.gate.check_exit(), Refused):
+                continue  # halted: no order at all until a person releases
+            trade.exiting = True
+            self._counts.exits += 1
+            order = OrderRequest(f"{trade.trade_id}-exit", "sell", trade.code, trade.quantity)
+            self._spawn(self._close(trade, order))
+
+    # -- execution ---------------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._orders.add(task)
+        task.add_done_callback(self._orders.discard)
+
+    async def _open(self, order: OrderRequest, day: date) -> None:
+        filled = await self._execute(order)
+        if isinstance(filled, _Unknown):
+            # It may be at the exchange: its reservation stays, so the limits still count
+            # it, until a person looks (the service already asked the broker and could not
+            # tell).
+            return
+        if filled is None:
+            self.gate.on_trade_cancelled(order.client_order_id)
+            return
+        quantity, price = filled
+        self.book.apply(
+            Fill(order.client_order_id, order.code, "buy", quantity, price, _now(), day)
+        )
+        self._trades[order.client_order_id] = _Trade(
+            order.client_order_id, order.code, quantity, price, day
+        )
+
+    async def _close(self, trade: _Trade, order: OrderRequest) -> None:
+        filled = await self._execute(order)
+        if isinstance(filled, _Unknown):
+            return  # it may have sold: never sell twice; it stays "exiting"
+        if filled is None:
+            trade.exiting = False  # still held: the next price tries again
+            return
+        quantity, price = filled
+        day = self._today()
+        pnl = self.book.apply(
+            Fill(order.client_order_id, trade.code, "sell", quantity, price, _now(), day)
+        )
+        del self._trades[trade.trade_id]
+        self.gate.on_trade_closed(trade.trade_id, pnl, day=day, at=_now())
+        self._notice_halt()
+
+    async def _execute(self, order: OrderRequest) -> tuple[int, int] | _Unknown | None:
+        """Place ``order`` and read its fill: (quantity, average price); None when it did
+        not fill (refused, failed before it was sent); ``UNKNOWN`` when it may have."""
+        self._counts.orders_sent += 1
+        try:
+            ack = await self.executor.place_order(order)
+            filled = await self.fills.fill_of(ack, order)
+        except OrderOutcomeUnknown:
+            self._counts.orders_unknown += 1
+            self.gate.on_execution(False, at=_now())
+            self._notice_halt()
+            self._audit("order-unknown", {"client_order_id": order.client_order_id})
+            return UNKNOWN
+        except (BrokerError, OSError) as error:
+            self._counts.orders_failed += 1
+            self.gate.on_execution(False, at=_now())
+            self._notice_halt()
+            self._audit(
+                "order-failed",
+                {"client_order_id": order.client_order_id, "error": type(error).__name__},
+            )
+            return None
+        self.gate.on_execution(True, at=_now())
+        return filled
+
+    # -- records -----------------------------------------------------------------------
+
+    def _refused(self, signal: Signal, why: str) -> None:
+        self._counts.refused += 1
+        self._audit("signal-refused", {"signal_id": signal.signal_id, "why": why})
+
+    def _notice_halt(self) -> None:
+        """Store, audit and alert a halt the first time it is seen."""
+        halt = self.gate.halt
+        if halt is None or halt == self._halt_seen:
+            self._halt_seen = halt
+            return
+        self._halt_seen = halt
+        self._counts.halts += 1
+        self._store(StoredHalt(halt.reason, False, halt.at))
+        self._audit("halt", {"reason": halt.reason, "detail": halt.detail})
+        how = "automatically" if halt.automatic else "by hand"
+        self._alert("halt", "critical", f"trading halted: {halt.reason}", f"{halt.detail} ({how})")
+
+    def _audit(self, kind: str, detail: dict[str, Any]) -> None:
+        self._store(AuditEvent(kind, detail, _now()))
+
+    def _store(self, record: Record) -> None:
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.record(record)
+        except WriteBufferError as refused:  # storage says so on /health; trading goes on
+            log.warning("could not record %s: %s", type(record).__name__, refused)
+
+    def _alert(self, category: str, severity: Severity, title: str, message: str) -> None:
+        if self._notifier is not None:
+            alert = Alert(
+                category=category, severity=severity, title=title, message=message, at=_now()
+            )
+            self._notifier.notify(alert)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()

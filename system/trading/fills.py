@@ -1,0 +1,23 @@
+"""Where the desk learns what its orders filled: the broker's own books."""
+
+from __future__ import annotations
+
+from system.broker import KisClient, OrderAck, OrderRequest
+
+
+class BrokerFills:
+    """Fills read from today's orders at the broker (``inquire-daily-ccld``), matched by the
+    order number the broker acknowledged. The broker's figures, not the system's guess:
+    a market order fills at whatever the market paid."""
+
+    def __init__(self, client: KisClient) -> None:
+        self.client = client
+
+    async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
+        """(filled quantity, average price in won), or None if nothing of it filled."""
+        for row in await self.client.daily_orders():
+            if row.odno == ack.odno:
+                if row.filled_quantity <= 0:
+                    return None
+                return row.filled_quantity, round(row.average_price)
+        return None

@@ -1,0 +1,231 @@
+"""The trading desk with its guards real and its broker faked: paper and live, exits and
+P&L, halts stored and alerted once, unknown outcomes kept reserved, a full queue."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date
+
+import pytest
+
+from system.broker import OrderAck, OrderRequest
+from system.broker.errors import OrderOutcomeUnknown
+from system.market import PriceUpdate
+from system.storage.records import AuditEvent, Halt, Record
+from system.storage.records import Signal as StoredSignal
+from system.trading.alerts import Alert
+from system.trading.desk import Desk, DeskSettings
+from system.trading.detectors import Signal
+from system.trading.risk import (
+    CapitalCap,
+    LossLimits,
+    PreTradeValidator,
+    RiskGate,
+    StopConditions,
+    TradeLimits,
+)
+
+DAY = date(2026, 11, 23)
+CODE = "005930"
+
+
+@dataclass
+class BuyAt:
+    """A detector that says "buy" at the prices it is given."""
+
+    prices: set[int]
+    name: str = "test"
+
+    def on_price(self, update: PriceUpdate) -> list[Signal]:
+        if update.price not in self.prices:
+            return []
+        return [Signal(self.name, update.code, "buy", None, "test", 1.0, update.at)]
+
+
+@dataclass
+class Broker:
+    """Fills every order at the last price it was told; or fails as told."""
+
+    price: int = 0
+    orders: list[OrderRequest] = field(default_factory=list)
+    unknown: bool = False
+
+    async def place_order(self, order: OrderRequest) -> OrderAck:
+        self.orders.append(order)
+        if self.unknown:
+            raise OrderOutcomeUnknown(order=order, sent_at=0.0, endpoint="test", reason="lost")
+        return OrderAck(order.client_order_id, f"{len(self.orders):010d}", "00950", "090000")
+
+    async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
+        return order.quantity, self.price
+
+
+@dataclass
+class Sink:
+    records: list[Record] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+    def record(self, *records: Record) -> int:
+        self.records.extend(records)
+        return len(records)
+
+    def notify(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    def kinds(self) -> list[str]:
+        return [r.kind for r in self.records if isinstance(r, AuditEvent)]
+
+
+def gate(daily_loss: int | None = None) -> RiskGate:
+    return RiskGate(
+        capital_cap=CapitalCap(10_000_000),
+        loss_limits=LossLimits(daily_limit=daily_loss, cumulative_limit=None),
+        trade_limits=TradeLimits(max_concurrent_trades=5, max_exposure_per_asset=None),
+        pre_trade=PreTradeValidator(min_order_value=1),
+        stop_conditions=StopConditions(max_source_latency_s=None, max_consecutive_failures=3),
+    )
+
+
+def desk(
+    broker: Broker,
+    sink: Sink,
+    *,
+    mode: str = "live",
+    daily_loss: int | None = None,
+    buy_at: set[int] | None = None,
+    **settings: object,
+) -> Desk:
+    return Desk(
+        detectors=[BuyAt(buy_at if buy_at is not None else {10_000})],
+        gate=gate(daily_loss),
+        executor=broker,
+        fills=broker,
+        settings=DeskSettings.model_validate(
+            {"mode": mode, "capital_per_trade": 1_000_000, **settings}
+        ),
+        recorder=sink,
+        notifier=sink,
+        today=lambda: DAY,
+    )
+
+
+async def feed(d: Desk, broker: Broker, *prices: int) -> None:
+    for price in prices:
+        broker.price = price
+        d.on_price(PriceUpdate(CODE, price, 0, 0.0, 1, asyncio.get_running_loop().time()))
+        await d.drain()
+
+
+async def test_paper_mode_evaluates_and_records_but_sends_nothing() -> None:
+    broker, sink = Broker(), Sink()
+    async with desk(broker, sink, mode="paper") as d:
+        await feed(d, broker, 10_000)
+    assert broker.orders == []
+    assert sink.kinds() == ["paper-order"]
+    assert [type(r) for r in sink.records] == [StoredSignal, AuditEvent]
+    assert d.metrics()["desk_paper_orders"] == 1
+    assert d.gate.open_trades == {}
+
+
+async def test_live_mode_buys_by_signal_id_and_exits_at_the_stop_with_its_loss() -> None:
+    broker, sink = Broker(), Sink()
+    async with desk(broker, sink, stop_loss_pct=0.03) as d:
+        await feed(d, broker, 10_000)
+        (buy,) = broker.orders
+        assert (buy.side, buy.quantity, buy.price) == ("buy", 100, None)
+        assert buy.client_order_id.startswith("test-005930-")
+        assert set(d.gate.open_trades) == {buy.client_order_id}
+        await feed(d, broker, 9_800)  # inside the stop: held
+        assert len(broker.orders) == 1
+        await feed(d, broker, 9_700)  # at the stop: out
+    sell = broker.orders[1]
+    assert (sell.side, sell.quantity, sell.client_order_id) == (
+        "sell",
+        100,
+        f"{buy.client_order_id}-exit",
+    )
+    assert d.book.realised_on(DAY) == 100 * (9_700 - 10_000)
+    assert d.gate.open_trades == {}
+    assert d.metrics()["desk_trades_open"] == 0
+
+
+async def test_a_loss_past_the_daily_limit_halts_once_stored_audited_alerted() -> None:
+    broker, sink = Broker(), Sink()
+    # Each trade risks 30% of 1M against a 400k limit: the first fits, a loss of 300k
+    # leaves 100k, and the gate halts only when a loss takes the day past the limit.
+    async with desk(
+        broker,
+        sink,
+        daily_loss=400_000,
+        take_profit_pct=5.0,
+        stop_loss_pct=0.3,
+        buy_at={10_000, 5_000},
+    ) as d:
+        await feed(d, broker, 10_000, 5_000)  # bought at 10,000, stopped out at 5,000
+        assert d.book.realised_on(DAY) == -500_000
+        halts = [r for r in sink.records if isinstance(r, Halt)]
+        assert [(h.reason, h.released) for h in halts] == [("daily-loss-limit", False)]
+        assert [a.category for a in sink.alerts] == ["halt"]
+        sent = len(broker.orders)
+        await feed(d, broker, 10_000)  # a new signal: refused by the kill switch
+        assert len(broker.orders) == sent
+        assert "signal-refused" in sink.kinds()
+        assert d.release(by="operator")
+    released = [r for r in sink.records if isinstance(r, Halt) and r.released]
+    assert len(released) == 1
+    assert [a.category for a in sink.alerts] == ["halt", "release"]
+
+
+async def test_an_order_of_unknown_outcome_keeps_its_reservation() -> None:
+    broker, sink = Broker(unknown=True), Sink()
+    async with desk(broker, sink) as d:
+        await feed(d, broker, 10_000)
+    (order,) = broker.orders
+    assert set(d.gate.open_trades) == {order.client_order_id}
+    assert d.metrics()["desk_orders_unknown"] == 1
+    assert "order-unknown" in sink.kinds()
+
+
+async def test_the_manual_kill_switch_stops_every_order_until_released() -> None:
+    broker, sink = Broker(), Sink()
+    async with desk(broker, sink) as d:
+        assert d.engage("pressed in a test", by="operator")
+        assert not d.engage("pressed twice", by="operator")
+        await feed(d, broker, 10_000)
+        assert broker.orders == []
+        d.release(by="operator")
+        await feed(d, broker, 10_000)
+    assert len(broker.orders) == 1
+    assert [a.category for a in sink.alerts] == ["halt", "release"]
+
+
+async def test_a_full_queue_drops_the_oldest_update() -> None:
+    broker, sink = Broker(), Sink()
+    d = desk(broker, sink, mode="paper", queue_size=2)
+    for price in (10_000, 10_100, 10_200):  # the worker is not running: they wait
+        d.on_price(PriceUpdate(CODE, price, 0, 0.0, 1, 0.0))
+    async with d:
+        await d.drain()
+    assert d.metrics()["desk_updates_dropped"] == 1
+    assert d.metrics()["desk_updates"] == 2
+    assert broker.orders == []
+    assert sink.kinds() == []  # the one buy signal's update was the one dropped
+
+
+def test_settings_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="stop_loss_pct"):
+        DeskSettings(stop_loss_pct=0)
+
+
+async def test_an_order_that_did_not_fill_frees_its_place_at_the_gate() -> None:
+    class Unfilled(Broker):
+        async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
+            return None
+
+    broker, sink = Unfilled(), Sink()
+    async with desk(broker, sink) as d:
+        await feed(d, broker, 10_000)
+    assert len(broker.orders) == 1
+    assert d.gate.open_trades == {}
+    assert d.book.positions() == []
