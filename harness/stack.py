@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,6 +39,8 @@ from system.health import Health
 from system.market import FeedSettings, KisFeedClient
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
+from system.trading.desk import Desk
+from system.trading.settings import TradingSettings
 
 # Well-formed credentials for the mock: it checks their lengths (36 and 180), nothing more.
 APPKEY = "PSsquall" + "0" * 28
@@ -76,6 +80,7 @@ class Stack:
     storage: Storage | None = None
     # What the storage accepted, noted at the service's recording seam.
     records: RecordLog | None = None
+    desk: Desk | None = None
 
     @property
     def feed_control(self) -> FeedControl | None:
@@ -90,6 +95,8 @@ class Stack:
             values.update(gateway_values(self.gateway))
         if self.storage is not None:
             values.update(self.storage.metrics())
+        if self.desk is not None:
+            values.update(self.desk.metrics())
         return values
 
     def health(self) -> Health:
@@ -128,6 +135,7 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
         ("feed", FeedSettings, {**feed, "url": "ws://127.0.0.1:1/tryitout"}),
         ("gateway", GatewaySettings, overrides.gateway),
         ("storage", StorageSettings, _storage_values(_PLACEHOLDER_DSN, overrides.storage)),
+        ("trading", TradingSettings, overrides.trading),
     ]
     for section, model, values in checks:
         try:
@@ -231,6 +239,8 @@ def _observe_storage(stack: Stack, storage: Storage | None) -> None:
     stack.storage = storage
     stack.records = RecordLog(storage)
     stack.service.recorder = stack.records
+    if stack.desk is not None:
+        stack.desk.recorder = stack.records
 
 
 @contextlib.asynccontextmanager
@@ -276,8 +286,14 @@ async def _realtime(
     """The broker, the feed and the whole system; the gateway served when needed."""
     feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
     overrides = scenario.system
-    async with serve_world(config, feed_config) as world:  # at 09:00 KST, as above
+    wall_origin = opening_bell()  # 09:00 KST, as above
+    async with serve_world(config, feed_config, wall_origin=wall_origin) as world:
         origin = await _time_zero(world.broker_control, world.feed_control, database=database)
+
+        def wall(at: float) -> datetime:
+            # The mocks' wall time: the system's closing bet reads the market's clock.
+            return wall_origin + timedelta(seconds=at - origin)
+
         settings = system_settings(
             world,
             profile=scenario.broker.profile,
@@ -287,8 +303,12 @@ async def _realtime(
             gateway=overrides.gateway,
             storage=storage_settings(database, overrides.storage),
         )
+        if "trading" in scenario.needs:
+            settings = dataclasses.replace(
+                settings, trading=TradingSettings.model_validate(overrides.trading)
+            )
         rng = random.Random(f"squall-system:{seed}")
-        async with running_system(settings, rng=rng) as system:
+        async with running_system(settings, rng=rng, wall=wall) as system:
             stack = Stack(
                 world.broker.url,
                 world.broker_control,
@@ -298,6 +318,7 @@ async def _realtime(
                 feed=system.feed,
                 gateway=Gateway.of(system.app),
                 database=database,
+                desk=system.desk,
             )
             _observe_storage(stack, system.storage)
             if "gateway" not in scenario.needs:

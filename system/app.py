@@ -15,25 +15,40 @@ Environment: ``SQUALL_KIS_*`` (``KisSettings``: base URL, credentials, account, 
 ``SQUALL_GATEWAY_*`` (``GatewaySettings``: heartbeats, client queues, REST fallback).
 With ``SQUALL_DATABASE_URL`` (or ``DATABASE_URL``) set, the system stores what it does in
 PostgreSQL (``system.storage``: ``SQUALL_DB_*`` for the pool, ``SQUALL_STORAGE_*`` for the
-write buffer); without it, it runs without a database.
+write buffer); without it, it runs without a database. With ``SQUALL_TRADING_MODE`` set
+(``paper`` or ``live``), the trading desk runs on the feed's prices (``system.trading``:
+``SQUALL_TRADING_*`` for the desk and its risk limits, ``SQUALL_ALERT_*`` for the alert
+webhook); without it, the system serves prices and orders and trades nothing itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
 from system.broker import KisClient, KisSettings
-from system.gateway import GatewaySettings, create_gateway
+from system.broker.clock import KST
+from system.gateway import Gateway, GatewaySettings, create_gateway
 from system.market import FeedSettings, KisFeedClient, quote_resync
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
 from system.storage.config import URL_VARIABLES
+from system.trading.alerts import AlertNotifier, AlertSettings
+from system.trading.desk import Desk
+from system.trading.detectors import WallClock
+from system.trading.fills import BrokerFills
+from system.trading.settings import TradingSettings
+
+# The variable that switches the trading desk on.
+TRADING_MODE_VARIABLE = "SQUALL_TRADING_MODE"
 
 
 def build_service(environ: Mapping[str, str] | None = None) -> TradingService:
@@ -57,6 +72,8 @@ class SystemSettings:
     feed: FeedSettings
     gateway: GatewaySettings
     storage: StorageSettings | None = None  # None: no database
+    trading: TradingSettings | None = None  # None: no trading desk
+    alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemSettings:
@@ -70,6 +87,12 @@ class SystemSettings:
             feed=FeedSettings.from_env(environ=environ),
             gateway=GatewaySettings.from_env(environ=environ),
             storage=StorageSettings.from_env(environ=environ) if database else None,
+            trading=(
+                TradingSettings.from_env(environ=environ)
+                if env.get(TRADING_MODE_VARIABLE, "").strip()
+                else None
+            ),
+            alerts=AlertSettings.from_env(environ=environ),
         )
 
 
@@ -82,11 +105,15 @@ class System:
     feed: KisFeedClient
     app: FastAPI
     storage: Storage | None = None
+    desk: Desk | None = None
 
 
 @contextlib.asynccontextmanager
 async def running_system(
-    settings: SystemSettings, *, rng: random.Random | None = None
+    settings: SystemSettings,
+    *,
+    rng: random.Random | None = None,
+    wall: WallClock | None = None,
 ) -> AsyncIterator[System]:
     """The storage (when configured), the service, the feed client and the gateway app;
     closed in reverse order on exit, so writes still queued are flushed last.
@@ -96,7 +123,8 @@ async def running_system(
 
     ``rng`` seeds the client's retry jitter, the feed's reconnect jitter and the storage's
     reconnect jitter (a scenario passes a seeded one so a run repeats); by default they are
-    unseeded.
+    unseeded. ``wall`` maps loop time to the KST wall time (the closing bet reads it); by
+    default the machine's clock, so a scenario on virtual time passes the mocks' own.
     """
     rng = rng or random.Random()
     # Streams drawn from one seed, so the feed's reconnects don't shift the REST client's
@@ -104,6 +132,7 @@ async def running_system(
     client_rng = random.Random(rng.random())
     feed_rng = random.Random(rng.random())
     storage_rng = random.Random(rng.random())
+    alert_rng = random.Random(rng.random())
     async with contextlib.AsyncExitStack() as stack:
         storage = None
         if settings.storage is not None:
@@ -121,4 +150,40 @@ async def running_system(
         )
         await stack.enter_async_context(feed)
         app = create_gateway(service, feed, settings.gateway, storage=storage)
-        yield System(service, feed, app, storage)
+        desk = None
+        if settings.trading is not None:
+            notifier = await stack.enter_async_context(
+                AlertNotifier(settings.alerts, rng=alert_rng)
+            )
+            desk = await stack.enter_async_context(
+                Desk(
+                    detectors=settings.trading.build_detectors(wall or machine_wall),
+                    gate=settings.trading.gate(),
+                    executor=service,
+                    fills=BrokerFills(client),
+                    settings=settings.trading,
+                    available_cash=broker_cash(client),
+                    recorder=storage,
+                    notifier=notifier,
+                )
+            )
+            signals = Gateway.of(app).signals
+            desk.add_signal_listener(lambda signal: signals.publish(signal, kind="signal"))
+            feed.add_listener(desk.on_price)
+            for code in settings.trading.codes:
+                await feed.subscribe(code)
+        yield System(service, feed, app, storage, desk)
+
+
+def machine_wall(at: float) -> datetime:
+    """The KST wall time of loop time ``at``, by this machine's clock."""
+    return datetime.now(KST) + timedelta(seconds=at - asyncio.get_running_loop().time())
+
+
+def broker_cash(client: KisClient) -> Callable[[], Awaitable[int]]:
+    """The account's cash, asked of the broker when the desk sizes a trade."""
+
+    async def cash() -> int:
+        return (await client.balance()).cash
+
+    return cash

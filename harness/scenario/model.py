@@ -38,8 +38,9 @@ from system.gateway.metrics import metric_names as gateway_metric_names
 from system.market import metric_names as feed_metric_names
 from system.service import metric_names as service_metric_names
 from system.storage import metric_names as storage_metric_names
+from system.trading.desk import metric_names as desk_metric_names
 
-Part = Literal["broker", "feed", "gateway", "database"]
+Part = Literal["broker", "feed", "gateway", "database", "trading"]
 Invariant = Literal[
     "orders-not-duplicated",
     "unknown-orders-reconciled",
@@ -61,12 +62,14 @@ _CODE = r"^[0-9]{6}$"
 
 def metric_names() -> tuple[str, ...]:
     """Every metric a scenario can read: the trading service's, the feed client's, the
-    gateway's and the storage's, as the harness samples them once a simulated second."""
+    gateway's, the storage's and the trading desk's, as the harness samples them once a
+    simulated second."""
     return (
         *service_metric_names(),
         *feed_metric_names(),
         *gateway_metric_names(),
         *storage_metric_names(),
+        *desk_metric_names(),
     )
 
 
@@ -131,7 +134,9 @@ class SystemSettings(_Strict):
     requests_per_second, ...); ``service`` takes ``ServiceSettings`` fields (quote_deadline_s,
     on_unknown_order, ...); ``feed`` takes ``FeedSettings`` fields (stall_after_s,
     backoff_base_s, resync_on_reconnect, books, ...); ``gateway`` takes ``GatewaySettings``
-    fields (heartbeat_interval_s, client_queue_size, ...). They are checked against the
+    fields (heartbeat_interval_s, client_queue_size, ...); ``storage`` takes
+    ``StorageSettings`` fields; ``trading`` takes ``TradingSettings`` fields (mode,
+    detectors, capital_per_trade, daily_loss_limit, ...). They are checked against the
     system's settings when the run starts, and ``squall validate`` checks them too.
     """
 
@@ -140,6 +145,7 @@ class SystemSettings(_Strict):
     feed: dict[str, Any] = Field(default_factory=dict)
     gateway: dict[str, Any] = Field(default_factory=dict)
     storage: dict[str, Any] = Field(default_factory=dict)
+    trading: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- a start-up ----------------------------------------------------------------------------
@@ -852,7 +858,7 @@ class Scenario(_Strict):
             )
         if start.database is not None and "database" not in self.needs:
             raise Misplaced(("start", "database"), "a database problem needs database in 'needs'")
-        for section in ("client", "service", "feed", "gateway"):
+        for section in ("client", "service", "feed", "gateway", "trading"):
             if getattr(self.system, section):
                 raise Misplaced(
                     ("system", section),
@@ -877,6 +883,12 @@ class Scenario(_Strict):
         if self.system.storage and "database" not in self.needs:
             raise Misplaced(
                 ("system", "storage"), "storage settings need the database; add database"
+            )
+        if "trading" in self.needs and "feed" not in self.needs:
+            raise Misplaced(("needs",), "the trading desk trades on the feed's prices; add feed")
+        if self.system.trading and "trading" not in self.needs:
+            raise Misplaced(
+                ("system", "trading"), "trading settings need the desk; add trading to 'needs'"
             )
         if isinstance(self.invariants, list):
             for index, name in enumerate(self.invariants):

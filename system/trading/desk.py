@@ -146,14 +146,14 @@ class Desk:
         self.settings = settings or DeskSettings()
         self.book = Book()
         self._available_cash = available_cash
-        self._recorder = recorder
+        self.recorder = recorder
         self._notifier = notifier
         self._today = today
         self._updates: deque[PriceUpdate] = deque()
         self._arrived = asyncio.Event()
         self._trades: dict[str, _Trade] = {}
         self._orders: set[asyncio.Task[None]] = set()
-        self._signal_listeners: list[Callable[[Signal], None]] = []
+        self._signal_listeners: list[Callable[[Signal], object]] = []
         self._worker: asyncio.Task[None] | None = None
         self._halt_seen: Halt | None = gate.halt
         self._busy = False  # the worker is handling an update it has taken off the queue
@@ -187,7 +187,7 @@ class Desk:
         self._updates.append(update)
         self._arrived.set()
 
-    def add_signal_listener(self, listener: Callable[[Signal], None]) -> None:
+    def add_signal_listener(self, listener: Callable[[Signal], object]) -> None:
         self._signal_listeners.append(listener)
 
     def engage(self, detail: str, *, by: str) -> bool:
@@ -392,10 +392,10 @@ class Desk:
         self._store(AuditEvent(kind, detail, _now()))
 
     def _store(self, record: Record) -> None:
-        if self._recorder is None:
+        if self.recorder is None:
             return
         try:
-            self._recorder.record(record)
+            self.recorder.record(record)
         except WriteBufferError as refused:  # storage says so on /health; trading goes on
             log.warning("could not record %s: %s", type(record).__name__, refused)
 

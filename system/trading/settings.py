@@ -9,12 +9,18 @@ limit left unset is no limit, except the ones that guard against runaway loops
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from system.broker.settings import settings_from_env
 from system.trading.desk import DeskSettings
+from system.trading.detectors import (
+    ClosingBetDetector,
+    Detector,
+    VcpBreakoutDetector,
+    WallClock,
+)
 from system.trading.risk import (
     CapitalCap,
     LossLimits,
@@ -31,6 +37,14 @@ class TradingSettings(DeskSettings):
     """The desk's settings, which detectors run, and the risk limits."""
 
     detectors: tuple[DetectorName, ...] = ("vcp", "closing-bet")
+    # The stocks the desk watches (subscribed on the feed); KRX's largest by default.
+    codes: tuple[Annotated[str, Field(pattern=r"^[0-9]{6}$")], ...] = (
+        "005930",
+        "000660",
+        "005380",
+        "035420",
+        "035720",
+    )
     max_trade_capital: int | None = Field(default=None, gt=0, description="Won, per trade.")
     daily_loss_limit: int | None = Field(default=None, gt=0, description="Won, per KST day.")
     cumulative_loss_limit: int | None = Field(default=None, gt=0, description="Won, in all.")
@@ -40,7 +54,7 @@ class TradingSettings(DeskSettings):
     max_source_latency_s: float | None = Field(default=None, gt=0)
     max_consecutive_failures: int | None = Field(default=5, gt=0)
 
-    @field_validator("detectors", mode="before")
+    @field_validator("detectors", "codes", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         # The environment can only say "vcp,closing-bet".
@@ -60,6 +74,16 @@ class TradingSettings(DeskSettings):
             purpose="the trading desk",
             example=f"{prefix}MODE=paper, {prefix}DAILY_LOSS_LIMIT=500000",
         )
+
+    def build_detectors(self, wall: WallClock) -> list[Detector]:
+        """The detectors named, in that order; ``wall`` maps loop time to KST."""
+        made: dict[DetectorName, Detector] = {}
+        for name in self.detectors:
+            if name == "vcp":
+                made[name] = VcpBreakoutDetector()
+            else:
+                made[name] = ClosingBetDetector(wall)
+        return list(made.values())
 
     def gate(self) -> RiskGate:
         """A fresh risk gate with these limits."""

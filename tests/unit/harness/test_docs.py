@@ -33,6 +33,7 @@ from system.gateway import GatewaySettings
 from system.market import FeedSettings
 from system.service import ServiceSettings, TradingService
 from system.storage import PoolConfig, StorageSettings
+from system.trading.settings import TradingSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC_PATH = ROOT / "docs" / "scenarios.md"
@@ -337,11 +338,15 @@ def test_every_system_setting_a_scenario_may_override_is_documented() -> None:
     # system.storage: its own fields, and its pool's; the stack owns the pool's url.
     storage = set(StorageSettings.model_fields)
     pool = set(PoolConfig.model_fields) - _STACK_OWNED
+    trading = set(TradingSettings.model_fields)
     assert {"stall_after_s", "books"} <= feed
     assert {"send_buffer_bytes", "pong_timeout_s"} <= gateway
     assert {"buffer_capacity", "on_full", "transactional", "pool"} <= storage
     assert {"acquire_timeout_s", "probe_timeout_s"} <= pool
-    missing = _undocumented(client | service | feed | gateway | storage | pool | _STACK_OWNED)
+    assert {"mode", "daily_loss_limit", "codes"} <= trading
+    missing = _undocumented(
+        client | service | feed | gateway | storage | pool | trading | _STACK_OWNED
+    )
     assert not missing, f"docs/scenarios.md doesn't mention these system settings: {missing}"
 
 

@@ -362,7 +362,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (3, 10),
             "system.clent",
             "clent",
-            "client, feed, gateway, service, storage",
+            "client, feed, gateway, service, storage, trading",
             id="system",
         ),
         # realtime: each kind of fault, match and selector has keys of its own
@@ -1283,7 +1283,7 @@ REFUSED = [
     pytest.param(
         "name: x\nduration: 100\nneeds: [broker, proxy]\n",
         (3, 17),
-        "needs.1: Input should be 'broker', 'feed', 'gateway' or 'database'",
+        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database' or 'trading'",
         id="an-unknown-part-lists-the-parts",
     ),
     pytest.param(
