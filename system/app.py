@@ -149,7 +149,6 @@ async def running_system(
             rng=feed_rng,
         )
         await stack.enter_async_context(feed)
-        app = create_gateway(service, feed, settings.gateway, storage=storage)
         desk = None
         if settings.trading is not None:
             notifier = await stack.enter_async_context(
@@ -167,6 +166,8 @@ async def running_system(
                     notifier=notifier,
                 )
             )
+        app = create_gateway(service, feed, settings.gateway, storage=storage, kill_switch=desk)
+        if desk is not None and settings.trading is not None:
             signals = Gateway.of(app).signals
             desk.add_signal_listener(lambda signal: signals.publish(signal, kind="signal"))
             feed.add_listener(desk.on_price)

@@ -1,5 +1,6 @@
-// The Squall dashboard: live prices, signals and health from the gateway it is served by.
-// Plain script, no build step. The /ws protocol is documented in system/gateway/protocol.py.
+// The Squall dashboard: live prices, signals, health and the trading halt (the kill switch)
+// from the gateway it is served by. Plain script, no build step. The /ws protocol is
+// documented in system/gateway/protocol.py, /api/kill-switch in system/gateway/kill_switch.py.
 "use strict";
 
 (() => {
@@ -7,6 +8,7 @@
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const HEALTH_EVERY_MS = 5000;
+  const HALT_EVERY_MS = 2000;
   const MAX_SIGNALS = 50;
 
   // Escaped: test ids hold tickers, and a ?tickers= link may carry any text.
@@ -28,6 +30,12 @@
     healthOverall: $("health-overall"),
     healthParts: { gateway: $("health-gateway"), broker: $("health-broker"), feed: $("health-feed") },
     healthReasons: $("health-reasons"),
+    haltState: $("halt-state"),
+    haltDetail: $("halt-detail"),
+    killForm: $("kill-switch-form"),
+    operatorToken: $("operator-token"), // its value is the only place the token is kept
+    haltReason: $("halt-reason"),
+    killSwitch: $("kill-switch"),
   };
 
   const numbers = new Intl.NumberFormat("ko-KR");
@@ -41,6 +49,8 @@
     heartbeatMs: 15000,
     feedStale: false,
     tickers: loadTickers(), // what the user asked for; restored on every (re)connection
+    engaged: null, // the kill switch as last read: true, false, or null (unknown / no desk)
+    switching: false, // a POST /api/kill-switch is under way
   };
 
   // -- connection --------------------------------------------------------------------------
@@ -350,6 +360,92 @@
     node.textContent = value;
   }
 
+  // -- the trading halt (kill switch) ------------------------------------------------------
+
+  async function pollHalt() {
+    let response;
+    let body = null;
+    try {
+      response = await fetch("/api/kill-switch", { cache: "no-store" });
+      body = await response.json();
+    } catch {
+      showHalt(null, response ? "unknown" : "unreachable");
+      return;
+    }
+    if (response.status === 404) showHalt(null, "absent");
+    else if (response.ok) showHalt(body);
+    else showHalt(null, "unknown");
+  }
+
+  // ``halt``: the body of GET /api/kill-switch; null with ``why`` when it cannot be known.
+  function showHalt(halt, why) {
+    if (!halt) {
+      state.engaged = null;
+      el.haltState.dataset.state = why;
+      el.haltState.textContent = why === "absent" ? "no trading desk" : why;
+      el.haltDetail.textContent = why === "absent" ? "This system runs no trading desk: there is nothing to halt." : "";
+      el.killForm.hidden = why === "absent";
+      el.killSwitch.disabled = true;
+      return;
+    }
+    state.engaged = Boolean(halt.engaged);
+    el.haltState.dataset.state = state.engaged ? "halted" : "running";
+    el.haltState.textContent = state.engaged ? "halted" : "running";
+    el.haltDetail.textContent = state.engaged
+      ? `${halt.reason} (${halt.automatic ? "automatic" : "by hand"}): ${halt.detail}. No order is sent until it is released.`
+      : "";
+    const action = state.engaged ? "release" : "engage";
+    el.killForm.hidden = false;
+    el.killForm.dataset.action = action;
+    el.killSwitch.dataset.action = action;
+    el.killSwitch.textContent = state.engaged ? "Resume trading" : "Halt trading";
+    el.killSwitch.disabled = state.switching;
+  }
+
+  el.killForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (state.engaged === null || state.switching) return;
+    // Read from the field at each click, sent in this one request, and never stored.
+    const token = el.operatorToken.value.trim();
+    if (!token) {
+      showError("Enter the operator token (SQUALL_GATEWAY_OPERATOR_TOKEN) to halt or resume trading.", "operator_token_missing");
+      el.operatorToken.focus();
+      return;
+    }
+    const reason = el.haltReason.value.trim();
+    const command = state.engaged ? { engaged: false } : reason ? { engaged: true, detail: reason } : { engaged: true };
+    state.switching = true;
+    el.killSwitch.disabled = true;
+    try {
+      const response = await fetch("/api/kill-switch", {
+        method: "POST",
+        cache: "no-store",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+        body: JSON.stringify(command),
+      });
+      let body = null;
+      try {
+        body = await response.json();
+      } catch {
+        // An answer without JSON (a proxy's error page): the status says enough.
+      }
+      if (response.ok && body) {
+        el.haltReason.value = "";
+        // An earlier refusal of the switch is answered now; other errors stay up.
+        if (/^(kill_switch_|operator_token_)/.test(el.error.dataset.code || "")) el.error.hidden = true;
+        showHalt(body);
+      } else {
+        const what = command.engaged ? "halted" : "resumed";
+        showError(body && body.error ? body.error : `Trading was not ${what}: the gateway answered ${response.status}.`, `kill_switch_${response.status}`);
+      }
+    } catch {
+      showError("Could not reach the gateway: the kill switch was not set. Try again.", "kill_switch_unreachable");
+    } finally {
+      state.switching = false;
+      pollHalt();
+    }
+  });
+
   // -- input and storage -------------------------------------------------------------------
 
   el.form.addEventListener("submit", (event) => {
@@ -398,4 +494,6 @@
   connect();
   pollHealth();
   setInterval(pollHealth, HEALTH_EVERY_MS);
+  pollHalt();
+  setInterval(pollHalt, HALT_EVERY_MS);
 })();

@@ -1,5 +1,5 @@
 """The system's HTTP and WebSocket face: ``/ws`` live prices and signals, ``/health``,
-``/metrics`` and the dashboard page.
+``/metrics``, the dashboard page, and the REST API (stored orders, the kill switch).
 
 ``create_gateway(service, feed, settings)`` builds the app; ``serve(app, host, port)``
 serves it in the current event loop (``PortInUse`` when the port is taken). The parts —
@@ -11,6 +11,7 @@ from system.gateway.app import Gateway, create_gateway
 from system.gateway.connections import ClientSocket, ConnectionManager
 from system.gateway.health import BrokerService, GatewayHealth
 from system.gateway.heartbeat import HeartbeatManager
+from system.gateway.kill_switch import HaltState, KillSwitchControl
 from system.gateway.prices import PriceUpdateBroadcaster
 from system.gateway.protocol import InvalidTicker, ProtocolError, check_ticker
 from system.gateway.server import GatewayServer, PortInUse, serve
@@ -25,8 +26,10 @@ __all__ = [
     "GatewayHealth",
     "GatewayServer",
     "GatewaySettings",
+    "HaltState",
     "HeartbeatManager",
     "InvalidTicker",
+    "KillSwitchControl",
     "PortInUse",
     "PriceUpdateBroadcaster",
     "ProtocolError",

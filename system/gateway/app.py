@@ -1,5 +1,7 @@
 """The gateway app: ``/ws`` for live prices and signals, ``/health``, ``/metrics``, the page,
-and ``/api/orders`` (the stored orders) when the system has a database.
+``/api/orders`` (the stored orders) when the system has a database, and
+``/api/kill-switch`` (read the trading halt; engage or release it with the operator token)
+when it has a trading desk — the statuses and bodies are in ``system.gateway.kill_switch``.
 
 ``create_gateway(service, feed, settings)`` wires the parts around a ``TradingService``
 (or anything with its ``quote``/``health``/``metrics``) and a ``PriceFeed``. The caller
@@ -37,6 +39,16 @@ from system.gateway.connections import GOING_AWAY, ConnectionManager
 from system.gateway.dispatch import MessageDispatcher
 from system.gateway.health import BrokerService, GatewayHealth, feed_health, gateway_health
 from system.gateway.heartbeat import HeartbeatManager
+from system.gateway.kill_switch import (
+    OPERATOR,
+    KillSwitchControl,
+    Refusal,
+    check_media_type,
+    check_operator,
+    parse_command,
+    switch_state,
+    trading_health,
+)
 from system.gateway.metrics import build_registry, render
 from system.gateway.prices import PriceUpdateBroadcaster
 from system.gateway.protocol import error
@@ -80,10 +92,12 @@ class Gateway:
         settings: GatewaySettings | None = None,
         *,
         storage: StoredOrders | None = None,
+        kill_switch: KillSwitchControl | None = None,
     ) -> None:
         self.service = service
         self.feed = feed
         self.storage = storage
+        self.kill_switch = kill_switch
         self.settings = settings = settings or GatewaySettings()
         self.manager = ConnectionManager(
             queue_size=settings.client_queue_size,
@@ -159,6 +173,7 @@ class Gateway:
             feed_status=status,
             connections=len(self.manager),
             storage=None if self.storage is None else self.storage.health(),
+            trading=None if self.kill_switch is None else trading_health(self.kill_switch.halt),
         )
 
     # -- HTTP and WebSocket ---------------------------------------------------------------
@@ -183,6 +198,12 @@ class Gateway:
         app.add_api_route("/health", self._health, methods=["GET"], include_in_schema=False)
         app.add_api_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
         app.add_api_route("/api/orders", self._orders, methods=["GET"], include_in_schema=False)
+        app.add_api_route(
+            "/api/kill-switch", self._kill_switch, methods=["GET"], include_in_schema=False
+        )
+        app.add_api_route(
+            "/api/kill-switch", self._set_kill_switch, methods=["POST"], include_in_schema=False
+        )
         app.add_api_websocket_route("/ws", self._websocket)
         for path, asset in assets().items():
             app.add_route(path, _asset_route(asset.body, asset.media_type), include_in_schema=False)
@@ -214,6 +235,42 @@ class Gateway:
             retry_after = max(1, math.ceil(exc.retry_after_s or 1))
             return _problem(503, exc.message, headers={"Retry-After": str(retry_after)})
         return JSONResponse({"orders": orders})
+
+    async def _kill_switch(self) -> JSONResponse:
+        if self.kill_switch is None:
+            return _refuse(_NO_DESK)
+        return JSONResponse(switch_state(self.kill_switch.halt))
+
+    async def _set_kill_switch(self, request: Request) -> JSONResponse:
+        if self.kill_switch is None:
+            return _refuse(_NO_DESK)
+        client = request.client.host if request.client else "an unknown client"
+        # The body is read only once the sender has proved to be the operator.
+        denied = check_operator(request.headers.get("authorization"), self.settings.operator_token)
+        if denied is not None:
+            log.warning(
+                "gateway: refused POST /api/kill-switch from %s (%d): %s",
+                client,
+                denied.status,
+                denied.message,
+            )
+            return _refuse(denied)
+        command = check_media_type(request.headers.get("content-type")) or parse_command(
+            await request.body()
+        )
+        if isinstance(command, Refusal):
+            return _refuse(command)
+        if command.engaged:
+            changed = self.kill_switch.engage(command.detail, by=OPERATOR)
+        else:
+            changed = self.kill_switch.release(by=OPERATOR)
+        log.warning(
+            "gateway: the operator at %s %s the kill switch%s",
+            client,
+            "engaged" if command.engaged else "released",
+            "" if changed else " (no change: it already was)",
+        )
+        return JSONResponse({**switch_state(self.kill_switch.halt), "changed": changed})
 
     async def _metrics(self) -> Response:
         return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -262,13 +319,25 @@ def create_gateway(
     settings: GatewaySettings | None = None,
     *,
     storage: StoredOrders | None = None,
+    kill_switch: KillSwitchControl | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app around ``service`` and ``feed`` (see the module docstring)."""
-    return Gateway(service, feed, settings, storage=storage).app
+    return Gateway(service, feed, settings, storage=storage, kill_switch=kill_switch).app
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+_NO_DESK = Refusal(404, "this system runs no trading desk, so it has no kill switch to read or set")
+
+
+def _refuse(refusal: Refusal) -> JSONResponse:
+    headers = {
+        401: {"WWW-Authenticate": "Bearer"},
+        415: {"Accept-Post": "application/json"},
+    }.get(refusal.status)
+    return _problem(refusal.status, refusal.message, headers)
 
 
 def origin_allowed(origin: str | None, host: str, allowed: Iterable[str]) -> bool:

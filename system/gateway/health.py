@@ -1,7 +1,7 @@
 """``GET /health``: the broker's, the feed's and the gateway's own state, and one verdict.
 
 Each part is healthy, degraded or unhealthy (``system.health.Health``); the verdict is the
-worst of the three, and the HTTP status follows it: **200** for healthy and degraded (the
+worst of them, and the HTTP status follows it: **200** for healthy and degraded (the
 gateway serves; look at ``reasons``), **503** for unhealthy (take it out of rotation).
 
 - **broker** — ``TradingService.health()``, as the service judges it (``system.health``).
@@ -12,6 +12,11 @@ gateway serves; look at ``reasons``), **503** for unhealthy (take it out of rota
   fallback) are not running; otherwise healthy.
 - **storage** (when the system has a database) — ``Storage.health()``: unhealthy while
   PostgreSQL is unreachable or the write buffer is full, degraded while writes wait.
+- **trading** (when the system has a trading desk) — degraded while trading is halted (the
+  kill switch, a loss limit, a stop condition), with the halt's reason; healthy otherwise.
+  Never unhealthy: a halt is a deliberate, safe state, and a 503 would take the gateway —
+  the dashboard and the API that release the halt — out of rotation
+  (``system.gateway.kill_switch.trading_health``).
 """
 
 from __future__ import annotations
@@ -68,12 +73,12 @@ class GatewayHealth:
     feed_status: FeedStatus
     connections: int
     storage: Health | None = None
+    trading: Health | None = None
 
     @property
     def parts(self) -> tuple[Health, ...]:
-        return (self.gateway, self.broker, self.feed) + (
-            () if self.storage is None else (self.storage,)
-        )
+        optional = (self.storage, self.trading)
+        return (self.gateway, self.broker, self.feed, *(p for p in optional if p is not None))
 
     @property
     def state(self) -> HealthState:
@@ -101,6 +106,8 @@ class GatewayHealth:
         }
         if self.storage is not None:
             verdict["storage"] = _part(self.storage)
+        if self.trading is not None:
+            verdict["trading"] = _part(self.trading)
         return verdict
 
 

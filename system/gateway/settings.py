@@ -1,22 +1,28 @@
-"""The gateway's knobs: heartbeats, per-client queues, message limits, the REST fallback.
+"""The gateway's knobs: heartbeats, per-client queues, message limits, the REST fallback,
+and the operator token that guards the kill switch.
 
 Frozen like the other settings of the system; ``GatewaySettings.from_env`` reads
-``SQUALL_GATEWAY_*`` (``SQUALL_GATEWAY_ALLOWED_ORIGINS`` is comma-separated).
+``SQUALL_GATEWAY_*`` (``SQUALL_GATEWAY_ALLOWED_ORIGINS`` is comma-separated). The operator
+token (``SQUALL_GATEWAY_OPERATOR_TOKEN``) is a secret: never printed, and errors about it,
+like every error of these settings, never show the value given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from system.broker.settings import settings_from_env
+
+# The shortest operator token accepted: guessing one must be hopeless.
+MIN_OPERATOR_TOKEN_CHARS = 16
 
 
 class GatewaySettings(BaseModel):
     """How the gateway treats its WebSocket clients and where its prices come from."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     heartbeat_interval_s: float = Field(
         default=15.0,
@@ -83,6 +89,13 @@ class GatewaySettings(BaseModel):
         "that may open /ws; '*' allows any. Clients sending no Origin (not browsers) are "
         "always allowed.",
     )
+    operator_token: SecretStr | None = Field(
+        default=None,
+        description="The bearer token POST /api/kill-switch requires (engaging or releasing "
+        f"the trading halt): at least {MIN_OPERATOR_TOKEN_CHARS} printable ASCII characters, "
+        "no spaces. None: nobody may set the kill switch over the API (reading it needs no "
+        "token).",
+    )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -91,6 +104,21 @@ class GatewaySettings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _check_operator_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        # Never echo the value, nor any part of it.
+        if len(token) < MIN_OPERATOR_TOKEN_CHARS or not all("!" <= char <= "~" for char in token):
+            raise ValueError(
+                f"operator_token must be at least {MIN_OPERATOR_TOKEN_CHARS} printable ASCII "
+                "characters without spaces (it is sent as an HTTP header); make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return SecretStr(token)
 
     # A field validator, not a model one: its error then names the field, and so the
     # environment variable settings_from_env reports.

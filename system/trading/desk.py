@@ -209,6 +209,11 @@ class Desk:
 
     # -- what it knows -----------------------------------------------------------------
 
+    @property
+    def halt(self) -> Halt | None:
+        """The halt in force (the gateway's kill switch shows it), or None."""
+        return self.gate.halt
+
     def metrics(self) -> dict[str, float]:
         counts = {f"desk_{k}": float(v) for k, v in self._counts.__dict__.items()}
         return {**counts, "desk_trades_open": float(len(self._trades))}

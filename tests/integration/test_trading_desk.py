@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from harness import stack as stacks
 from harness.clock import run
 from harness.scenario import load_text
@@ -57,3 +59,46 @@ def test_paper_desk_evaluates_the_same_signals_and_sends_nothing() -> None:
     assert [s.signal_id for s in paper_signals] == [s.signal_id for s in live_signals]
     assert paper["desk_paper_orders"] == live["desk_signals"] - live["desk_refused"]
     assert (ids, tr_ids) == ([], [])
+
+
+TOKEN = "operator-token-for-tests-0123"
+
+
+async def press_the_kill_switch() -> tuple[int, int, dict[str, object], int, float]:
+    """(orders before, orders after the press, the switch's state, status of a wrong token,
+    signals refused after the press)."""
+    text = scenario("live").replace(
+        "needs: [broker, feed, trading]", "needs: [broker, feed, gateway, trading]"
+    )
+    text += f"  gateway: {{operator_token: {TOKEN}}}\n"
+    async with stacks.start(load_text(text, "desk.yaml"), seed=5) as stack:
+        assert stack.desk is not None
+        assert stack.gateway_server is not None
+        await asyncio.sleep(300)
+        before = len(stack.service.orders())
+        refused = stack.desk.metrics()["desk_refused"]
+        async with httpx.AsyncClient(base_url=stack.gateway_server.url) as http:
+            wrong = await http.post(
+                "/api/kill-switch",
+                json={"engaged": True},
+                headers={"Authorization": "Bearer not-the-token-at-all"},
+            )
+            pressed = await http.post(
+                "/api/kill-switch",
+                json={"engaged": True, "detail": "pressed in a test"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert pressed.status_code == 200, pressed.text
+            await asyncio.sleep(600)
+            state = (await http.get("/api/kill-switch")).json()
+        refused = stack.desk.metrics()["desk_refused"] - refused
+        return before, len(stack.service.orders()), state, wrong.status_code, refused
+
+
+def test_the_kill_switch_pressed_over_http_stops_every_order() -> None:
+    before, after, state, wrong, refused = run(press_the_kill_switch())
+    assert wrong == 401
+    assert state["engaged"] is True
+    assert state["reason"] == "manual"
+    assert after == before
+    assert refused >= 1  # there was something to stop: signals came, and were refused

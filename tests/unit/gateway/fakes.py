@@ -1,11 +1,12 @@
 """In-memory stand-ins for the gateway's collaborators: a PriceFeed, the trading service,
-and a WebSocket. The integration tests use the feed and the service too (over real
-sockets, only the gateway's own side is real)."""
+the trading desk's kill switch, and a WebSocket. The integration tests use the feed and the
+service too (over real sockets, only the gateway's own side is real)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from system.broker import BrokerUnavailable, Quote
@@ -162,6 +163,38 @@ class FakeService:
 
     def metrics(self) -> dict[str, float]:
         return {"quotes_served": float(len(self.calls)), "health_state": 0.0}
+
+
+@dataclass(frozen=True)
+class FakeHalt:
+    """A halt as ``system.trading.risk.Halt`` has it."""
+
+    reason: str
+    detail: str
+    at: float
+    automatic: bool
+
+
+class FakeDesk:
+    """The trading desk's kill switch (``KillSwitchControl``). ``halt`` is what the gate
+    holds (a test may set an automatic one); ``calls`` records every engage and release as
+    (what, detail, by)."""
+
+    def __init__(self, halt: FakeHalt | None = None) -> None:
+        self.halt = halt
+        self.calls: list[tuple[str, str, str]] = []
+
+    def engage(self, detail: str, *, by: str) -> bool:
+        self.calls.append(("engage", detail, by))
+        if self.halt is not None:
+            return False
+        self.halt = FakeHalt("kill switch", detail, 12.5, automatic=False)
+        return True
+
+    def release(self, *, by: str) -> bool:
+        self.calls.append(("release", "", by))
+        released, self.halt = self.halt is not None, None
+        return released
 
 
 class FakeSocket:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -154,3 +155,23 @@ async def test_a_foreign_origin_is_refused_with_what_to_do(gateway: Gateway) -> 
 )
 def test_origin_rules(origin: str | None, allowed: tuple[str, ...], expected: bool) -> None:
     assert origin_allowed(origin, "127.0.0.1:8080", allowed) is expected
+
+
+async def test_the_page_shows_the_halt_and_offers_the_kill_switch(gateway: Gateway) -> None:
+    async with client_for(gateway) as http:
+        page = (await http.get("/")).text
+        script = (await http.get("/static/dashboard.js")).text
+    assert 'data-testid="halt-state"' in page
+    assert 'data-testid="kill-switch"' in page
+    token_input = re.search(r'<input[^>]*data-testid="operator-token"[^>]*>', page)
+    assert token_input is not None
+    assert 'type="password"' in token_input.group()
+    assert "const HALT_EVERY_MS = 2000;" in script
+    assert "setInterval(pollHalt, HALT_EVERY_MS);" in script
+    assert 'fetch("/api/kill-switch", { cache: "no-store" })' in script
+    assert "Authorization: `Bearer ${token}`" in script
+    # The token lives in its field only: the one thing the page stores is the ticker list.
+    assert script.count("Storage.setItem(") == 1
+    assert "localStorage.setItem(STORAGE_KEY, JSON.stringify(state.tickers))" in script
+    assert "sessionStorage" not in script
+    assert "document.cookie" not in script

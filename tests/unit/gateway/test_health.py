@@ -8,7 +8,7 @@ import pytest
 
 from system.gateway import Gateway, GatewaySettings
 from system.market.errors import SubscriptionLimitExceeded
-from tests.unit.gateway.fakes import FakeFeed, FakeService, FakeSocket, settle
+from tests.unit.gateway.fakes import FakeDesk, FakeFeed, FakeHalt, FakeService, FakeSocket, settle
 
 pytestmark = pytest.mark.looptime
 
@@ -86,3 +86,50 @@ async def test_a_dead_background_task_is_503(gateway: Gateway) -> None:
     assert verdict.gateway.reasons == (
         "gateway background task(s) stopped: gateway feed sync; restart it",
     )
+
+
+async def test_a_trading_halt_is_degraded_with_its_reason_not_unhealthy() -> None:
+    desk = FakeDesk()
+    gateway = Gateway(FakeService(), FakeFeed(), GatewaySettings(), kill_switch=desk)
+    await gateway.start()
+    try:
+        running = gateway.health().to_json()
+        desk.halt = FakeHalt("daily-loss", "lost 3.1 % today", 40.0, automatic=True)
+        halted = gateway.health()
+        desk.halt = FakeHalt("kill switch", "broker incident", 41.0, automatic=False)
+        by_hand = gateway.health()
+    finally:
+        await gateway.stop()
+    assert (running["state"], running["trading"]) == (
+        "healthy",
+        {"state": "healthy", "reasons": []},
+    )
+    assert (halted.state, halted.http_status) == ("degraded", 200)
+    reason = (
+        "trading halted automatically (daily-loss): lost 3.1 % today; no order is sent until "
+        'an operator releases it (POST /api/kill-switch {"engaged": false})'
+    )
+    assert halted.to_json()["trading"] == {"state": "degraded", "reasons": [reason]}
+    assert halted.to_json()["reasons"] == [reason]
+    assert by_hand.trading is not None
+    assert by_hand.trading.reasons[0].startswith("trading halted by hand (kill switch): broker")
+
+
+async def test_without_a_desk_health_has_no_trading_part(gateway: Gateway) -> None:
+    assert gateway.health().trading is None
+    assert "trading" not in gateway.health().to_json()
+
+
+async def test_a_halt_does_not_hide_an_unhealthy_broker() -> None:
+    service = FakeService()
+    service.state, service.reasons = "unhealthy", ("3 consecutive broker failures",)
+    desk = FakeDesk(FakeHalt("kill switch", "why", 1.0, automatic=False))
+    gateway = Gateway(service, FakeFeed(), GatewaySettings(), kill_switch=desk)
+    await gateway.start()
+    try:
+        verdict = gateway.health()
+    finally:
+        await gateway.stop()
+    assert (verdict.state, verdict.http_status) == ("unhealthy", 503)
+    assert verdict.to_json()["reasons"][0] == "3 consecutive broker failures"
+    assert verdict.to_json()["reasons"][1].startswith("trading halted by hand")
