@@ -125,7 +125,7 @@ class BaseControlPlane(Generic[J]):
             try:
                 rule = plane.rule_model.model_validate(await request.json())
             except ValidationError as exc:
-                raise HTTPException(422, _validation_summary(exc)) from None
+                raise HTTPException(422, validation_summary(exc, "fault rule")) from None
             except ValueError as exc:  # not JSON at all
                 raise HTTPException(400, f"the fault rule is not valid JSON: {exc}") from None
             try:
@@ -216,9 +216,10 @@ def mock_app(
     return app
 
 
-def _validation_summary(exc: ValidationError) -> str:
+def validation_summary(exc: ValidationError, what: str) -> str:
+    """A model's validation errors as one line: "invalid <what>: field: problem; ..."."""
     problems = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "rule"
+        where = ".".join(str(part) for part in error["loc"]) or what
         problems.append(f"{where}: {error['msg']}")
-    return "invalid fault rule: " + "; ".join(problems)
+    return f"invalid {what}: " + "; ".join(problems)

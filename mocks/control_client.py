@@ -12,6 +12,7 @@ import httpx
 from mocks.control import PREFIX, TOKEN_HEADER
 from mocks.faults import FaultRule, FeedFaultRule, ProxyFaultRule
 from mocks.journal import Entry, FeedEntry, ProxyEntry
+from mocks.market_events import MARKET_EVENT, MarketEvent
 
 R = TypeVar("R", FaultRule, FeedFaultRule, ProxyFaultRule)
 
@@ -164,6 +165,25 @@ class BrokerControl(ControlClient):
 
     async def tokens_issued(self) -> int:
         return int((await self._call("GET", "/broker/tokens"))["issued"])
+
+    async def add_market_event(self, event: MarketEvent | dict[str, Any]) -> MarketEvent:
+        """Inject a market event (``{"kind": "vi", "code": "005930", "at": 120}``, or a
+        ``mocks.market_events`` model); checked here first, so a bad one fails before any
+        request. Returns it as stored, its ``at`` pinned to the next second if not given."""
+        checked = MARKET_EVENT.validate_python(event) if isinstance(event, dict) else event
+        payload = checked.model_dump(mode="json", by_alias=True, exclude_none=True)
+        stored = await self._call("POST", "/market/events", json=payload)
+        return MARKET_EVENT.validate_python(stored)
+
+    async def market_events(self) -> list[MarketEvent]:
+        """The injected market events, as stored."""
+        rows: list[Any] = await self._call("GET", "/market/events")
+        return [MARKET_EVENT.validate_python(row) for row in rows]
+
+    async def clear_market_events(self) -> int:
+        """Forget every market event (prices return to the undisturbed paths, also for
+        past steps); returns how many there were."""
+        return int((await self._call("DELETE", "/market/events"))["cleared"])
 
 
 class FeedControl(_Control):

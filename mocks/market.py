@@ -1,18 +1,21 @@
 """A seeded market simulator: real KRX instruments, price paths on the loop clock.
 
 The same seed gives the same world: instrument base prices, the price at every step and the
-order book at every step are pure functions of (seed, code, step). Requests arriving in a
-different order or at a different rate never change what a later step looks like, so a
-scenario's journal is reproducible.
+order book at every step are pure functions of (seed, code, step, events). Requests
+arriving in a different order or at a different rate never change what a later step looks
+like, so a scenario's journal is reproducible. Market events a scenario injects (a gap,
+limit-up/limit-down, a VI halt: ``mocks.market_events``) reshape one code's undisturbed
+path; a code without events follows its undisturbed path exactly.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mocks import krx
+from mocks.market_events import UNDISTURBED, Effect, MarketEvent, MarketEvents, effect_at
 
 # Real KOSPI/KOSDAQ codes and names, with a reference price the seed jitters around.
 # Prices are ballpark figures chosen to cover every KRX tick band, not market data.
@@ -114,21 +117,49 @@ class UnknownInstrument(KeyError):
     """The code is six digits but not listed in this simulated market."""
 
 
+class EventInThePast(ValueError):
+    """A market event would start before the step in progress: it would rewrite prices
+    that were already quoted, filled and sent."""
+
+
 @dataclass
 class _Path:
     rng: random.Random
     ticks: list[Tick] = field(default_factory=list)
 
 
-class Market:
-    """Instruments and their seeded price paths."""
+@dataclass
+class _Shaped:
+    """A code's path with its events applied, computed from the events it holds."""
 
-    def __init__(self, seed: int = 0, listings: tuple[tuple[str, str, int], ...] = LISTINGS):
+    events: tuple[MarketEvent, ...]
+    ticks: list[Tick] = field(default_factory=list)
+
+
+# A limit-locked stock's queue at the limit price: far more than a normal level holds.
+_LIMIT_QUEUE = (200_000, 2_000_000)
+
+
+class Market:
+    """Instruments, their seeded price paths and the events injected into them.
+
+    ``events`` may be shared with another ``Market`` (the feed's beside the broker's), so
+    both apply what one control plane injects.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        listings: tuple[tuple[str, str, int], ...] = LISTINGS,
+        events: MarketEvents | None = None,
+    ):
         self.seed = seed
         self.instruments: dict[str, Instrument] = {}
         for code, name, reference in listings:
             self.instruments[code] = self._make_instrument(code, name, reference)
+        self.events = events if events is not None else MarketEvents()
         self._paths: dict[str, _Path] = {}
+        self._shaped: dict[str, _Shaped] = {}
 
     def _make_instrument(self, code: str, name: str, reference: int) -> Instrument:
         # String seeds hash through SHA-512, so they are stable across runs and processes.
@@ -161,8 +192,82 @@ class Market:
         """The step index for ``elapsed`` seconds of loop time since the market opened."""
         return max(0, int(elapsed // STEP_SECONDS))
 
+    def inject(self, event: MarketEvent, now: float) -> MarketEvent:
+        """Add ``event`` at clock reading ``now``; returns it as stored, its start pinned
+        to the next step when it gave none. Raises UnknownInstrument for a code not
+        listed here and EventInThePast for a start before the step in progress (one that
+        starts in the step in progress may differ from a quote already given in it)."""
+        self.instrument(event.code)
+        current = self.step_at(now)
+        if event.at is None:
+            event = event.model_copy(update={"at": math.ceil((current + 1) * STEP_SECONDS)})
+        elif self.step_at(event.at) < current:
+            raise EventInThePast(
+                f"a {event.kind} of {event.code} at {event.at} s would rewrite prices already "
+                f"quoted (the clock is at {now:.1f} s): give at >= {current}, or leave at out "
+                "for the next second"
+            )
+        self.events.add(event)
+        return event
+
+    def effect(self, code: str, step: int) -> Effect:
+        """What the injected events do to ``code`` at ``step`` (halted, pinned, gapped)."""
+        events = self.events.of(code)
+        return effect_at(events, step) if events else UNDISTURBED
+
     def tick(self, code: str, step: int) -> Tick:
-        """The state of ``code`` at ``step``; computed once, then cached."""
+        """The state of ``code`` at ``step``, its events applied; computed once, then
+        cached (until the code's events change)."""
+        events = self.events.of(code)
+        if not events:
+            return self._undisturbed(code, step)
+        instrument = self.instrument(code)
+        shaped = self._shaped.get(code)
+        if shaped is None or shaped.events is not events:
+            shaped = self._shaped[code] = _Shaped(events)
+        while len(shaped.ticks) <= step:
+            last = shaped.ticks[-1] if shaped.ticks else None
+            shaped.ticks.append(self._shape(instrument, events, len(shaped.ticks), last))
+        return shaped.ticks[step]
+
+    def _shape(
+        self,
+        instrument: Instrument,
+        events: tuple[MarketEvent, ...],
+        step: int,
+        last: Tick | None,
+    ) -> Tick:
+        """One step of the disturbed path: the undisturbed step's price moved by the
+        events, and its traded volume (none while halted) at that price."""
+        code = instrument.code
+        base = self._undisturbed(code, step)
+        traded = base.volume - (self._undisturbed(code, step - 1).volume if step else 0)
+        effect = effect_at(events, step)
+        if not effect.trading and last is not None:
+            return replace(last, step=step)  # the last trade stands; nothing trades
+        if effect.pin == "upper":
+            price = instrument.upper_limit
+        elif effect.pin == "lower":
+            price = instrument.lower_limit
+        elif effect.factor != 1:
+            price = _within(krx.round_to_tick(base.price * effect.factor), instrument)
+        else:
+            price = base.price
+        if last is None:
+            return Tick(code, 0, price, price, price, price, traded, traded * price)
+        return Tick(
+            code=code,
+            step=step,
+            price=price,
+            open=last.open,
+            high=max(last.high, price),
+            low=min(last.low, price),
+            volume=last.volume + traded,
+            turnover=last.turnover + traded * price,
+        )
+
+    def _undisturbed(self, code: str, step: int) -> Tick:
+        """The seeded path of ``code`` without any event; computed once, then cached."""
         instrument = self.instrument(code)
         path = self._paths.get(code)
         if path is None:
@@ -176,7 +281,7 @@ class Market:
         rng = path.rng
         if not path.ticks:
             opening = krx.round_to_tick(instrument.base_price * math.exp(rng.gauss(0, 0.01)))
-            opening = min(max(opening, instrument.lower_limit), instrument.upper_limit)
+            opening = _within(opening, instrument)
             volume = rng.randint(1_000, 50_000)
             return Tick(
                 instrument.code, 0, opening, opening, opening, opening, volume, volume * opening
@@ -184,8 +289,7 @@ class Market:
         last = path.ticks[-1]
         sigma = _DAILY_VOLATILITY / math.sqrt(_STEPS_PER_DAY)
         raw = last.price * math.exp(rng.gauss(0, sigma * 8))
-        price = krx.round_to_tick(raw)
-        price = min(max(price, instrument.lower_limit), instrument.upper_limit)
+        price = _within(krx.round_to_tick(raw), instrument)
         traded = int(rng.lognormvariate(5, 1.2))
         return Tick(
             code=instrument.code,
@@ -199,7 +303,11 @@ class Market:
         )
 
     def order_book(self, code: str, step: int, depth: int = 10) -> OrderBook:
-        """Ten levels each side around the step's price, clipped at the daily limits."""
+        """Ten levels each side around the step's price, clipped at the daily limits.
+
+        Pinned at a limit by an event, the book is one-sided, as KRX shows a limit-locked
+        stock: at limit-up no asks, and the best bid is the upper limit with a long queue
+        of buyers; at limit-down no bids, and the best ask is the lower limit."""
         instrument = self.instrument(code)
         price = self.tick(code, step).price
         rng = random.Random(f"squall:{self.seed}:{code}:book:{step}")
@@ -218,4 +326,17 @@ class Market:
             if level < instrument.lower_limit:
                 break
             bids.append(BookLevel(level, rng.randint(1, 5_000)))
+        effect = self.effect(code, step)
+        pin = effect.pin if effect.trading else None  # a halt's auction book is two-sided
+        if pin == "upper":
+            queue = BookLevel(instrument.upper_limit, rng.randint(*_LIMIT_QUEUE))
+            asks, bids = [], [queue, *bids[: depth - 1]]
+        elif pin == "lower":
+            queue = BookLevel(instrument.lower_limit, rng.randint(*_LIMIT_QUEUE))
+            asks, bids = [queue, *asks[: depth - 1]], []
         return OrderBook(code, step, tuple(asks), tuple(bids))
+
+
+def _within(price: int, instrument: Instrument) -> int:
+    """``price`` clamped to the day's limits (both on the tick grid)."""
+    return min(max(price, instrument.lower_limit), instrument.upper_limit)

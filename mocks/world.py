@@ -1,9 +1,12 @@
 """The simulated world in one process: the mock KIS broker and its realtime feed, together.
 
 Both draw prices from the same seeded market and start their wall clocks at the same
-instant, so a REST quote and the feed's frames agree; the feed opens sessions only for
-approval keys the broker issued (``/oauth2/Approval``), as KIS does. ``squall up``, the
-harness and the E2E tests all start the world through ``serve_world``.
+instant, so a REST quote and the feed's frames agree; each builds its ``Market`` from the
+seed, and both share one collection of market events (the broker's, injected through
+``/_squall/market/events``), so a gap, a limit or a VI shows in quotes, fills and frames
+alike. The feed opens sessions only for approval keys the broker issued
+(``/oauth2/Approval``), as KIS does. ``squall up``, the harness and the E2E tests all
+start the world through ``serve_world``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ async def serve_world(
         approvals=broker_app.state.broker.tokens.approvals,
         wall_origin=origin,
         control_token=control_token,
+        market_events=broker_app.state.broker.market.events,
     )
     async with (
         serve(broker_app, host, broker_port) as broker,

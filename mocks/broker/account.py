@@ -5,6 +5,14 @@ marketable at the current price, fills in full at the current price when it arri
 order that isn't marketable rests unfilled (it never fills later; the mock has no matching
 engine yet). Buys reserve cash at the order price (market orders at the upper limit, as KRX
 brokers do), so a buy the account can't pay for is rejected.
+
+Market events (``mocks.market_events``) change what can fill:
+- limit-up: there are no sellers, so a buy (market, or limit at any price) is booked and
+  rests unfilled in the queue at the limit, as on KRX; a marketable sell fills at the limit.
+  Limit-down is the mirror image: sells rest, marketable buys fill at the lower limit.
+- VI halt: KRX collects orders for the auction that ends the halt; the mock has no auction,
+  so a market order, which asks to trade now, is refused (``APBK1690``, the mock's code,
+  saying when the auction ends), and a limit order is booked and rests unfilled.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from datetime import datetime
 from typing import Literal
 
 from mocks import krx
-from mocks.market import Market
+from mocks.market import Instrument, Market
+from mocks.market_events import Effect
 
 Side = Literal["buy", "sell"]
 
@@ -104,6 +113,9 @@ class Accounts:
                 raise OrderRefused(
                     "APBK1681", f"{instrument.lower_limit}~{instrument.upper_limit}원"
                 )
+        effect = self.market.effect(code, step)
+        if market_order and effect.halt is not None:
+            raise OrderRefused("APBK1690", f"{code}, 단일가매매 {effect.halt.end - step}초 남음")
         current = self.market.tick(code, step).price
         if side == "buy":
             reserve_price = instrument.upper_limit if market_order else price
@@ -125,14 +137,19 @@ class Accounts:
         )
         self._next_odno += 1
         marketable = market_order or (price >= current if side == "buy" else price <= current)
-        if marketable:
+        if marketable and _counterparty(side, effect):
             self._fill(account, order, current)
         account.orders.append(order)
         return order
 
-    @staticmethod
-    def _open_buys(account: Account) -> int:
-        return sum(o.remaining * o.price for o in account.orders if o.side == "buy")
+    def _open_buys(self, account: Account) -> int:
+        """Cash the account's unfilled buys hold: a resting market buy (at limit-up) holds
+        it at the upper limit, as it did when it was placed."""
+        return sum(
+            o.remaining * _reserve_price(o, self.market.instruments[o.code])
+            for o in account.orders
+            if o.side == "buy"
+        )
 
     @staticmethod
     def _open_sells(account: Account, code: str) -> int:
@@ -159,3 +176,15 @@ class Accounts:
             account.cash += amount
             if holding.quantity == 0:
                 del account.holdings[order.code]
+
+
+def _counterparty(side: Side, effect: Effect) -> bool:
+    """Whether anyone trades with ``side`` now: nobody during a halt, no seller at
+    limit-up, no buyer at limit-down."""
+    if not effect.trading:
+        return False
+    return effect.pin != ("upper" if side == "buy" else "lower")
+
+
+def _reserve_price(order: Order, instrument: Instrument) -> int:
+    return instrument.upper_limit if order.division == "01" else order.price

@@ -33,6 +33,8 @@ BUSINESS_MESSAGES: dict[str, str] = {
     "APBK0400": "주문 가능한 수량을 초과 했습니다",  # mock's choice
     "APBK1680": "호가단위가 맞지 않습니다",  # mock's choice
     "APBK1681": "상하한가 범위를 벗어난 주문입니다",  # mock's choice
+    # mock's choice: KRX takes orders into a VI's auction; the mock has none (account.py)
+    "APBK1690": "변동성완화장치(VI) 발동 중입니다. 시장가 주문은 단일가매매 종료 후 하세요",
 }
 
 # Token endpoint errors use OAuth-style keys, not rt_cd/msg_cd (third-party captures).

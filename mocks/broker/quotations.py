@@ -26,6 +26,11 @@ def _instrument(broker: Broker, query: dict[str, str]) -> Instrument:
     return instrument
 
 
+def _vi(halted: bool) -> str:
+    """VI_CLS_CODE as KIS documents it: Y while a VI applies to the code, else N."""
+    return "Y" if halted else "N"
+
+
 def router(broker: Broker) -> APIRouter:
     api = APIRouter(prefix=BASE)
 
@@ -33,7 +38,9 @@ def router(broker: Broker) -> APIRouter:
     async def inquire_price(request: Request) -> JSONResponse:
         tr_id = admit(request, broker, services={"FHKST01010100"})
         instrument = _instrument(broker, upper_query(request))
-        tick = broker.market.tick(instrument.code, broker.step())
+        step = broker.step()
+        tick = broker.market.tick(instrument.code, step)
+        halted = not broker.market.effect(instrument.code, step).trading
         change = tick.price - instrument.base_price
         output: dict[str, Any] = {
             "iscd_stat_cls_code": "55",
@@ -56,7 +63,7 @@ def router(broker: Broker) -> APIRouter:
             "bps": f"{instrument.bps:.2f}",
             "w52_hgpr": str(instrument.w52_high),
             "w52_lwpr": str(instrument.w52_low),
-            "vi_cls_code": "N",
+            "vi_cls_code": _vi(halted),
             "temp_stop_yn": "N",
         }
         return JSONResponse(codes.success(output=output), headers={"tr_id": tr_id, "tr_cont": ""})
@@ -89,7 +96,7 @@ def router(broker: Broker) -> APIRouter:
             "antc_cntg_vrss": str(price - instrument.base_price),
             "antc_vol": "0",
             "stck_shrn_iscd": instrument.code,
-            "vi_cls_code": "N",
+            "vi_cls_code": _vi(not broker.market.effect(instrument.code, step).trading),
         }
         return JSONResponse(
             codes.success(output1=output1, output2=output2),

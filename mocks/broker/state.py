@@ -25,6 +25,7 @@ class Broker:
         self.accounts = Accounts(self.market, config.initial_cash)
 
     def reset(self) -> None:
+        self.market.events.clear()
         self.tokens.reset()
         self.budget.reset()
         self.accounts.reset()

@@ -28,6 +28,7 @@ from mocks.feed.control import FeedControlPlane
 from mocks.feed.session import Session
 from mocks.feed.state import ApprovalRegistry, Feed
 from mocks.journal import fingerprint
+from mocks.market_events import MarketEvents
 from mocks.server import MockServer, serve
 
 WEBSOCKET_PATHS = ("/tryitout", "/")  # KIS documents /tryitout; some clients use the root
@@ -48,6 +49,7 @@ def create_feed_app(
     approvals: ApprovalRegistry | None = None,
     wall_origin: datetime | None = None,
     control_token: str | None = None,
+    market_events: MarketEvents | None = None,
 ) -> FastAPI:
     """A fresh feed.
 
@@ -56,11 +58,14 @@ def create_feed_app(
     keys it issued open a session. Without it the feed accepts any UUID-shaped key (see
     ``FeedConfig.approval_keys``). ``wall_origin`` is the wall time at offset zero, for
     STCK_CNTG_HOUR, BSOP_DATE and PINGPONG's datetime (default: 09:00 KST today).
+    ``market_events`` is the mock broker's collection (``broker_app.state.broker.market
+    .events``) when both run in one world, so the frames show the events its control plane
+    injects (a VI halt sends no trade frames); by default the feed's market has its own.
     """
     config = config or FeedConfig()
     clock = MockClock(wall_origin or opening_bell())
     plane = FeedControlPlane(seed=config.seed, control_token=control_token, clock=clock)
-    feed = Feed(config, clock, plane, approvals)
+    feed = Feed(config, clock, plane, approvals, market_events)
     plane.on_reset(feed.reset)
     app = mock_app("Squall mock KIS realtime feed", plane, shutdown=feed.shutdown)
     app.state.feed = feed

@@ -10,8 +10,14 @@ invariant a client may rely on to find gaps and duplicates holds exactly:
 CNTG_VOL is the step's traded volume, the difference of the simulator's cumulative volumes.
 Columns the simulator has no notion of (buy/sell split, trade strength, the previous day's
 volume, ...) are derived from the same seed, so every record is a pure function of
-(seed, code, step, wall-clock origin). Column lists: KIS's open-trading-api samples
-(examples_llm/domestic_stock/ccnl_krx and asking_price_krx, the 59-column edition).
+(seed, code, step, wall-clock origin) and of the market's events. Column lists: KIS's
+open-trading-api samples (examples_llm/domestic_stock/ccnl_krx and asking_price_krx, the
+59-column edition).
+
+During a VI halt (``mocks.market_events``) nothing trades, so there is no H0STCNT0 record
+of the code (``sends`` says which records exist); its H0STASP0 records go on with
+HOUR_CLS_CODE "C" (KIS: 9시 이후의 예상가, VI발동) and the book of the auction. The volume
+stands still during the halt, so the invariant above holds across it.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {TRADES: TRADE_COLUMNS, BOOK: BOOK_COLUMNS
 # CCLD_DVSN: 1 buy-initiated, 3 the opening auction, 5 sell-initiated.
 _BUY, _OPENING, _SELL = "1", "3", "5"
 _REGULAR_SESSION = "20"  # NEW_MKOP_CLS_CODE: mock's choice for the regular session
+_REGULAR_HOURS, _VI_AUCTION = "0", "C"  # HOUR_CLS_CODE of H0STASP0
 _STEPS_PER_DAY = int(6.5 * 3600 / STEP_SECONDS)
 _OPENING_SHARE = 0.004  # of a day's volume traded in the opening auction
 _RECENT = 1024  # records (and order books) kept: every subscribed code's, for several steps
@@ -161,8 +168,23 @@ class Tape:
         self._profiles: dict[str, _Profile] = {}
         self._records: dict[tuple[str, str, int], tuple[str, ...]] = {}
         self._books: dict[tuple[str, int], OrderBook] = {}
+        self._revision = market.events.revision
+
+    def _current(self) -> None:
+        """Forget what was computed before the market's events last changed."""
+        if self._revision != self.market.events.revision:
+            self._revision = self.market.events.revision
+            self._flows.clear()
+            self._records.clear()
+            self._books.clear()
+
+    def sends(self, tr_id: str, code: str, step: int) -> bool:
+        """Whether there is a ``tr_id`` record of ``code`` at ``step``: no trade record
+        while the code is halted (nothing traded), a book record always."""
+        return tr_id != TRADES or self.market.effect(code, step).trading
 
     def record(self, tr_id: str, code: str, step: int) -> tuple[str, ...]:
+        self._current()
         key = (tr_id, code, step)
         found = self._records.get(key)
         if found is None:
@@ -247,10 +269,11 @@ class Tape:
         asks, bids = _totals(book)
         before = _totals(self._order_book(code, step - 1)) if step > 0 else (asks, bids)
         change = tick.price - instrument.base_price
+        trading = self.market.effect(code, step).trading
         values = {
             "MKSC_SHRN_ISCD": code,
             "BSOP_HOUR": self._hour(step),
-            "HOUR_CLS_CODE": "0",
+            "HOUR_CLS_CODE": _REGULAR_HOURS if trading else _VI_AUCTION,
             **{f"ASKP{n}": _level(book, "ask", n)[0] for n in _LEVELS},
             **{f"BIDP{n}": _level(book, "bid", n)[0] for n in _LEVELS},
             **{f"ASKP_RSQN{n}": _level(book, "ask", n)[1] for n in _LEVELS},
@@ -276,6 +299,7 @@ class Tape:
         return tuple(values[column] for column in BOOK_COLUMNS)
 
     def _order_book(self, code: str, step: int) -> OrderBook:
+        self._current()
         key = (code, step)
         found = self._books.get(key)
         if found is None:
@@ -287,6 +311,7 @@ class Tape:
         return self.clock.wall(step * STEP_SECONDS).strftime("%H%M%S")
 
     def _flow(self, code: str, step: int) -> _Flow:
+        self._current()
         flows = self._flows.setdefault(code, [])
         while len(flows) <= step:
             flows.append(self._next_flow(code, len(flows), flows[-1] if flows else None))
@@ -296,6 +321,8 @@ class Tape:
         tick = self.market.tick(code, step)
         if last is None:
             return _Flow(_OPENING, 0, 0, 0, 0, 0, 0)
+        if not self.market.effect(code, step).trading:
+            return last  # halted: no print, the counts stand
         previous = self.market.tick(code, step - 1)
         if tick.price != previous.price:
             side = _BUY if tick.price > previous.price else _SELL

@@ -313,10 +313,13 @@ class Session:
             if step - first + 1 < self.feed.config.records_per_frame:
                 continue
             self._next_step[key] = step + 1
-            for start in range(first, step + 1, protocol.MAX_RECORDS_PER_FRAME):
-                end = min(step + 1, start + protocol.MAX_RECORDS_PER_FRAME)
-                records = [self.feed.tape.record(key[0], key[1], s) for s in range(start, end)]
-                self._frame(key, records, start)
+            tape = self.feed.tape
+            # A halted code has no trade records: its frames skip the halt's steps.
+            due = [s for s in range(first, step + 1) if tape.sends(key[0], key[1], s)]
+            for start in range(0, len(due), protocol.MAX_RECORDS_PER_FRAME):
+                steps = due[start : start + protocol.MAX_RECORDS_PER_FRAME]
+                records = [tape.record(key[0], key[1], s) for s in steps]
+                self._frame(key, records, steps[0])
                 if not self._live.is_set() or self._closing():
                     return
 

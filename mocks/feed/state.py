@@ -25,6 +25,7 @@ from mocks.feed.protocol import UUID_SHAPE
 from mocks.feed.records import Tape
 from mocks.journal import FeedJournal
 from mocks.market import Market
+from mocks.market_events import MarketEvents
 from mocks.server import listener_of
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Feed:
         clock: MockClock,
         plane: FeedControlPlane,
         approvals: ApprovalRegistry | None = None,
+        market_events: MarketEvents | None = None,
     ) -> None:
         policy = config.approval_keys or ("issued" if approvals is not None else "uuid")
         if policy == "issued" and approvals is None:
@@ -59,7 +61,8 @@ class Feed:
         self.clock = clock
         self.plane = plane
         self.approvals = approvals if policy == "issued" else None
-        self.market = Market(config.seed)
+        # The broker's events when both run in one world: its control plane injects them.
+        self.market = Market(config.seed, events=market_events)
         self.tape = Tape(self.market, clock)
         self._sessions: dict[int, Session] = {}
         self._numbers = itertools.count(1)
