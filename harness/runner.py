@@ -17,10 +17,20 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from harness import stack as stacks
 from harness.clock import ClockKind, run
 from harness.expect import Evidence, Sample, check_all, is_token_issuance
+from harness.history import (
+    BrokerOrder,
+    HaltWindow,
+    Limits,
+    limits_never_exceeded,
+    no_orders_while_halted,
+    orders_not_lost,
+    orders_placed_once,
+)
 from harness.invariants import (
     orders_not_duplicated,
     secrets_not_printed,
@@ -50,6 +60,7 @@ from system.market import PriceUpdate
 from system.service import OrderRecord
 from system.storage.buffer import WriteBufferError
 from system.storage.errors import StorageError
+from system.trading.desk import Desk
 
 SAMPLE_EVERY_S = 1.0
 # After the run, how long the system's write buffer gets to write what it still holds.
@@ -226,6 +237,7 @@ async def _play(
             await workloads.stop()
         simulated = history.now()
         stored = await _stored_checks(scenario, stack, probe)
+        traded = await _history_checks(scenario, stack, origin)
         final_metrics = stack.metrics()
         records = stack.service.orders()
         journal = await stack.broker.journal()
@@ -243,6 +255,7 @@ async def _play(
     checks = check_all(scenario, evidence)
     checks += _invariants(scenario, history, journal, records, origin)
     checks += stored
+    checks += traded
     if "ticks-match-market" in scenario.invariant_names:
         checks.append(
             ticks_match_market(feed_journal, taken, market, until=scenario.duration - 1.0)
@@ -316,6 +329,58 @@ async def _stored_checks(
     if probe is not None:
         checks.append(probe.check())
     return checks
+
+
+async def _history_checks(scenario: Scenario, stack: stacks.Stack, origin: float) -> list[Check]:
+    """The trading desk's history checks: the broker's books against the system's."""
+    names = scenario.invariant_names
+    desk = stack.desk
+    if desk is None:
+        return []
+    await desk.drain()
+    booked = [
+        BrokerOrder(
+            odno=row["odno"],
+            side=row["side"],
+            code=row["code"],
+            quantity=row["quantity"],
+            filled_quantity=row["filled_quantity"],
+            fill_price=row["fill_price"],
+            at=row["at"],
+            day=date.fromisoformat(row["day"]),
+        )
+        for row in await stack.broker.account_orders()
+    ]
+    records = stack.service.orders()
+    checks: list[Check] = []
+    if "orders-placed-once" in names:
+        checks.append(orders_placed_once(records, booked))
+    if "orders-not-lost" in names:
+        checks.append(orders_not_lost(records, booked))
+    if "limits-never-exceeded" in names:
+        gate = desk.gate
+        limits = Limits(
+            daily_loss=gate.loss_limits.daily_limit,
+            cumulative_loss=gate.loss_limits.cumulative_limit,
+            exposure_per_asset=gate.trade_limits.max_exposure_per_asset,
+            concurrent_positions=gate.trade_limits.max_concurrent_trades,
+        )
+        checks.append(limits_never_exceeded(booked, limits))
+    if "no-orders-while-halted" in names:
+        checks.append(no_orders_while_halted(booked, halt_windows(desk, origin)))
+    return checks
+
+
+def halt_windows(desk: Desk, origin: float) -> list[HaltWindow]:
+    """When the desk's kill switch was engaged, in scenario seconds."""
+    windows: list[HaltWindow] = []
+    for event in desk.gate.kill_switch.history:
+        if event.action == "engaged":
+            windows.append(HaltWindow(event.halt.reason, event.at - origin, None))
+        elif windows and windows[-1].end is None:
+            last = windows[-1]
+            windows[-1] = HaltWindow(last.reason, last.start, event.at - origin)
+    return windows
 
 
 def database_rules(step: Step) -> list[ProxyFaultRule]:

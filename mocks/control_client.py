@@ -180,6 +180,12 @@ class BrokerControl(ControlClient):
         rows: list[Any] = await self._call("GET", "/market/events")
         return [MARKET_EVENT.validate_python(row) for row in rows]
 
+    async def account_orders(self) -> list[dict[str, Any]]:
+        """Every order in the broker's books, oldest first: odno, side, code, quantity,
+        price, filled_quantity, fill_price, ``at`` (mock clock seconds) and ``day``."""
+        rows: list[dict[str, Any]] = await self._call("GET", "/account/orders")
+        return rows
+
     async def clear_market_events(self) -> int:
         """Forget every market event (prices return to the undisturbed paths, also for
         past steps); returns how many there were."""

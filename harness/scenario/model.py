@@ -48,6 +48,10 @@ Invariant = Literal[
     "writes-not-lost",
     "groups-not-half-written",
     "secrets-not-printed",
+    "orders-placed-once",
+    "orders-not-lost",
+    "limits-never-exceeded",
+    "no-orders-while-halted",
 ]
 INVARIANTS: tuple[str, ...] = get_args(Invariant)
 # Invariants about the realtime feed; "all" includes them only when the feed is needed.
@@ -56,6 +60,13 @@ FEED_INVARIANTS = ("ticks-match-market",)
 DATABASE_INVARIANTS = ("writes-not-lost", "groups-not-half-written")
 # Invariants over what a started server printed; "all" includes them only with ``start``.
 START_INVARIANTS = ("secrets-not-printed",)
+# History checks of the trading desk's run; "all" includes them only with ``trading``.
+TRADING_INVARIANTS = (
+    "orders-placed-once",
+    "orders-not-lost",
+    "limits-never-exceeded",
+    "no-orders-while-halted",
+)
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$"
 _CODE = r"^[0-9]{6}$"
 
@@ -901,6 +912,11 @@ class Scenario(_Strict):
                         ("invariants", index),
                         f"{name!r} checks what the system stored; add database to 'needs'",
                     )
+                if name in TRADING_INVARIANTS and "trading" not in self.needs:
+                    raise Misplaced(
+                        ("invariants", index),
+                        f"{name!r} checks the trading desk's history; add trading to 'needs'",
+                    )
                 if (name in START_INVARIANTS) != (self.start is not None):
                     raise Misplaced(
                         ("invariants", index),
@@ -972,6 +988,7 @@ class Scenario(_Strict):
                 for name in INVARIANTS
                 if (name not in FEED_INVARIANTS or "feed" in self.needs)
                 and (name not in DATABASE_INVARIANTS or "database" in self.needs)
+                and (name not in TRADING_INVARIANTS or "trading" in self.needs)
                 and name not in START_INVARIANTS
             )
         if self.invariants == "none":

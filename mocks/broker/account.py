@@ -83,6 +83,10 @@ class Accounts:
         self._accounts.clear()
         self._next_odno = 1
 
+    def all(self) -> list[Account]:
+        """Every account opened so far, in the order first used."""
+        return list(self._accounts.values())
+
     def get(self, cano: str, product: str) -> Account:
         key = (cano, product)
         if key not in self._accounts:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mocks.broker import codes, market_control, oauth, quotations, trading
+from mocks.broker import account_control, codes, market_control, oauth, quotations, trading
 from mocks.broker.config import BrokerConfig
 from mocks.broker.gateway import GatewayRefusal, Rejection
 from mocks.broker.state import Broker
@@ -40,6 +40,7 @@ def create_app(
     app.include_router(trading.router(broker))
     app.include_router(_broker_control(broker, plane))
     app.include_router(market_control.router(broker, plane))
+    app.include_router(account_control.router(broker, plane))
     _install_error_handlers(app, broker)
     app.add_middleware(FaultInjector, plane=plane, render_error=broker.render_error)
     return app

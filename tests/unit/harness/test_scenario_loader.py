@@ -17,6 +17,7 @@ from harness.scenario.model import (
     DATABASE_INVARIANTS,
     INVARIANTS,
     START_INVARIANTS,
+    TRADING_INVARIANTS,
     FeedFaultSpec,
 )
 
@@ -877,7 +878,9 @@ def test_a_realtime_scenario_loads_with_its_parts() -> None:
 def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
     scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
     assert scenario.invariant_names == tuple(
-        name for name in INVARIANTS if name not in (*DATABASE_INVARIANTS, *START_INVARIANTS)
+        name
+        for name in INVARIANTS
+        if name not in (*DATABASE_INVARIANTS, *START_INVARIANTS, *TRADING_INVARIANTS)
     )
     assert "ticks-match-market" in scenario.invariant_names
 

@@ -235,3 +235,27 @@ async def test_limit_down_leaves_sells_resting_and_fills_buys_at_the_limit(
     assert (row["tot_ccld_qty"], row["avg_prvs"]) == ("1", lower)
     await asyncio.sleep(10)  # step 13: the limit is over
     assert (await broker.quote())["stck_prpr"] != lower
+
+
+# -- the accounts' books ---------------------------------------------------------------
+
+
+async def test_the_books_list_every_order_with_its_fill_and_when_it_was_booked(
+    broker: Broker,
+) -> None:
+    await broker.start()
+    await asyncio.sleep(1)
+    bought = await broker.order(order_body(CODE, qty=3))
+    refused = await broker.order(order_body(CODE, qty=99), sell=True)  # holds only 3
+    assert refused["rt_cd"] == "1"
+    price = int((await broker.quote())["stck_prpr"])
+    rows = await broker.control.account_orders()
+    assert [(r["odno"], r["side"], r["code"], r["quantity"]) for r in rows] == [
+        (bought["output"]["ODNO"], "buy", CODE, 3)
+    ]
+    (row,) = rows
+    assert (row["filled_quantity"], row["fill_price"]) == (3, price)
+    assert row["at"] == pytest.approx(1.0, abs=0.5)
+    assert len(row["day"]) == 10
+    await broker.control.reset()
+    assert await broker.control.account_orders() == []
