@@ -47,7 +47,15 @@ from harness.result import (
     Timeline,
     Window,
 )
-from harness.scenario.model import DatabaseFaultSpec, FeedFaultSpec, Outage, Scenario, Step, slug
+from harness.scenario.model import (
+    DESK_ACTIONS,
+    DatabaseFaultSpec,
+    FeedFaultSpec,
+    Outage,
+    Scenario,
+    Step,
+    slug,
+)
 from harness.startup import DEFAULT_LAUNCHER, launch
 from harness.stored import HalfWrittenProbe, writes_not_lost
 from harness.watchers import Watchers
@@ -155,6 +163,8 @@ async def _play(
                     await stack.database.proxy.add_fault(proxy_rule)
             else:
                 await stack.broker.add_fault(FaultRule(**rule, when=step.when()))
+        for step in scenario.market_moves:
+            await stack.broker.add_market_event(market_event(step))
         history = History(origin)
         # Every price the system took in, on scenario seconds, for ticks-match-market.
         taken: list[PriceUpdate] = []
@@ -196,6 +206,16 @@ async def _play(
             if step.action == "expire-tokens":
                 expired = await stack.broker.expire_tokens()
                 marks.append(Mark(history.now(), f"{step.label}: expired {expired} token(s)"))
+                actions[step.label].set()
+            elif step.action in DESK_ACTIONS:
+                desk = stack.desk
+                assert desk is not None  # the model requires trading in needs
+                if step.action == "press-kill-switch":
+                    changed = desk.engage(f"pressed by the scenario ({step.label})", by="scenario")
+                else:
+                    changed = desk.release(by="scenario")
+                done = step.action.replace("-", " ") if changed else "no change"
+                marks.append(Mark(history.now(), f"{step.label}: {done}"))
                 actions[step.label].set()
             elif step.quotes is not None or step.orders is not None or step.api is not None:
                 await workloads.run(step)
@@ -258,7 +278,14 @@ async def _play(
     checks += traded
     if "ticks-match-market" in scenario.invariant_names:
         checks.append(
-            ticks_match_market(feed_journal, taken, market, until=scenario.duration - 1.0)
+            # Only what came within the run: the checks after it (the desk's orders
+            # settling) may let the clock, and the feed, go on a little.
+            ticks_match_market(
+                feed_journal,
+                [update for update in taken if update.at <= scenario.duration],
+                market,
+                until=scenario.duration - 1.0,
+            )
         )
     return ScenarioResult(
         name=scenario.name,
@@ -337,7 +364,11 @@ async def _history_checks(scenario: Scenario, stack: stacks.Stack, origin: float
     desk = stack.desk
     if desk is None:
         return []
-    await desk.drain()
+    # Orders still working get a bounded while to settle; what is still open then is
+    # judged as it stands (an order in flight shows as unknown, never as lost).
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FINAL_FLUSH_S):
+            await desk.drain()
     booked = [
         BrokerOrder(
             odno=row["odno"],
@@ -383,6 +414,19 @@ def halt_windows(desk: Desk, origin: float) -> list[HaltWindow]:
     return windows
 
 
+def market_event(step: Step) -> dict[str, object]:
+    """A market step as the broker's control plane takes it (whole seconds of its clock,
+    which starts with the scenario)."""
+    move = step.market
+    assert move is not None
+    event: dict[str, object] = {"kind": move.kind, "code": move.code, "at": int(step.at)}
+    if move.pct is not None:
+        event["pct"] = move.pct
+    if step.end is not None:
+        event["for"] = int(step.end - step.at)
+    return event
+
+
 def database_rules(step: Step) -> list[ProxyFaultRule]:
     """The proxy rules for a database fault step; an outage is a cut and a refusal."""
     fault = step.fault
@@ -416,9 +460,12 @@ def _timeline(scenario: Scenario, evidence: Evidence, marks: list[Mark]) -> Time
     return Timeline(
         duration=scenario.duration,
         faults=[
-            Window(step.label, step.fault.target, step.at, step.end)
-            for step in scenario.faults
-            if step.fault is not None
+            *(
+                Window(step.label, step.fault.target, step.at, step.end)
+                for step in scenario.faults
+                if step.fault is not None
+            ),
+            *(Window(step.label, "market", step.at, step.end) for step in scenario.market_moves),
         ],
         marks=marks,
         broker_calls=[

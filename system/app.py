@@ -166,6 +166,7 @@ async def running_system(
                     notifier=notifier,
                 )
             )
+            client.order_permit = desk.permit
         app = create_gateway(service, feed, settings.gateway, storage=storage, kill_switch=desk)
         if desk is not None and settings.trading is not None:
             signals = Gateway.of(app).signals

@@ -33,6 +33,7 @@ from mocks.faults.proxy import (
     Refuse,
     SlowClose,
 )
+from mocks.market_events import KRX_VI_SECONDS as VI_SECONDS
 from system.broker.errors import BrokerError
 from system.gateway.metrics import metric_names as gateway_metric_names
 from system.market import metric_names as feed_metric_names
@@ -379,8 +380,31 @@ class ApiLoad(_Strict):
         return self
 
 
-Action = Literal["expire-tokens"]
-STEP_KINDS = ("fault", "action", "quotes", "orders", "watch", "api")
+class MarketMove(_Strict):
+    """A market event on the timeline, in the simulated market itself (not a fault of a
+    part): ``gap`` (the price path jumps by ``pct`` percent from the step's ``at`` on),
+    ``limit-up``/``limit-down`` (the price pinned at the day's limit, the book one-sided,
+    orders at the limit resting unfilled), ``vi`` (a volatility interruption: no trades,
+    the price frozen, market orders refused; 120 s unless the step says ``for``). A limit
+    lasts for the step's ``for``/``until``, or to the end."""
+
+    kind: Literal["gap", "limit-up", "limit-down", "vi"]
+    code: str = Field(pattern=_CODE)
+    pct: float | None = Field(default=None, gt=-100, le=100)
+
+    @model_validator(mode="after")
+    def _pct_for_gaps(self) -> MarketMove:
+        if self.kind == "gap" and not self.pct:
+            raise ValueError("a gap needs 'pct': the jump in percent, e.g. -8 (not 0)")
+        if self.kind != "gap" and self.pct is not None:
+            raise ValueError(f"'{self.kind}' takes no 'pct'; only a gap moves by a percentage")
+        return self
+
+
+Action = Literal["expire-tokens", "press-kill-switch", "release-kill-switch"]
+# Actions on the trading desk, which need it in 'needs'.
+DESK_ACTIONS = ("press-kill-switch", "release-kill-switch")
+STEP_KINDS = ("fault", "action", "quotes", "orders", "watch", "api", "market")
 
 
 class Step(_Strict):
@@ -399,6 +423,7 @@ class Step(_Strict):
     orders: OrderLoad | None = None
     watch: WatchLoad | None = None
     api: ApiLoad | None = None
+    market: MarketMove | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -417,6 +442,14 @@ class Step(_Strict):
         load = self.quotes or self.orders or self.api
         if load is not None and load.burst is not None and self.end is not None:
             raise ValueError("a burst starts at once at 'at'; it takes no 'until' or 'for'")
+        if self.market is not None:
+            # The simulated market moves in whole seconds: one price step each.
+            if self.at != int(self.at) or (self.end is not None and self.end != int(self.end)):
+                raise ValueError("a market event starts and ends on whole seconds")
+            if self.market.kind == "gap" and self.end is not None:
+                raise ValueError("a gap happens at 'at' and stays; it takes no 'until' or 'for'")
+            if self.market.kind == "vi" and self.until is not None:
+                raise ValueError("a VI lasts 'for' seconds (120 by default); give 'for'")
         return self
 
     @property
@@ -440,6 +473,10 @@ class Step(_Strict):
         load = self.quotes or self.orders or self.api
         if self.action is not None or (load is not None and load.burst is not None):
             return self.at
+        if self.market is not None and self.market.kind == "gap":
+            return self.at
+        if self.market is not None and self.market.kind == "vi":
+            return self.at + VI_SECONDS
         return duration
 
     @property
@@ -764,6 +801,11 @@ class Scenario(_Strict):
                     ("timeline", index, "watch"),
                     f"step {step.label!r} watches the gateway's /ws; add gateway to 'needs'",
                 )
+            if step.action in DESK_ACTIONS and "trading" not in self.needs:
+                raise Misplaced(
+                    ("timeline", index, "action"),
+                    f"step {step.label!r} acts on the trading desk; add trading to 'needs'",
+                )
             if step.api is not None and "gateway" not in self.needs:
                 raise Misplaced(
                     ("timeline", index, "api"),
@@ -975,8 +1017,17 @@ class Scenario(_Strict):
 
     @property
     def disruptions(self) -> list[Step]:
-        """Faults and actions: what the steady state must hold before and after."""
-        return [step for step in self.timeline if step.fault is not None or step.action]
+        """Faults, actions and market events: what the steady state must hold before and
+        after."""
+        return [
+            step
+            for step in self.timeline
+            if step.fault is not None or step.action or step.market is not None
+        ]
+
+    @property
+    def market_moves(self) -> list[Step]:
+        return [step for step in self.timeline if step.market is not None]
 
     @property
     def invariant_names(self) -> tuple[str, ...]:

@@ -123,6 +123,20 @@ class OrderRejected(BrokerRejected):
     """An order the broker refused; it was not placed, so it may be corrected and re-sent."""
 
 
+class OrderBlocked(BrokerError):
+    """An order the system stopped itself at the last moment, before it left: what the
+    ``order_permit`` said (a halt that came between deciding to trade and sending). It was
+    not placed, so nothing needs reconciling; whether to send it later is the caller's call.
+    """
+
+    def __init__(self, *, order: OrderRequest, endpoint: str, reason: str) -> None:
+        super().__init__(
+            f"{endpoint}: {order.client_order_id} was not sent: {reason}", endpoint=endpoint
+        )
+        self.order = order
+        self.reason = reason
+
+
 class OrderOutcomeUnknown(BrokerError):
     """An order was sent and no verdict came back: it may or may not be at the exchange."""
 

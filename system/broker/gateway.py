@@ -31,6 +31,7 @@ from system.broker.errors import (
     BrokerRejected,
     BrokerUnavailable,
     MalformedResponse,
+    OrderBlocked,
     OrderOutcomeUnknown,
     OrderRejected,
     RateLimited,
@@ -52,6 +53,8 @@ from system.broker.wire import (
 )
 
 T = TypeVar("T")
+# An order's last check before the wire: a reason to hold it back, or None to send it.
+OrderPermit = Callable[[OrderRequest], str | None]
 
 TOKEN_REFUSED = frozenset({"EGW00123", "EGW00121"})
 BUDGET_EXCEEDED = "EGW00201"
@@ -103,6 +106,8 @@ class KisGateway:
             cooldown_s=settings.token_cooldown_s,
             renew_before_s=settings.token_renew_before_s,
         )
+        # Asked of every order just before it goes out: a reason not to send it, or None.
+        self.order_permit: OrderPermit | None = None
 
     def tr_id(self, real_tr_id: str) -> str:
         """The profile's tr_id: paper accounts use V for a leading T/J/C (TTTC0012U → VTTC…)."""
@@ -148,6 +153,13 @@ class KisGateway:
                 # crowd saw EGW00123): don't spend the broker's budget on a dead token.
                 self.limiter.refund(slot)
                 continue
+            if order is not None and self.order_permit is not None:
+                # Asked at the last moment, after the token and the budget: a halt that came
+                # while this order waited for either must still stop it.
+                held = self.order_permit(order)
+                if held is not None:
+                    self.limiter.refund(slot)
+                    raise OrderBlocked(order=order, endpoint=call.endpoint, reason=held)
             try:
                 response, body, sent_at = await self._send(call, token, order)
             finally:

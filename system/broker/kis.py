@@ -23,7 +23,7 @@ import httpx
 from system.broker import parse
 from system.broker.clock import Today, kst_today, loop_time
 from system.broker.errors import MalformedResponse, OrderOutcomeUnknown
-from system.broker.gateway import Call, KisGateway, Reply
+from system.broker.gateway import Call, KisGateway, OrderPermit, Reply
 from system.broker.ledger import OrderLedger
 from system.broker.models import (
     Balance,
@@ -106,6 +106,16 @@ class KisClient:
     @property
     def limiter(self) -> RateLimiter:
         return self._gateway.limiter
+
+    @property
+    def order_permit(self) -> OrderPermit | None:
+        """Asked of every order just before it goes on the wire, after it has its token and
+        its place in the budget: a reason to hold it back (``OrderBlocked``), or None."""
+        return self._gateway.order_permit
+
+    @order_permit.setter
+    def order_permit(self, permit: OrderPermit | None) -> None:
+        self._gateway.order_permit = permit
 
     @property
     def unknown_orders(self) -> list[OrderOutcomeUnknown]:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from system.broker import OrderAck, OrderRequest
 from system.broker.clock import kst_today
-from system.broker.errors import BrokerError, OrderOutcomeUnknown
+from system.broker.errors import BrokerError, OrderBlocked, OrderOutcomeUnknown
 from system.market import PriceUpdate
 from system.storage.buffer import WriteBufferError
 from system.storage.records import AuditEvent, Record
@@ -115,6 +115,7 @@ class _Counts:
     orders_sent: int = 0
     orders_failed: int = 0
     orders_unknown: int = 0
+    orders_blocked: int = 0
     exits: int = 0
     halts: int = 0
 
@@ -156,7 +157,9 @@ class Desk:
         self._signal_listeners: list[Callable[[Signal], object]] = []
         self._worker: asyncio.Task[None] | None = None
         self._halt_seen: Halt | None = gate.halt
-        self._busy = False  # the worker is handling an update it has taken off the queue
+        # Set while the worker has nothing queued and nothing in hand (drain waits on it).
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._counts = _Counts()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -185,10 +188,17 @@ class Desk:
             self._updates.popleft()
             self._counts.updates_dropped += 1
         self._updates.append(update)
+        self._idle.clear()
         self._arrived.set()
 
     def add_signal_listener(self, listener: Callable[[Signal], object]) -> None:
         self._signal_listeners.append(listener)
+
+    def permit(self, order: OrderRequest) -> str | None:
+        """The last check before an order leaves (``KisClient.order_permit``): while
+        trading is halted no order goes out, even one decided on before the halt."""
+        halt = self.gate.halt
+        return None if halt is None else f"trading is halted ({halt.reason}: {halt.detail})"
 
     def engage(self, detail: str, *, by: str) -> bool:
         """The manual kill switch; False if trading was halted already."""
@@ -219,12 +229,11 @@ class Desk:
         return {**counts, "desk_trades_open": float(len(self._trades))}
 
     async def drain(self) -> None:
-        """Wait until every queued update is handled and every order task is done."""
-        while self._updates or self._busy or self._orders:
-            if self._orders:
-                await asyncio.wait(set(self._orders))
-            else:
-                await asyncio.sleep(0.01)
+        """Wait until the updates queued now are handled and every order task is done.
+        (Updates that arrive meanwhile are not waited for: a live feed never stops.)"""
+        await self._idle.wait()
+        while self._orders:
+            await asyncio.wait(set(self._orders))
 
     # -- the pipeline ------------------------------------------------------------------
 
@@ -233,11 +242,8 @@ class Desk:
             await self._arrived.wait()
             self._arrived.clear()
             while self._updates:
-                self._busy = True
-                try:
-                    await self._handle(self._updates.popleft())
-                finally:
-                    self._busy = False
+                await self._handle(self._updates.popleft())
+            self._idle.set()
 
     async def _handle(self, update: PriceUpdate) -> None:
         self._counts.updates += 1
@@ -275,6 +281,10 @@ class Desk:
             price,
             worst_case_loss=round(value * self.settings.worst_case_pct),
         )
+        if self.gate.halt is not None:
+            # Halted: refused without asking the broker for cash, which may be what is down.
+            self._refused(signal, f"halted: {self.gate.halt.reason}")
+            return
         # The cash is read before the gate decides; nothing awaits between the decision
         # and the gate opening the trade, so concurrent signals can't share one headroom.
         cash = await self._available_cash() if self._available_cash is not None else value
@@ -356,6 +366,14 @@ class Desk:
         try:
             ack = await self.executor.place_order(order)
             filled = await self.fills.fill_of(ack, order)
+        except OrderBlocked as blocked:
+            # Stopped at the last moment by a halt: not sent, so not an execution failure.
+            self._counts.orders_blocked += 1
+            self._audit(
+                "order-blocked",
+                {"client_order_id": order.client_order_id, "reason": blocked.reason},
+            )
+            return None
         except OrderOutcomeUnknown:
             self._counts.orders_unknown += 1
             self.gate.on_execution(False, at=_now())

@@ -16,9 +16,12 @@ from pydantic import Field, field_validator
 from system.broker.settings import settings_from_env
 from system.trading.desk import DeskSettings
 from system.trading.detectors import (
+    BreakoutDetector,
+    BreakoutParams,
     ClosingBetDetector,
     Detector,
     VcpBreakoutDetector,
+    VcpParams,
     WallClock,
 )
 from system.trading.risk import (
@@ -30,13 +33,17 @@ from system.trading.risk import (
     TradeLimits,
 )
 
-DetectorName = Literal["vcp", "closing-bet"]
+DetectorName = Literal["vcp", "closing-bet", "breakout"]
 
 
 class TradingSettings(DeskSettings):
     """The desk's settings, which detectors run, and the risk limits."""
 
     detectors: tuple[DetectorName, ...] = ("vcp", "closing-bet")
+    # The VCP detector's bar: one minute suits a session; shorter bars find bases sooner.
+    vcp_bar_s: float = Field(default=60.0, gt=0)
+    # The breakout detector's channel, in seconds.
+    breakout_window_s: float = Field(default=120.0, gt=0)
     # The stocks the desk watches (subscribed on the feed); KRX's largest by default.
     codes: tuple[Annotated[str, Field(pattern=r"^[0-9]{6}$")], ...] = (
         "005930",
@@ -80,7 +87,9 @@ class TradingSettings(DeskSettings):
         made: dict[DetectorName, Detector] = {}
         for name in self.detectors:
             if name == "vcp":
-                made[name] = VcpBreakoutDetector()
+                made[name] = VcpBreakoutDetector(VcpParams(bar_s=self.vcp_bar_s))
+            elif name == "breakout":
+                made[name] = BreakoutDetector(BreakoutParams(window_s=self.breakout_window_s))
             else:
                 made[name] = ClosingBetDetector(wall)
         return list(made.values())

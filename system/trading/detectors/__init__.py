@@ -1,6 +1,7 @@
 """Detectors: pure logic that turns market events into trading signals.
 
 - ``VcpBreakoutDetector`` — a volatility-contraction-pattern breakout on KRX stocks.
+- ``BreakoutDetector`` — a channel breakout: a new high of the last minutes (frequent).
 - ``ClosingBetDetector`` — a closing-price bet (종가베팅): strong stocks near their high
   shortly before the 15:30 KST close.
 - ``TriangularArbitrageDetector`` — cycles through three currency pairs that return more
@@ -18,6 +19,7 @@ that it fires exactly once where it should and stays silent on the near misses.
 """
 
 from system.trading.detectors.base import Detector, Side, Signal, signal_id
+from system.trading.detectors.breakout import BreakoutDetector, BreakoutParams
 from system.trading.detectors.closing_bet import ClosingBetDetector, ClosingBetParams, WallClock
 from system.trading.detectors.ticks import daily_limits, floor_to_tick, tick_size, ticks_above
 from system.trading.detectors.triangular import (
@@ -31,6 +33,8 @@ from system.trading.detectors.triangular import (
 from system.trading.detectors.vcp import VcpBreakoutDetector, VcpParams
 
 __all__ = [
+    "BreakoutDetector",
+    "BreakoutParams",
     "ClosingBetDetector",
     "ClosingBetParams",
     "Detector",

@@ -10,10 +10,12 @@ import pytest
 import respx
 
 from system.broker import (
+    BrokerError,
     BrokerRejected,
     BrokerUnavailable,
     KisClient,
     OrderAck,
+    OrderBlocked,
     OrderOutcomeUnknown,
     OrderRejected,
     OrderRequest,
@@ -423,3 +425,25 @@ async def test_reconcile_refuses_an_order_still_in_flight(
     with pytest.raises(ValueError, match="being placed right now"):
         await client.reconcile(BUY)
     await task
+
+
+async def test_an_order_the_permit_holds_back_never_leaves_and_its_id_is_free_again(
+    broker: respx.MockRouter, hashkey_route: respx.Route, client: KisClient
+) -> None:
+    order = broker.post(ORDER).mock(side_effect=Script(order_ok()))
+    asked: list[str] = []
+
+    def halted(request: OrderRequest) -> str | None:
+        asked.append(request.client_order_id)
+        return "trading is halted (manual: pressed)"
+
+    client.order_permit = halted
+    with pytest.raises(OrderBlocked, match="was not sent: trading is halted") as info:
+        await client.place_order(BUY)
+    assert isinstance(info.value, BrokerError)
+    assert asked == [BUY.client_order_id]
+    assert order.call_count == 0  # asked after the token and hashkey, before the wire
+    assert client.unknown_orders == []
+    client.order_permit = None
+    assert (await client.place_order(BUY)).odno == "0000011111"
+    assert order.call_count == 1

@@ -290,7 +290,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (6, 5),
             "timeline.0.untill",
             "untill",
-            "action, api, at, fault, for, name, orders, quotes, until, watch",
+            "action, api, at, fault, for, market, name, orders, quotes, until, watch",
             id="timeline-step",
         ),
         pytest.param(
@@ -544,7 +544,7 @@ def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
     assert at(problem) == (4, 5)
     assert problem.message == (
         "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch, "
-        f"api; got {got}"
+        f"api, market; got {got}"
     )
 
 
@@ -1936,3 +1936,53 @@ def test_a_start_up_scenario_is_refused_where_it_goes_wrong(
     problem = only_problem(text)
     assert at(problem) == position
     assert problem.message.startswith(message)
+
+
+# --- market events and desk actions ---------------------------------------------------------
+
+
+def test_market_steps_load_with_their_windows() -> None:
+    scenario = load(
+        "name: x\nduration: 600\ntimeline:\n"
+        "  - {name: crash, at: 120, market: {kind: gap, code: '005930', pct: -8}}\n"
+        "  - {name: vi, at: 300, market: {kind: vi, code: '000660'}}\n"
+        "  - {name: pinned, at: 400, for: 60, market: {kind: limit-down, code: '000660'}}\n"
+    )
+    gap, vi, pinned = scenario.market_moves
+    assert (gap.over_at(600), vi.over_at(600), pinned.over_at(600)) == (120, 420, 460)
+    assert [step.label for step in scenario.disruptions] == ["crash", "vi", "pinned"]
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        pytest.param(
+            "{at: 10, market: {kind: gap, code: '005930'}}",
+            "a gap needs 'pct': the jump in percent, e.g. -8 (not 0)",
+            id="a-gap-needs-pct",
+        ),
+        pytest.param(
+            "{at: 10, market: {kind: vi, code: '005930', pct: 3}}",
+            "'vi' takes no 'pct'; only a gap moves by a percentage",
+            id="only-a-gap-takes-pct",
+        ),
+        pytest.param(
+            "{at: 10.5, market: {kind: vi, code: '005930'}}",
+            "a market event starts and ends on whole seconds",
+            id="market-events-on-whole-seconds",
+        ),
+        pytest.param(
+            "{at: 10, for: 5, market: {kind: gap, code: '005930', pct: 2}}",
+            "a gap happens at 'at' and stays; it takes no 'until' or 'for'",
+            id="a-gap-has-no-end",
+        ),
+        pytest.param(
+            "{name: press, at: 10, action: press-kill-switch}",
+            "step 'press' acts on the trading desk; add trading to 'needs'",
+            id="the-kill-switch-needs-the-desk",
+        ),
+    ],
+)
+def test_a_bad_market_step_or_desk_action_is_refused(step: str, message: str) -> None:
+    problem = only_problem(f"name: x\nduration: 60\ntimeline:\n  - {step}\n")
+    assert message in problem.message
