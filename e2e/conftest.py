@@ -7,7 +7,9 @@
   zip) unless the command line asks for something else: ``nox -s e2e`` passes the same
   options explicitly, and a bare ``pytest e2e`` gets them from ``pytest_configure`` below.
 - ``live`` is a fresh ``LiveStack`` (world, system, gateway; see ``e2e/live.py``) per test,
-  started before the browser's page and stopped after it.
+  started before the browser's page and stopped after it. A test marked
+  ``@pytest.mark.live_stack(trading=..., operator_token=...)`` gets a stack built with
+  those keyword arguments (a trading desk, the kill switch's token).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ expect.set_options(timeout=10_000)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "live_stack(**kwargs): build the test's LiveStack with these keyword arguments "
+        "(e2e/live.py: trading=, operator_token=, seed=)",
+    )
     # pytest-playwright's defaults keep nothing of a failure; a failing E2E test is only
     # debuggable with its trace. Options given on the command line win (except an explicit
     # "off", which is indistinguishable from the default).
@@ -80,8 +87,9 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 # screenshot and the end of the trace, taken when the page closes, then show the page as the
 # failing test left it, not reconnecting to a stack that is already gone.
 @pytest.fixture(autouse=True)
-def live() -> Iterator[LiveStack]:
-    stack = LiveStack()
+def live(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
+    marker = request.node.get_closest_marker("live_stack")
+    stack = LiveStack(**(marker.kwargs if marker is not None else {}))
     stack.start()
     try:
         yield stack

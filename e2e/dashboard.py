@@ -52,6 +52,13 @@ class Dashboard:
         self.feed_detail = page.get_by_test_id("feed-detail")
         self.client_id = page.get_by_test_id("client-id")
         self.rows = page.get_by_test_id("price-rows").locator("tr")
+        self.signals = page.get_by_test_id("signal-item")  # newest first
+        self.halt_state = page.get_by_test_id("halt-state")
+        self.halt_detail = page.get_by_test_id("halt-detail")
+        self.kill_switch_form = page.get_by_test_id("kill-switch-form")
+        self.operator_token = page.get_by_test_id("operator-token")
+        self.halt_reason = page.get_by_test_id("halt-reason")
+        self.kill_switch = page.get_by_test_id("kill-switch")
 
     @classmethod
     def open(cls, page: Page, url: str, *, tickers: tuple[str, ...] = ()) -> Dashboard:
@@ -69,6 +76,14 @@ class Dashboard:
         """Type ``ticker`` and press Subscribe, as a user would."""
         self.ticker_input.fill(ticker)
         self.subscribe_button.click()
+
+    def press_kill_switch(self, token: str, *, why: str = "") -> None:
+        """Type the operator token (and, to halt, why) and press the switch, as an operator
+        would: it halts trading while it says "Halt trading", resumes it after."""
+        self.operator_token.fill(token)
+        if why:
+            self.halt_reason.fill(why)
+        self.kill_switch.click()
 
     # -- parts of the page ----------------------------------------------------------------
 
@@ -106,6 +121,16 @@ class Dashboard:
         expect(self.state).to_have_text("Connected · prices stale")
         expect(self.stale_badge).to_be_visible()
         expect(self.stale_badge).to_have_text("Stale prices")
+
+    def expect_trading(self, state: str, timeout: float = 10_000) -> None:
+        """The Trading card shows ``state`` ("running" or "halted"), the switch offering the
+        opposite and pressable."""
+        expect(self.halt_state).to_have_attribute("data-state", state, timeout=timeout)
+        expect(self.halt_state).to_have_text(state)
+        expect(self.kill_switch).to_have_text(
+            "Resume trading" if state == "halted" else "Halt trading"
+        )
+        expect(self.kill_switch).to_be_enabled()
 
     def expect_prices_moving(self, ticker: str, *, changes: int = 2) -> None:
         """``ticker``'s row shows live feed prices, and they change ``changes`` times.
