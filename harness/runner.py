@@ -364,11 +364,12 @@ async def _history_checks(scenario: Scenario, stack: stacks.Stack, origin: float
     desk = stack.desk
     if desk is None:
         return []
-    # Orders still working get a bounded while to settle; what is still open then is
-    # judged as it stands (an order in flight shows as unknown, never as lost).
+    # The run is over: the desk opens nothing more, and the orders still working get a
+    # bounded while to settle; what is still open then is judged as it stands (an order in
+    # flight shows as unknown, never as lost).
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(FINAL_FLUSH_S):
-            await desk.drain()
+            await desk.wind_down()
     booked = [
         BrokerOrder(
             odno=row["odno"],

@@ -228,6 +228,16 @@ class Desk:
         counts = {f"desk_{k}": float(v) for k, v in self._counts.__dict__.items()}
         return {**counts, "desk_trades_open": float(len(self._trades))}
 
+    async def wind_down(self) -> None:
+        """Take no more updates (and so open no more trades), then wait for the orders
+        still working: the desk's books are final once this returns."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        while self._orders:
+            await asyncio.wait(set(self._orders))
+
     async def drain(self) -> None:
         """Wait until the updates queued now are handled and every order task is done.
         (Updates that arrive meanwhile are not waited for: a live feed never stops.)"""

@@ -18,17 +18,22 @@ from harness.runner import run_scenario
 from harness.scenario import load_file
 from system.broker import OrderRequest
 from system.trading.desk import Desk
+from system.trading.risk import ALLOWED, TradeLimits
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios" / "trading"
 
 
-def run_with(name: str, trading: dict[str, Any] | None = None) -> ScenarioResult:
+def run_with(
+    name: str, trading: dict[str, Any] | None = None, service: dict[str, Any] | None = None
+) -> ScenarioResult:
+    """``name`` with its desk's and its service's settings overridden."""
     scenario = load_file(SCENARIOS / name)
-    if trading:
-        merged = {**scenario.system.trading, **trading}
-        system = scenario.system.model_copy(update={"trading": merged})
-        scenario = scenario.model_copy(update={"system": system})
-    return run_scenario(scenario, name)
+    update = {
+        "trading": {**scenario.system.trading, **(trading or {})},
+        "service": {**scenario.system.service, **(service or {})},
+    }
+    system = scenario.system.model_copy(update=update)
+    return run_scenario(scenario.model_copy(update={"system": system}), name)
 
 
 def failed(result: ScenarioResult) -> dict[str, str]:
@@ -64,3 +69,23 @@ def test_a_desk_that_sends_what_it_decided_before_a_halt_is_caught(
         "no orders while halted: none reached the broker between a halt and its release"
     ]
     assert halted.startswith("order during a manual halt (")
+
+
+def test_a_service_that_resends_orders_of_unknown_outcome_is_caught_by_the_books() -> None:
+    problems = failed(run_with("ambiguous-orders.yaml", service={"on_unknown_order": "resend"}))
+    placed_once = problems[
+        "orders placed once: every broker order is one the system knows, none twice"
+    ]
+    assert placed_once.startswith("placed but unknown to the system (")
+
+
+def test_a_desk_that_ignores_its_trade_limits_is_caught_by_the_books(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(TradeLimits, "check", lambda self, code, value: ALLOWED)
+    problems = failed(run_with("exposure-under-a-burst.yaml"))
+    limits = problems[
+        "limits never exceeded: loss per day and in all, money per stock, stocks held"
+    ]
+    assert "too many stocks held at once" in limits
+    assert "never more than three trades open" in problems
