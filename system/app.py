@@ -164,6 +164,7 @@ async def running_system(
                     available_cash=broker_cash(client),
                     recorder=storage,
                     notifier=notifier,
+                    wall=wall or machine_wall,
                 )
             )
             client.order_permit = desk.permit

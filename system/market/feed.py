@@ -504,6 +504,7 @@ class KisFeedClient:
             volume=item.accumulated_volume,
             at=now,
             source="feed",
+            traded_at=item.time,
         )
         self._prices[code] = update
         self._notify(self._listeners, update)

@@ -40,6 +40,9 @@ class PriceUpdate:
     volume: int
     at: float
     source: PriceSource = "feed"
+    # The exchange's time of the trade (HHMMSS, KST) when the feed gave it: how late the
+    # update is can be told from it. None for a REST quote.
+    traded_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -139,6 +139,7 @@ class Desk:
         recorder: Recorder | None = None,
         notifier: Notifier | None = None,
         today: Callable[[], date] = kst_today,
+        wall: Callable[[float], datetime] | None = None,
     ) -> None:
         self.detectors = list(detectors)
         self.gate = gate
@@ -150,6 +151,7 @@ class Desk:
         self.recorder = recorder
         self._notifier = notifier
         self._today = today
+        self._wall = wall
         self._updates: deque[PriceUpdate] = deque()
         self._arrived = asyncio.Event()
         self._trades: dict[str, _Trade] = {}
@@ -257,7 +259,7 @@ class Desk:
 
     async def _handle(self, update: PriceUpdate) -> None:
         self._counts.updates += 1
-        self.gate.on_source_latency(max(0.0, _now() - update.at), at=_now())
+        self.gate.on_source_latency(self._latency(update), at=_now())
         self._notice_halt()
         self._check_exits(update)
         for detector in self.detectors:
@@ -312,6 +314,27 @@ class Desk:
             self.gate.on_trade_cancelled(signal.signal_id)
             return
         self._spawn(self._open(order, day))
+
+    def _latency(self, update: PriceUpdate) -> float:
+        """How late ``update`` is handled: behind the exchange's trade time when the feed
+        gave one (to its one-second resolution), and never less than its wait in the queue."""
+        now = _now()
+        late = max(0.0, now - update.at)
+        if self._wall is None or update.traded_at is None:
+            return late
+        wall = self._wall(now)
+        try:
+            traded = datetime.strptime(update.traded_at, "%H%M%S").time()
+        except ValueError:
+            return late  # a malformed time says nothing about lateness
+        behind = (
+            wall
+            - wall.replace(
+                hour=traded.hour, minute=traded.minute, second=traded.second, microsecond=0
+            )
+        ).total_seconds()
+        # Trade times have whole seconds: up to one second behind is on time.
+        return max(late, behind - 1.0) if 0 <= behind < 12 * 3600 else late
 
     def _check_exits(self, update: PriceUpdate) -> None:
         for trade in list(self._trades.values()):

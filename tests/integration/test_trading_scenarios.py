@@ -89,3 +89,9 @@ def test_a_desk_that_ignores_its_trade_limits_is_caught_by_the_books(
     ]
     assert "too many stocks held at once" in limits
     assert "never more than three trades open" in problems
+
+
+def test_a_desk_blind_to_late_prices_is_caught_trading_on_them() -> None:
+    problems = failed(run_with("source-latency-halt.yaml", {"max_source_latency_s": None}))
+    assert problems["trading halts once, for the late prices"] == "desk_halts = 0 at t=400"
+    assert "no order after the prices turned late" in problems

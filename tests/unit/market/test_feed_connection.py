@@ -286,7 +286,7 @@ async def test_a_closed_connection_reconnects_resubscribes_and_resyncs(
     second.push(trades(trade_record(accumulated=6000)))
     await second.delivered()
     assert feed.latest("005930") == PriceUpdate(
-        "005930", 71900, 400, 0.56, 6000, at=now(), source="feed"
+        "005930", 71900, 400, 0.56, 6000, at=now(), source="feed", traded_at="093354"
     )
     metrics = feed.metrics()
     assert (metrics["feed_reconnects"], metrics["feed_gaps"], metrics["feed_resyncs"]) == (

@@ -52,7 +52,9 @@ async def test_a_trade_becomes_a_price_update(feed: KisFeedClient, server: FakeS
     connection = await live(feed, server, "005930")
     connection.push(trades(trade_record(sign="5", change="400", rate="-0.55")))
     await connection.delivered()
-    expected = PriceUpdate("005930", 71900, -400, -0.55, 1000, at=now(), source="feed")
+    expected = PriceUpdate(
+        "005930", 71900, -400, -0.55, 1000, at=now(), source="feed", traded_at="093354"
+    )
     assert updates == [expected]
     assert feed.latest("005930") == expected
     assert feed.latest("000660") is None

@@ -229,3 +229,45 @@ async def test_an_order_that_did_not_fill_frees_its_place_at_the_gate() -> None:
     assert len(broker.orders) == 1
     assert d.gate.open_trades == {}
     assert d.book.positions() == []
+
+
+async def test_prices_late_behind_the_exchange_halt_trading_for_source_latency() -> None:
+    from datetime import datetime, timedelta
+
+    from system.broker.clock import KST
+
+    opening = datetime(2026, 11, 23, 9, 0, tzinfo=KST)
+    broker, sink = Broker(), Sink()
+    risk = RiskGate(
+        capital_cap=CapitalCap(10_000_000),
+        loss_limits=LossLimits(daily_limit=None, cumulative_limit=None),
+        trade_limits=TradeLimits(max_concurrent_trades=5, max_exposure_per_asset=None),
+        pre_trade=PreTradeValidator(min_order_value=1),
+        stop_conditions=StopConditions(max_source_latency_s=5, max_consecutive_failures=None),
+    )
+    d = Desk(
+        detectors=[BuyAt(set())],
+        gate=risk,
+        executor=broker,
+        fills=broker,
+        recorder=sink,
+        notifier=sink,
+        today=lambda: DAY,
+        wall=lambda at: opening + timedelta(seconds=at),
+    )
+    loop = asyncio.get_running_loop()
+
+    def traded(seconds_ago: float) -> PriceUpdate:
+        now = loop.time()
+        stamp = (opening + timedelta(seconds=now - seconds_ago)).strftime("%H%M%S")
+        return PriceUpdate(CODE, 10_000, 0, 0.0, 1, now, traded_at=stamp)
+
+    async with d:
+        d.on_price(traded(3))  # within the five seconds (and the clock's one-second grain)
+        await d.drain()
+        assert d.gate.halt is None
+        d.on_price(traded(10))
+        await d.drain()
+    assert d.gate.halt is not None
+    assert d.gate.halt.reason == "source-latency"
+    assert [a.category for a in sink.alerts] == ["halt"]
