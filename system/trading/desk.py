@@ -109,6 +109,7 @@ class _Trade:
 class _Counts:
     updates: int = 0
     updates_dropped: int = 0
+    updates_failed: int = 0
     signals: int = 0
     refused: int = 0
     paper_orders: int = 0
@@ -254,7 +255,14 @@ class Desk:
             await self._arrived.wait()
             self._arrived.clear()
             while self._updates:
-                await self._handle(self._updates.popleft())
+                update = self._updates.popleft()
+                try:
+                    await self._handle(update)
+                except Exception:
+                    # One bad update (a bug, a refused record) must not end the desk: log it
+                    # in full, count it, and go on with the next price.
+                    self._counts.updates_failed += 1
+                    log.exception("trading desk: handling %s at %s failed", update.code, update.at)
             self._idle.set()
 
     async def _handle(self, update: PriceUpdate) -> None:

@@ -271,3 +271,22 @@ async def test_prices_late_behind_the_exchange_halt_trading_for_source_latency()
     assert d.gate.halt is not None
     assert d.gate.halt.reason == "source-latency"
     assert [a.category for a in sink.alerts] == ["halt"]
+
+
+async def test_an_update_that_fails_is_logged_and_counted_and_the_desk_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(BuyAt):
+        def on_price(self, update: PriceUpdate) -> list[Signal]:
+            if update.price == 1:
+                raise RuntimeError("a detector bug")
+            return super().on_price(update)
+
+    broker, sink = Broker(), Sink()
+    d = desk(broker, sink)
+    d.detectors = [Broken({10_000})]
+    async with d:
+        await feed(d, broker, 1, 10_000)
+    assert d.metrics()["desk_updates_failed"] == 1
+    assert len(broker.orders) == 1  # the next price still traded
+    assert "a detector bug" in caplog.text
