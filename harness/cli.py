@@ -531,8 +531,20 @@ def _logging_to(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8", delay=True)
+    from rich.markup import escape
+
+    # Opened now: a path that cannot be written is bad input, said before anything runs,
+    # and a previous run's log is emptied rather than shown as this run's.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    except OSError as exc:
+        reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+        err.print(
+            f"[red]error:[/red] cannot write the log to {escape(str(path))} "
+            f"({escape(str(reason))}); name another file with --log"
+        )
+        raise typer.Exit(2) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     level, handlers = root.level, root.handlers[:]

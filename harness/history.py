@@ -143,7 +143,8 @@ def limits_never_exceeded(booked: Sequence[BrokerOrder], limits: Limits) -> Chec
             cost += order.filled_quantity * order.fill_price
         else:
             sold = min(order.filled_quantity, quantity)
-            out = cost if sold == quantity else round(cost * sold / quantity) if quantity else 0
+            # All of it (also nothing of nothing), or its share of the cost.
+            out = cost if sold == quantity else round(cost * sold / quantity)
             realised = sold * order.fill_price - out
             quantity, cost = quantity - sold, cost - out
             by_day[order.day] += realised

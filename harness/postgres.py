@@ -282,8 +282,7 @@ class PostgresCluster:
                 f"check {URL_VARIABLE} (the server must be up, and its user allowed to create "
                 "databases), or unset it to use a throwaway cluster"
             )
-        if self.base_dir is None:
-            return "start the cluster first (enter its context or call start())"
+        # A cluster never started has no port: ``url`` has already said to start it.
         return f"is the throwaway cluster running? Its log is {self.log_path}"
 
     async def astart(self) -> None:

@@ -64,7 +64,7 @@ async def launch(
         if start.taken is not None:
             taken = stack.enter_context(_listening()).getsockname()[1]
             ports[start.taken] = taken
-        args = [*start.command.split()]
+        args = start.command.split()
         for option, port in ports.items():
             args += [option, str(port)]
         if start.command == "mock broker":
@@ -85,7 +85,8 @@ async def launch(
             if start.database is not None:
                 url, password = await _database_url(start, stack, rng)
                 env[URL_VARIABLES[0]] = url
-                secrets["the database password"] = password
+                if password:  # a server that takes none (DATABASE_URL without one) has none
+                    secrets["the database password"] = password
             env |= storage_environment(scenario.system.storage)
         argv = (*launcher, *args)
         status, output, seconds = await _run(argv, env, scenario.duration)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -122,12 +122,11 @@ class BaseControlPlane(Generic[J]):
 
         @router.post("/faults", status_code=201)
         async def add_fault(request: Request) -> dict[str, Any]:
+            payload = await json_body(request, "fault rule")
             try:
-                rule = plane.rule_model.model_validate(await request.json())
+                rule = plane.rule_model.model_validate(payload)
             except ValidationError as exc:
                 raise HTTPException(422, validation_summary(exc, "fault rule")) from None
-            except ValueError as exc:  # not JSON at all
-                raise HTTPException(400, f"the fault rule is not valid JSON: {exc}") from None
             try:
                 stored = plane.faults.add(rule, plane.clock.now())
             except ValueError as exc:
@@ -216,10 +215,23 @@ def mock_app(
     return app
 
 
+async def json_body(request: Request, what: str) -> Any:
+    """The request's body as JSON; a 400 naming ``what`` when it is not JSON."""
+    try:
+        return await request.json()
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested absurdly deep
+        raise HTTPException(400, f"the {what} is not valid JSON: {exc}") from None
+
+
 def validation_summary(exc: ValidationError, what: str) -> str:
     """A model's validation errors as one line: "invalid <what>: field: problem; ..."."""
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or what
-        problems.append(f"{where}: {error['msg']}")
-    return f"invalid {what}: " + "; ".join(problems)
+    return f"invalid {what}: " + problems_line(exc.errors(), what)
+
+
+def problems_line(errors: Iterable[Mapping[str, Any]], what: str = "") -> str:
+    """Validation errors (pydantic's, or the ``detail`` of FastAPI's 422) as one line:
+    "field: problem; ..."; ``what`` names the place of an error about the whole input."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ())) or what}: {error.get('msg')}"
+        for error in errors
+    )

@@ -9,7 +9,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from mocks.control import PREFIX, TOKEN_HEADER
+from mocks.control import PREFIX, TOKEN_HEADER, problems_line
 from mocks.faults import FaultRule, FeedFaultRule, ProxyFaultRule
 from mocks.journal import Entry, FeedEntry, ProxyEntry
 from mocks.market_events import MARKET_EVENT, MarketEvent
@@ -37,10 +37,7 @@ def _readable(detail: object) -> str:
     """An error's detail as a line: FastAPI's list of validation errors becomes
     "query.kind: Input should be 'connect', ...; ..."."""
     if isinstance(detail, list) and all(isinstance(error, dict) for error in detail):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg')}"
-            for error in detail
-        )
+        return problems_line(detail)
     return str(detail)
 
 

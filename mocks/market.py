@@ -321,8 +321,7 @@ class Market:
         bids: list[BookLevel] = []
         level = price
         while len(bids) < depth and level > instrument.lower_limit:
-            below = level - 1
-            level = below - below % krx.tick_size(below)
+            level = krx.round_to_tick(level - 1, down=True)
             if level < instrument.lower_limit:
                 break
             bids.append(BookLevel(level, rng.randint(1, 5_000)))

@@ -40,7 +40,7 @@ from system.gateway import Gateway, GatewaySettings, create_gateway
 from system.market import FeedSettings, KisFeedClient, quote_resync
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
-from system.storage.config import URL_VARIABLES
+from system.storage.config import database_url_variable
 from system.trading.alerts import AlertNotifier, AlertSettings
 from system.trading.desk import Desk
 from system.trading.detectors import WallClock
@@ -79,8 +79,7 @@ class SystemSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemSettings:
         """Read every prefix; ``SettingsError`` names the variables at fault."""
         env = os.environ if environ is None else environ
-        # Read as PoolConfig.from_env reads it: a blank variable is unset.
-        database = any(env.get(name, "").strip() for name in URL_VARIABLES)
+        database = database_url_variable(env) is not None
         return cls(
             kis=KisSettings.from_env(environ=environ),
             service=ServiceSettings.from_env(environ=environ),

@@ -121,14 +121,6 @@ class Accounts:
         if market_order and effect.halt is not None:
             raise OrderRefused("APBK1690", f"{code}, 단일가매매 {effect.halt.end - step}초 남음")
         current = self.market.tick(code, step).price
-        if side == "buy":
-            reserve_price = instrument.upper_limit if market_order else price
-            if quantity * reserve_price + self._open_buys(account) > account.cash:
-                raise OrderRefused("APBK0952")
-        else:
-            holding = account.holdings.get(code)
-            if holding is None or holding.quantity < quantity + self._open_sells(account, code):
-                raise OrderRefused("APBK0400")
         order = Order(
             odno=f"{self._next_odno:010d}",
             org_no=ORG_NO,
@@ -139,6 +131,14 @@ class Accounts:
             division=division,
             placed_at=placed_at,
         )
+        if side == "buy":
+            reserve = quantity * _reserve_price(order, instrument)
+            if reserve + self._open_buys(account) > account.cash:
+                raise OrderRefused("APBK0952")
+        else:
+            holding = account.holdings.get(code)
+            if holding is None or holding.quantity < quantity + self._open_sells(account, code):
+                raise OrderRefused("APBK0400")
         self._next_odno += 1
         marketable = market_order or (price >= current if side == "buy" else price <= current)
         if marketable and _counterparty(side, effect):
@@ -191,4 +191,6 @@ def _counterparty(side: Side, effect: Effect) -> bool:
 
 
 def _reserve_price(order: Order, instrument: Instrument) -> int:
+    """The price a buy holds cash at: a market order's at the upper limit (KRX brokers'
+    practice), a limit order's at its price."""
     return instrument.upper_limit if order.division == "01" else order.price

@@ -16,7 +16,7 @@ from mocks.broker.config import BrokerConfig
 from mocks.broker.gateway import GatewayRefusal, Rejection
 from mocks.broker.state import Broker
 from mocks.clock import MockClock
-from mocks.control import PREFIX, ControlPlane, mock_app
+from mocks.control import PREFIX, ControlPlane, json_body, mock_app, validation_summary
 from mocks.http_faults import FaultInjector
 
 
@@ -82,7 +82,7 @@ def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
 
     @api.patch("/config")
     async def patch_config(request: Request) -> dict[str, Any]:
-        changes = await request.json()
+        changes = await json_body(request, "config change")
         if not isinstance(changes, dict):
             raise HTTPException(400, "send a JSON object of the settings to change")
         refused = set(changes) - _CHANGEABLE
@@ -96,7 +96,7 @@ def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
         try:
             updated = BrokerConfig.model_validate({**broker.config.model_dump(), **changes})
         except ValidationError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, validation_summary(exc, "config change")) from None
         for name in changes:
             setattr(broker.config, name, getattr(updated, name))
         return {**broker.config.model_dump(), "budget": broker.config.budget}

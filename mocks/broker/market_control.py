@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import ValidationError
 
 from mocks.broker.state import Broker
-from mocks.control import PREFIX, ControlPlane, validation_summary
+from mocks.control import PREFIX, ControlPlane, json_body, validation_summary
 from mocks.market import EventInThePast, UnknownInstrument
 from mocks.market_events import KINDS, MARKET_EVENT, MarketEvent
 
@@ -34,10 +34,7 @@ def router(broker: Broker, plane: ControlPlane) -> APIRouter:
 
     @api.post("", status_code=201)
     async def add_event(request: Request) -> dict[str, Any]:
-        try:
-            payload = await request.json()
-        except ValueError as exc:
-            raise HTTPException(400, f"the market event is not valid JSON: {exc}") from None
+        payload = await json_body(request, "market event")
         if not isinstance(payload, dict):
             raise HTTPException(400, "send a market event as a JSON object")
         if "kind" not in payload:

@@ -50,9 +50,6 @@ _RESETS: frozenset[ProxyCloseHow] = frozenset({"reset", "cut", "refused", "unrea
 class ProxyPortInUse(PortInUse):
     """A port of the proxy is taken; the message names the option that picks another."""
 
-    def __init__(self, host: str, port: int, option: str) -> None:
-        super().__init__(host, port, option=option)
-
 
 class _Outbox:
     """One direction's steps, carried out in order, each when its time comes."""

@@ -53,7 +53,7 @@ ORDER_TR_IDS = {"buy": "TTTC0012U", "sell": "TTTC0011U"}
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """httpx's default verification context, built once per process: loading the CA bundle
     costs ~15 ms, paid by every client the service (or each scenario run) creates."""
     return httpx.create_ssl_context()
@@ -79,7 +79,7 @@ class KisClient:
             base_url=settings.base_url,
             transport=transport,
             timeout=httpx.Timeout(settings.timeout_s),
-            verify=_tls(),
+            verify=tls_context(),
         )
         self._gateway = KisGateway(settings, self._http, rng or random.Random())
         self._ledger = OrderLedger()
@@ -240,8 +240,9 @@ class KisClient:
         self._gateway.counters.orders_reconciled += 1
         return ack
 
-    async def daily_orders(self) -> list[DailyOrder]:
-        """Today's (KST) orders in this account, all pages."""
+    async def daily_orders(self, *, odno: str = "") -> list[DailyOrder]:
+        """Today's (KST) orders in this account, all pages; with ``odno``, that one order
+        alone (the broker filters it: one small answer instead of the day's book)."""
         day = self._today().strftime("%Y%m%d")
         query = {
             **self._account_query(),
@@ -252,7 +253,7 @@ class KisClient:
             "PDNO": "",
             "CCLD_DVSN": "00",
             "ORD_GNO_BRNO": "",
-            "ODNO": "",
+            "ODNO": odno,
             "INQR_DVSN_3": "00",
             "INQR_DVSN_1": "",
             "EXCG_ID_DVSN_CD": "KRX",

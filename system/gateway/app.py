@@ -332,12 +332,15 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
 _NO_DESK = Refusal(404, "this system runs no trading desk, so it has no kill switch to read or set")
 
 
+# What a refusal's status obliges its answer to say besides the message.
+_REFUSAL_HEADERS: dict[int, dict[str, str]] = {
+    401: {"WWW-Authenticate": "Bearer"},
+    415: {"Accept-Post": "application/json"},
+}
+
+
 def _refuse(refusal: Refusal) -> JSONResponse:
-    headers = {
-        401: {"WWW-Authenticate": "Bearer"},
-        415: {"Accept-Post": "application/json"},
-    }.get(refusal.status)
-    return _problem(refusal.status, refusal.message, headers)
+    return _problem(refusal.status, refusal.message, _REFUSAL_HEADERS.get(refusal.status))
 
 
 def origin_allowed(origin: str | None, host: str, allowed: Iterable[str]) -> bool:

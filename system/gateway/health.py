@@ -81,8 +81,13 @@ class GatewayHealth:
         return (self.gateway, self.broker, self.feed, *(p for p in optional if p is not None))
 
     @property
+    def overall(self) -> Health:
+        """The verdict: the worst part's state, with every part's reasons in order."""
+        return Health.worst(*self.parts)
+
+    @property
     def state(self) -> HealthState:
-        return Health.worst(*self.parts).state
+        return self.overall.state
 
     @property
     def http_status(self) -> int:
@@ -90,9 +95,10 @@ class GatewayHealth:
 
     def to_json(self) -> dict[str, Any]:
         status = self.feed_status
+        overall = self.overall
         verdict: dict[str, Any] = {
-            "state": self.state,
-            "reasons": [reason for part in self.parts for reason in part.reasons],
+            "state": overall.state,
+            "reasons": list(overall.reasons),
             "gateway": _part(self.gateway, connections=self.connections),
             "broker": _part(self.broker),
             "feed": _part(

@@ -299,7 +299,7 @@ class Backlog:
         self._snapshots: deque[int] = deque()
         self._in_flight: Batch = ()
         self._next_seq = start_seq
-        # After a permanent failure of a batch, its records go one at a time up to this seq.
+        # After a permanent failure of a batch, its groups go one at a time up to this seq.
         self._isolate_through = 0
         # Records up to this seq were waiting when a write failed: written, they are replayed.
         self._replay_through = 0

@@ -47,6 +47,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from system.broker.backoff import jittered_backoff
+from system.broker.kis import tls_context
 from system.broker.settings import settings_from_env
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ _UNPARSEABLE = "<unparseable webhook URL>"
 
 
 def metric_names() -> tuple[str, ...]:
-    """Every name ``AlertNotifier.metrics()`` reports, known without a notifier, so a
-    scenario naming a metric that doesn't exist is refused when it is loaded."""
+    """Every name ``AlertNotifier.metrics()`` reports, known without a notifier. (Nothing
+    samples them yet: neither ``/metrics`` nor a scenario can read them.)"""
     return _METRIC_NAMES
 
 
@@ -340,7 +341,9 @@ class AlertNotifier:
             None if settings.webhook_url is None else settings.webhook_url.get_secret_value()
         )
         self._origin = settings.webhook_origin or "no webhook"
+        self._shown_url = f"{self._origin}/***"  # the webhook URL as logs may show it
         self._http: httpx.AsyncClient | None = None
+        self._log_filter: _HideWebhookUrl | None = None
         if self._url is not None:
             self._http = httpx.AsyncClient(
                 transport=transport,
@@ -351,10 +354,11 @@ class AlertNotifier:
                 # alert, and the Idempotency-Key, somewhere nobody configured.
                 follow_redirects=False,
                 headers={"User-Agent": "squall-alerts"},
+                # The broker client's TLS context, built once per process: loading the CA
+                # bundle again would cost each notifier (each scenario run) ~15 ms.
+                verify=tls_context(),
             )
-        self._log_filter = (
-            None if self._url is None else _HideWebhookUrl(self._url, f"{self._origin}/***")
-        )
+            self._log_filter = _HideWebhookUrl(self._url, self._shown_url)
         # A deque, not an asyncio.Queue: dropping the oldest waiting alert needs popleft.
         self._waiting: collections.deque[Alert] = collections.deque()
         self._in_flight: Alert | None = None
@@ -600,5 +604,5 @@ class AlertNotifier:
         """``Type: message`` of ``error``, with the webhook URL scrubbed out of it."""
         text = str(error).strip()
         if self._url is not None:
-            text = text.replace(self._url, f"{self._origin}/***")
+            text = text.replace(self._url, self._shown_url)
         return f"{type(error).__name__}: {text}" if text else type(error).__name__

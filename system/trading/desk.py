@@ -31,15 +31,16 @@ from typing import Any, Literal, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from system.broker import OrderAck, OrderRequest
-from system.broker.clock import kst_today
+from system.broker.clock import kst_today, loop_time
 from system.broker.errors import BrokerError, OrderBlocked, OrderOutcomeUnknown
 from system.market import PriceUpdate
+from system.service import Recorder
 from system.storage.buffer import WriteBufferError
 from system.storage.records import AuditEvent, Record
 from system.storage.records import Halt as StoredHalt
 from system.storage.records import Signal as StoredSignal
 from system.trading.alerts import Alert, Severity
-from system.trading.detectors import Detector, Signal
+from system.trading.detectors import Detector, Signal, WallClock
 from system.trading.positions import Book, Fill
 from system.trading.risk import Halt, Refused, RiskGate, TradeProposal
 
@@ -55,8 +56,8 @@ class DeskSettings(BaseModel):
 
     mode: Mode = Field(default="paper", description="paper: evaluate everything, send nothing.")
     capital_per_trade: int = Field(default=1_000_000, gt=0, description="Won per new trade.")
-    # What a trade may lose before its stop fires. The loss limits hold the worse of this
-    # and a gap through the stop against their headroom, so a limit is never passed.
+    # An open trade is sold when the price falls this far below its entry, or rises
+    # take_profit_pct above it.
     stop_loss_pct: float = Field(default=0.03, gt=0, lt=1)
     take_profit_pct: float = Field(default=0.06, gt=0)
     # A gap can jump a stop: the worst case held against the loss limits is this share of
@@ -78,10 +79,6 @@ class FillSource(Protocol):
     async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None: ...
 
 
-class Recorder(Protocol):
-    def record(self, *records: Record) -> int: ...
-
-
 class Notifier(Protocol):
     def notify(self, alert: Alert) -> None: ...
 
@@ -101,7 +98,6 @@ class _Trade:
     code: str
     quantity: int
     entry: int
-    day: date
     exiting: bool = False
 
 
@@ -140,7 +136,7 @@ class Desk:
         recorder: Recorder | None = None,
         notifier: Notifier | None = None,
         today: Callable[[], date] = kst_today,
-        wall: Callable[[float], datetime] | None = None,
+        wall: WallClock | None = None,
     ) -> None:
         self.detectors = list(detectors)
         self.gate = gate
@@ -205,16 +201,16 @@ class Desk:
 
     def engage(self, detail: str, *, by: str) -> bool:
         """The manual kill switch; False if trading was halted already."""
-        engaged = self.gate.engage(detail, at=_now(), by=by)
+        engaged = self.gate.engage(detail, at=loop_time(), by=by)
         self._notice_halt()
         return engaged
 
     def release(self, *, by: str) -> bool:
         """Ends every halt; False if none was in force."""
         halt = self.gate.halt
-        released = self.gate.release(at=_now(), by=by)
+        released = self.gate.release(at=loop_time(), by=by)
         if released and halt is not None:
-            self._store(StoredHalt(halt.reason, True, _now()))
+            self._store(StoredHalt(halt.reason, True, loop_time()))
             self._audit("halt-released", {"reason": halt.reason, "by": by})
             self._alert("release", "info", "trading resumed", f"{halt.reason} released by {by}")
         self._halt_seen = self.gate.halt
@@ -267,7 +263,7 @@ class Desk:
 
     async def _handle(self, update: PriceUpdate) -> None:
         self._counts.updates += 1
-        self.gate.on_source_latency(self._latency(update), at=_now())
+        self.gate.on_source_latency(self._latency(update), at=loop_time())
         self._notice_halt()
         self._check_exits(update)
         for detector in self.detectors:
@@ -288,6 +284,10 @@ class Desk:
             listener(signal)
         if signal.side != "buy":
             return  # the desk opens long trades only; a sell signal is information
+        if self.gate.halt is not None:
+            # Halted: refused without asking the broker for cash, which may be what is down.
+            self._refused(signal, f"halted: {self.gate.halt.reason}")
+            return
         price = signal.limit_price or update.price
         quantity = self.settings.capital_per_trade // price
         if quantity <= 0:
@@ -301,16 +301,15 @@ class Desk:
             price,
             worst_case_loss=round(value * self.settings.worst_case_pct),
         )
-        if self.gate.halt is not None:
-            # Halted: refused without asking the broker for cash, which may be what is down.
-            self._refused(signal, f"halted: {self.gate.halt.reason}")
-            return
-        # The cash is read before the gate decides; nothing awaits between the decision
-        # and the gate opening the trade, so concurrent signals can't share one headroom.
-        cash = await self._available_cash() if self._available_cash is not None else value
         day = self._today()
-        verdict = self.gate.admit(signal.signal_id, proposal, day=day, available_cash=cash)
-        self._notice_halt()
+        # Every guard but the balance first (as if the cash were there): most refusals are
+        # limits, and they need no call to the broker, whose budget orders share.
+        verdict = self.gate.check(proposal, day=day, available_cash=value)
+        if not isinstance(verdict, Refused):
+            # Then the cash, and the gate decides again: nothing awaits between that decision
+            # and the gate opening the trade, so concurrent signals can't share one headroom.
+            cash = value if self._available_cash is None else await self._available_cash()
+            verdict = self.gate.admit(signal.signal_id, proposal, day=day, available_cash=cash)
         if isinstance(verdict, Refused):
             self._refused(signal, f"{verdict.reason}: {verdict.detail}")
             return
@@ -326,7 +325,7 @@ class Desk:
     def _latency(self, update: PriceUpdate) -> float:
         """How late ``update`` is handled: behind the exchange's trade time when the feed
         gave one (to its one-second resolution), and never less than its wait in the queue."""
-        now = _now()
+        now = loop_time()
         late = max(0.0, now - update.at)
         if self._wall is None or update.traded_at is None:
             return late
@@ -378,10 +377,10 @@ class Desk:
             return
         quantity, price = filled
         self.book.apply(
-            Fill(order.client_order_id, order.code, "buy", quantity, price, _now(), day)
+            Fill(order.client_order_id, order.code, "buy", quantity, price, loop_time(), day)
         )
         self._trades[order.client_order_id] = _Trade(
-            order.client_order_id, order.code, quantity, price, day
+            order.client_order_id, order.code, quantity, price
         )
 
     async def _close(self, trade: _Trade, order: OrderRequest) -> None:
@@ -394,10 +393,10 @@ class Desk:
         quantity, price = filled
         day = self._today()
         pnl = self.book.apply(
-            Fill(order.client_order_id, trade.code, "sell", quantity, price, _now(), day)
+            Fill(order.client_order_id, trade.code, "sell", quantity, price, loop_time(), day)
         )
         del self._trades[trade.trade_id]
-        self.gate.on_trade_closed(trade.trade_id, pnl, day=day, at=_now())
+        self.gate.on_trade_closed(trade.trade_id, pnl, day=day, at=loop_time())
         self._notice_halt()
 
     async def _execute(self, order: OrderRequest) -> tuple[int, int] | _Unknown | None:
@@ -417,20 +416,20 @@ class Desk:
             return None
         except OrderOutcomeUnknown:
             self._counts.orders_unknown += 1
-            self.gate.on_execution(False, at=_now())
+            self.gate.on_execution(False, at=loop_time())
             self._notice_halt()
             self._audit("order-unknown", {"client_order_id": order.client_order_id})
             return UNKNOWN
         except (BrokerError, OSError) as error:
             self._counts.orders_failed += 1
-            self.gate.on_execution(False, at=_now())
+            self.gate.on_execution(False, at=loop_time())
             self._notice_halt()
             self._audit(
                 "order-failed",
                 {"client_order_id": order.client_order_id, "error": type(error).__name__},
             )
             return None
-        self.gate.on_execution(True, at=_now())
+        self.gate.on_execution(True, at=loop_time())
         return filled
 
     # -- records -----------------------------------------------------------------------
@@ -453,7 +452,7 @@ class Desk:
         self._alert("halt", "critical", f"trading halted: {halt.reason}", f"{halt.detail} ({how})")
 
     def _audit(self, kind: str, detail: dict[str, Any]) -> None:
-        self._store(AuditEvent(kind, detail, _now()))
+        self._store(AuditEvent(kind, detail, loop_time()))
 
     def _store(self, record: Record) -> None:
         if self.recorder is None:
@@ -466,10 +465,6 @@ class Desk:
     def _alert(self, category: str, severity: Severity, title: str, message: str) -> None:
         if self._notifier is not None:
             alert = Alert(
-                category=category, severity=severity, title=title, message=message, at=_now()
+                category=category, severity=severity, title=title, message=message, at=loop_time()
             )
             self._notifier.notify(alert)
-
-
-def _now() -> float:
-    return asyncio.get_running_loop().time()

@@ -15,7 +15,7 @@ class BrokerFills:
 
     async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
         """(filled quantity, average price in won), or None if nothing of it filled."""
-        for row in await self.client.daily_orders():
+        for row in await self.client.daily_orders(odno=ack.odno):
             if row.odno == ack.odno:
                 if row.filled_quantity <= 0:
                     return None

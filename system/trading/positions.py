@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
 
-Side = Literal["buy", "sell"]
+from system.broker.models import Side
 
 
 class OversoldError(ValueError):
@@ -68,8 +67,12 @@ class Book:
 
     _positions: dict[str, Position] = field(default_factory=dict)
     _realised_by_day: dict[date, int] = field(default_factory=dict)
-    realised_total: int = 0
     fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def realised_total(self) -> int:
+        """The realised P&L of every day together."""
+        return sum(self._realised_by_day.values())
 
     def apply(self, fill: Fill) -> int:
         """Book ``fill``; returns the P&L it realised (0 for a buy)."""
@@ -95,7 +98,6 @@ class Book:
         else:
             self._positions.pop(fill.code, None)
         self._realised_by_day[fill.day] = self._realised_by_day.get(fill.day, 0) + realised
-        self.realised_total += realised
         self.fills.append(fill)
         return realised
 

@@ -1,14 +1,53 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.postgres import PostgresCluster, PostgresNotInstalled, postgres_cluster
+
+# Passwords no message or log may show: a made-up one, in the URLs of servers that never see
+# it, and the session server's real one (the ``postgres`` fixture adds it). Test modules
+# import these, as ``from tests.integration.conftest import ...``.
+PASSWORD = "pA55-NEVER-PRINT"
+SECRETS = {PASSWORD}
+
+# Fast reactions for the storage tests' pools: short timeouts, backoff and windows.
+FAST_POOL: dict[str, Any] = {
+    "max_size": 4,
+    "connect_timeout_s": 2.0,
+    "acquire_timeout_s": 2.0,
+    "query_timeout_s": 2.0,
+    "probe_timeout_s": 0.5,
+    "reconnect_backoff_base_s": 0.05,
+    "reconnect_backoff_max_s": 0.3,
+    "error_window_s": 0.5,
+    "close_timeout_s": 2.0,
+}
+
+
+def shows_a_secret(text: str) -> bool:
+    return any(secret in text for secret in SECRETS)
+
+
+async def eventually(
+    check: Callable[[], bool], *, within: float, what: str, poll: float = 0.02
+) -> float:
+    """Wait until ``check()``; returns how long it took (real time)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not check():
+        if loop.time() - start > within:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(poll)
+    return loop.time() - start
 
 
 @pytest.fixture(scope="session")
@@ -44,4 +83,17 @@ def postgres() -> Iterator[PostgresCluster]:
             cluster = stack.enter_context(postgres_cluster())
         except PostgresNotInstalled as exc:
             pytest.fail(str(exc), pytrace=False)
+        if cluster.password:
+            SECRETS.add(cluster.password)
         yield cluster
+
+
+@pytest.fixture
+def database(postgres: PostgresCluster) -> Iterator[str]:
+    """A fresh database on the session's server, dropped afterwards; its URL straight to
+    the server (with the server's password)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    if postgres.running:
+        postgres.drop_database(name)

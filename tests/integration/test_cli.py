@@ -174,6 +174,19 @@ def test_run_on_a_malformed_file_exits_2_and_runs_nothing(squall_exe: str, tmp_p
     assert not report.exists()
 
 
+def test_run_with_a_log_it_cannot_write_exits_2_and_runs_nothing(
+    squall_exe: str, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD_SCENARIO, encoding="utf-8")
+    result = squall(squall_exe, "run", str(good), "--log", str(good / "run.log"))
+    assert result.returncode == 2
+    assert "cannot write the log to" in result.stderr
+    assert "--log" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
 TAKEN_PORT_COMMANDS = [
     pytest.param(["mock", "broker"], "--port", "SQUALL_BROKER_PORT", id="mock-broker"),
     pytest.param(["mock", "feed"], "--port", "SQUALL_FEED_PORT", id="mock-feed"),

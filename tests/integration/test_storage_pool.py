@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,22 +38,7 @@ from system.storage import (
     apply_migrations,
     load_migrations,
 )
-
-# Passwords no message or log may show: a made-up one, in the URLs of servers that never see
-# it, and the session server's real one (``_the_servers_password_is_secret`` adds it).
-PASSWORD = "pA55-NEVER-PRINT"
-SECRETS = {PASSWORD}
-
-
-@pytest.fixture(autouse=True)
-def _the_servers_password_is_secret(postgres: PostgresCluster) -> None:
-    if postgres.password:
-        SECRETS.add(postgres.password)
-
-
-def shows_a_secret(text: str) -> bool:
-    return any(secret in text for secret in SECRETS)
-
+from tests.integration.conftest import FAST_POOL, PASSWORD, eventually, shows_a_secret
 
 TABLES = {"quote_snapshots", "signals", "orders", "halts", "audit_events"}
 
@@ -65,30 +50,7 @@ def assert_secret_kept(error: BaseException) -> None:
 
 def config(url: str, **overrides: Any) -> PoolConfig:
     """Fast reactions for tests: short timeouts, backoff and windows."""
-    values: dict[str, Any] = {
-        "url": url,
-        "max_size": 4,
-        "connect_timeout_s": 2.0,
-        "acquire_timeout_s": 2.0,
-        "query_timeout_s": 2.0,
-        "probe_timeout_s": 0.5,
-        "reconnect_backoff_base_s": 0.05,
-        "reconnect_backoff_max_s": 0.3,
-        "error_window_s": 0.5,
-        "close_timeout_s": 2.0,
-    }
-    values.update(overrides)
-    return PoolConfig.model_validate(values)
-
-
-@pytest.fixture
-def database(postgres: PostgresCluster) -> Iterator[str]:
-    """A fresh database on the session's server, dropped afterwards; its URL (no password)."""
-    name = f"pool_{uuid.uuid4().hex[:12]}"
-    url = postgres.create_database(name)
-    yield url
-    if postgres.running:
-        postgres.drop_database(name)
+    return PoolConfig.model_validate({"url": url, **FAST_POOL, **overrides})
 
 
 @pytest.fixture
@@ -110,19 +72,6 @@ async def started(cfg: PoolConfig, **kwargs: Any) -> AsyncIterator[PoolManager]:
         yield manager
     finally:
         await manager.close()
-
-
-async def eventually(
-    check: Callable[[], bool], *, within: float, what: str, poll: float = 0.02
-) -> float:
-    """Wait until ``check()``; returns how long it took (real time)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not check():
-        if loop.time() - start > within:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(poll)
-    return loop.time() - start
 
 
 async def backend_pid(manager: PoolManager) -> int:
@@ -264,7 +213,7 @@ async def test_nothing_listening_fails_start_and_asks_whether_the_server_runs() 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
-        cfg = config(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        cfg = config(f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres")
         with pytest.raises(PoolInitializationError) as caught:
             await PoolManager(cfg).start()
     message = str(caught.value)
@@ -286,7 +235,9 @@ async def test_a_silent_server_fails_start_within_the_connect_timeout() -> None:
     port = server.sockets[0].getsockname()[1]
     loop = asyncio.get_running_loop()
     async with server:
-        cfg = config(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout_s=0.3)
+        cfg = config(
+            f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres", connect_timeout_s=0.3
+        )
         began = loop.time()
         with pytest.raises(PoolInitializationError, match=r"nothing answered within 0\.3 s"):
             await PoolManager(cfg).start()

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,22 +35,7 @@ from system.storage import (
     StorageSettings,
     StoredOrder,
 )
-
-# Passwords no message or log may show: a made-up one, in the URLs of servers that never see
-# it, and the session server's real one (``_the_servers_password_is_secret`` adds it).
-PASSWORD = "pA55-NEVER-PRINT"
-SECRETS = {PASSWORD}
-
-
-@pytest.fixture(autouse=True)
-def _the_servers_password_is_secret(postgres: PostgresCluster) -> None:
-    if postgres.password:
-        SECRETS.add(postgres.password)
-
-
-def shows_a_secret(text: str) -> bool:
-    return any(secret in text for secret in SECRETS)
-
+from tests.integration.conftest import FAST_POOL, eventually, shows_a_secret
 
 ALL_ROWS = " union all ".join(
     f"select seq, at from {table}"
@@ -66,16 +50,6 @@ select
   (select count(*) from audit_events a where not exists (
      select 1 from orders o where o.client_order_id = a.detail->>'client_order_id'))
 """
-
-
-@pytest.fixture
-def database(postgres: PostgresCluster) -> Iterator[str]:
-    """A fresh database on the session's server, dropped afterwards; its direct URL."""
-    name = f"store_{uuid.uuid4().hex[:12]}"
-    url = postgres.create_database(name)
-    yield url
-    if postgres.running:
-        postgres.drop_database(name)
 
 
 @dataclass
@@ -112,34 +86,9 @@ async def proxied(postgres: PostgresCluster, database: str) -> AsyncIterator[Pro
 
 def settings(url: str, **overrides: Any) -> StorageSettings:
     """Fast reactions for tests: short timeouts, backoff and windows."""
-    pool: dict[str, Any] = {
-        "url": url,
-        "max_size": 4,
-        "connect_timeout_s": 2.0,
-        "acquire_timeout_s": 2.0,
-        "query_timeout_s": 2.0,
-        "probe_timeout_s": 0.5,
-        "probe_interval_s": 1.0,
-        "reconnect_backoff_base_s": 0.05,
-        "reconnect_backoff_max_s": 0.3,
-        "error_window_s": 0.5,
-        "close_timeout_s": 2.0,
-    }
+    pool: dict[str, Any] = {"url": url, **FAST_POOL, "probe_interval_s": 1.0}
     pool.update(overrides.pop("pool", {}))
     return StorageSettings(pool=PoolConfig.model_validate(pool), flush_timeout_s=5.0, **overrides)
-
-
-async def eventually(
-    check: Callable[[], bool], *, within: float, what: str, poll: float = 0.02
-) -> float:
-    """Wait until ``check()``; returns how long it took (real time)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not check():
-        if loop.time() - start > within:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(poll)
-    return loop.time() - start
 
 
 def now() -> float:

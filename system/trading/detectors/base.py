@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
+from system.broker.models import Side
 from system.market import PriceUpdate
 
-Side = Literal["buy", "sell"]
+__all__ = ["Detector", "Side", "Signal", "signal_id"]
 
 
 def signal_id(detector: str, subject: str, at: float) -> str:

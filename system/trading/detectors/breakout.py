@@ -35,7 +35,11 @@ class BreakoutParams:
 
 @dataclass
 class _Channel:
-    prices: deque[tuple[float, int]] = field(default_factory=deque)
+    # (at, price) of the updates that may still be the channel's high: oldest and highest
+    # first, each price below the one before it. An update hides every earlier one it
+    # matches or beats (they leave the window before it does), so the high is highs[0]
+    # instead of a max over every tick of the window, on every tick.
+    highs: deque[tuple[float, int]] = field(default_factory=deque)
     first_at: float | None = None
     armed: bool = True
 
@@ -52,17 +56,17 @@ class BreakoutDetector:
     def on_price(self, update: PriceUpdate) -> list[Signal]:
         p = self.params
         channel = self._channels.setdefault(update.code, _Channel())
-        prices = channel.prices
-        if prices and update.at < prices[-1][0]:
+        highs = channel.highs
+        if highs and update.at < highs[-1][0]:  # the last entry is the latest update
             return []  # older than what this channel has seen
         if channel.first_at is None:
             channel.first_at = update.at
-        while prices and prices[0][0] < update.at - p.window_s:
-            prices.popleft()
+        while highs and highs[0][0] < update.at - p.window_s:
+            highs.popleft()
         signals: list[Signal] = []
         full = update.at - channel.first_at >= p.window_s
-        if full and prices:
-            high = max(price for _, price in prices)
+        if full and highs:
+            high = highs[0][1]
             if update.price > high * (1 + p.min_break):
                 if channel.armed:
                     channel.armed = False
@@ -80,5 +84,7 @@ class BreakoutDetector:
                     )
             elif update.price <= high:
                 channel.armed = True
-        prices.append((update.at, update.price))
+        while highs and highs[-1][1] <= update.price:
+            highs.pop()
+        highs.append((update.at, update.price))
         return signals

@@ -27,7 +27,7 @@ from datetime import date, datetime, time
 from system.broker.clock import KST
 from system.market import PriceUpdate
 from system.trading.detectors.base import Signal
-from system.trading.detectors.ticks import daily_limits, ticks_above
+from system.trading.detectors.ticks import cap_buy_limit, ticks_above
 
 WallClock = Callable[[float], datetime]
 """Loop time (``PriceUpdate.at``) → the aware wall-clock datetime it corresponds to."""
@@ -161,8 +161,4 @@ class ClosingBetDetector:
         offset = self.params.limit_offset_ticks
         if offset is None:
             return None
-        limit = ticks_above(update.price, offset)
-        base_price = update.price - update.change
-        if base_price > 0:
-            limit = min(limit, daily_limits(base_price)[1])
-        return max(limit, update.price)
+        return cap_buy_limit(ticks_above(update.price, offset), update.price, update.change)

@@ -53,7 +53,7 @@ from typing import Literal
 
 from system.market import PriceUpdate
 from system.trading.detectors.base import Signal
-from system.trading.detectors.ticks import daily_limits, floor_to_tick
+from system.trading.detectors.ticks import cap_buy_limit, floor_to_tick
 
 Direction = Literal["up", "down"]
 
@@ -263,16 +263,13 @@ class VcpBreakoutDetector:
         ceiling = pivot * (1 + p.max_extension)
         if update.price > ceiling:
             return None  # the breakout went by beyond the buy zone: this base is spent
-        limit = floor_to_tick(ceiling)
-        base_price = update.price - update.change
-        if base_price > 0:
-            limit = min(limit, daily_limits(base_price)[1])
+        limit = cap_buy_limit(floor_to_tick(ceiling), update.price, update.change)
         contracted = " → ".join(f"{depth:.1%}" for depth in depths)
         return Signal(
             detector=self.name,
             code=update.code,
             side="buy",
-            limit_price=max(limit, update.price),
+            limit_price=limit,
             reason=(
                 f"VCP breakout at {update.price:,} above the pivot {pivot:,} after "
                 f"{p.contractions} contractions ({contracted}) over "

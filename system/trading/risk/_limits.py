@@ -9,16 +9,18 @@ def positive_or_none(name: str, value: int | None) -> int | None:
     """``value`` if it is None (no limit) or a positive int, else ``ValueError``."""
     if value is None:
         return None
-    return positive(name, value)
+    return _positive(name, value, " (or None for no limit)")
 
 
 def positive(name: str, value: int) -> int:
     """``value`` if it is a positive int, else ``ValueError``."""
+    return _positive(name, value, "")
+
+
+def _positive(name: str, value: int, alternative: str) -> int:
     # bool is an int; a limit of True is a configuration mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive whole number (or None for no limit); got {value!r}"
-        )
+        raise ValueError(f"{name} must be a positive whole number{alternative}; got {value!r}")
     return value
 
 

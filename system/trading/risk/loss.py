@@ -67,7 +67,6 @@ class LossLimits:
         self._day_pnl = 0
         self._cumulative_pnl = 0
         self._reservations: dict[str, int] = {}
-        self._reserved = 0
         self._halt: Halt | None = None
 
     @property
@@ -98,7 +97,7 @@ class LossLimits:
     @property
     def reserved(self) -> int:
         """The open trades' worst-case losses, together."""
-        return self._reserved
+        return sum(self._reservations.values())
 
     def daily_pnl(self, day: date) -> int:
         """The net realised P&L of trading day ``day`` (0 on a day not yet traded)."""
@@ -173,7 +172,6 @@ class LossLimits:
         if trade_id in self._reservations:
             raise DuplicateTrade(trade_id)
         self._reservations[trade_id] = worst_case_loss
-        self._reserved += worst_case_loss
 
     def settle(self, trade_id: str, pnl: int, day: date, at: float) -> Halt | None:
         """Gives back ``trade_id``'s reservation and records its realised ``pnl``."""
@@ -186,7 +184,6 @@ class LossLimits:
         amount = self._reservations.pop(trade_id, None)
         if amount is None:
             raise UnknownTrade(trade_id)
-        self._reserved -= amount
         return amount
 
     def release(self) -> bool:
@@ -200,6 +197,7 @@ class LossLimits:
         # Cumulative first: when both limits speak, the one that no new day clears is the
         # one to report.
         rooms = []
+        reserved = self.reserved
         if self._cumulative_limit is not None:
             rooms.append(
                 _Room(
@@ -207,7 +205,7 @@ class LossLimits:
                     scope="cumulative",
                     limit=self._cumulative_limit,
                     loss=-self._cumulative_pnl,
-                    reserved=self._reserved,
+                    reserved=reserved,
                 )
             )
         if self._daily_limit is not None:
@@ -217,7 +215,7 @@ class LossLimits:
                     scope="daily",
                     limit=self._daily_limit,
                     loss=-self.daily_pnl(day),
-                    reserved=self._reserved,
+                    reserved=reserved,
                 )
             )
         return rooms

@@ -38,8 +38,6 @@ class TradeLimits:
         self._max_concurrent = positive_or_none("max_concurrent_trades", max_concurrent_trades)
         self._max_exposure = positive_or_none("max_exposure_per_asset", max_exposure_per_asset)
         self._open: dict[str, OpenTrade] = {}
-        # Kept alongside the book so a check costs one lookup, not a sum over open trades.
-        self._exposure: dict[str, int] = {}
 
     @property
     def max_concurrent_trades(self) -> int | None:
@@ -60,7 +58,7 @@ class TradeLimits:
 
     def exposure(self, code: str) -> int:
         """Won in the open trades of ``code``."""
-        return self._exposure.get(code, 0)
+        return sum(trade.value for trade in self._open.values() if trade.code == code)
 
     def check(self, code: str, value: int) -> Verdict:
         """Refuses a new trade of ``value`` won in ``code`` that one of the limits forbids.
@@ -95,7 +93,6 @@ class TradeLimits:
             raise DuplicateTrade(trade_id)
         trade = OpenTrade(trade_id=trade_id, code=code, value=value)
         self._open[trade_id] = trade
-        self._exposure[code] = self._exposure.get(code, 0) + value
         return trade
 
     def close(self, trade_id: str) -> OpenTrade:
@@ -103,11 +100,6 @@ class TradeLimits:
         trade = self._open.pop(trade_id, None)
         if trade is None:
             raise UnknownTrade(trade_id)
-        remaining = self._exposure.get(trade.code, 0) - trade.value
-        if remaining:
-            self._exposure[trade.code] = remaining
-        else:
-            self._exposure.pop(trade.code, None)  # the map keeps only codes with exposure
         return trade
 
     def __repr__(self) -> str:

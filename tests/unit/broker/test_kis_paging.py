@@ -86,6 +86,14 @@ async def test_daily_orders_sends_the_documented_query(
     }
 
 
+async def test_one_orders_row_is_asked_for_by_its_number(
+    broker: respx.MockRouter, client: KisClient
+) -> None:
+    route = broker.get(DAILY).mock(return_value=daily_page([]))
+    assert await client.daily_orders(odno="0000000042") == []
+    assert route.calls.last.request.url.params["ODNO"] == "0000000042"
+
+
 async def test_daily_orders_parses_rows(broker: respx.MockRouter, client: KisClient) -> None:
     row = daily_row("0000000042", side="01", qty="7", price="0", cancelled="Y")
     row.update(tot_ccld_qty="3", avg_prvs="70100.5", rmn_qty="4")

@@ -172,3 +172,28 @@ async def test_an_unnamed_status_still_answers(kis: Kis) -> None:
     await kis.http.post("/_squall/faults", json={"what": {"kind": "error", "status": 599}})
     answer = await kis.price()
     assert (answer.status_code, answer.json()) == (599, {"error": "Error"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "what"),
+    [
+        ("POST", "/_squall/faults", "fault rule"),
+        ("POST", "/_squall/market/events", "market event"),
+        ("PATCH", "/_squall/broker/config", "config change"),
+    ],
+)
+@pytest.mark.parametrize("content", ["{not json", "[" * 100_000 + "]" * 100_000, b"\xff{}"])
+async def test_a_body_that_is_not_json_is_a_400_naming_what_was_expected(
+    kis: Kis, method: str, path: str, what: str, content: str | bytes
+) -> None:
+    answer = await kis.http.request(
+        method, path, content=content, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith(f"the {what} is not valid JSON: ")
+
+
+async def test_a_bad_config_value_is_named_in_one_line(kis: Kis) -> None:
+    answer = await kis.http.patch("/_squall/broker/config", json={"gateway_error_status": 42})
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("invalid config change: gateway_error_status: ")
