@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -152,6 +152,7 @@ class Desk:
         self._updates: deque[PriceUpdate] = deque()
         self._arrived = asyncio.Event()
         self._trades: dict[str, _Trade] = {}
+        self._marks: dict[str, int] = {}
         self._orders: set[asyncio.Task[None]] = set()
         self._signal_listeners: list[Callable[[Signal], object]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -223,6 +224,11 @@ class Desk:
         """The halt in force (the gateway's kill switch shows it), or None."""
         return self.gate.halt
 
+    @property
+    def marks(self) -> Mapping[str, int]:
+        """The latest price handled per code: what open positions are marked at."""
+        return self._marks
+
     def metrics(self) -> dict[str, float]:
         counts = {f"desk_{k}": float(v) for k, v in self._counts.__dict__.items()}
         return {**counts, "desk_trades_open": float(len(self._trades))}
@@ -263,6 +269,7 @@ class Desk:
 
     async def _handle(self, update: PriceUpdate) -> None:
         self._counts.updates += 1
+        self._marks[update.code] = update.price
         self.gate.on_source_latency(self._latency(update), at=loop_time())
         self._notice_halt()
         self._check_exits(update)
