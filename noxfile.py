@@ -93,11 +93,18 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def realtime(session: nox.Session) -> None:
-    """Every broker scenario on the wall clock, compared with virtual time (~15 minutes)."""
+    """Every broker and storage scenario on the wall clock, compared with virtual time
+    (~17 minutes)."""
+    session.run("./scripts/system-deps", "postgresql-15", external=True)  # storage scenarios
     session.install("-e", ".[test]")
     session.env["SQUALL_REALTIME_ALL"] = "1"
     session.run(
-        "pytest", "tests/integration/test_broker_scenarios.py", "-k", "real_time", *session.posargs
+        "pytest",
+        "tests/integration/test_broker_scenarios.py",
+        "tests/integration/test_storage_scenarios.py",
+        "-k",
+        "real_time",
+        *session.posargs,
     )
 
 

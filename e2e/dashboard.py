@@ -36,6 +36,23 @@ _RECORDER = """
 
 # A price as the page formats it (ko-KR grouping), e.g. "76,700".
 PRICE_TEXT = re.compile(r"^\d{1,3}(,\d{3})*$")
+# A P&L figure as the page shows it: signed unless zero, e.g. "+12,300", "-800", "0".
+MONEY_TEXT = re.compile(r"^(0|[+-]\d{1,3}(,\d{3})*)$")
+
+
+def won(amount: float) -> str:
+    """An amount of won as the page formats it (ko-KR grouping): 76700 → "76,700"."""
+    return f"{amount:,.2f}".rstrip("0").rstrip(".") if amount % 1 else f"{int(amount):,}"
+
+
+def signed(amount: int) -> str:
+    """A P&L figure as the page formats it: "+12,300", "-800", "0"."""
+    return f"+{amount:,}" if amount > 0 else f"{amount:,}"
+
+
+def amount(text: str) -> int:
+    """The whole number of won a cell shows ("+12,300" → 12300)."""
+    return int(text.replace(",", "").replace("+", ""))
 
 
 class Dashboard:
@@ -59,6 +76,17 @@ class Dashboard:
         self.operator_token = page.get_by_test_id("operator-token")
         self.halt_reason = page.get_by_test_id("halt-reason")
         self.kill_switch = page.get_by_test_id("kill-switch")
+        self.trading_mode = page.get_by_test_id("trading-mode")
+        self.pnl = page.get_by_test_id("pnl")
+        self.realised_today = page.get_by_test_id("pnl-realised-today")
+        self.realised_total = page.get_by_test_id("pnl-realised-total")
+        self.unrealised = page.get_by_test_id("pnl-unrealised")
+        self.positions_card = page.get_by_test_id("positions-card")
+        self.positions = page.get_by_test_id("position-rows").locator("tr")
+        self.positions_empty = page.get_by_test_id("positions-empty")
+        self.orders_card = page.get_by_test_id("orders-card")
+        self.orders = page.get_by_test_id("order-row")  # newest first
+        self.orders_empty = page.get_by_test_id("orders-empty")
 
     @classmethod
     def open(cls, page: Page, url: str, *, tickers: tuple[str, ...] = ()) -> Dashboard:
@@ -101,6 +129,27 @@ class Dashboard:
 
     def stale_tag(self, ticker: str) -> Locator:
         return self.page.get_by_test_id(f"stale-{ticker}")
+
+    def position(self, ticker: str, column: str) -> Locator:
+        """A cell of ``ticker``'s position: quantity, average, last, value or unrealised."""
+        return self.page.get_by_test_id(f"position-{column}-{ticker}")
+
+    def order(self, index: int, column: str) -> Locator:
+        """A cell of the ``index``-th order listed (0: the newest): id, side, code,
+        quantity, price, status or about (the broker's number, or why it failed)."""
+        return self.orders.nth(index).get_by_test_id(f"order-{column}")
+
+    def texts(self, *testids: str) -> dict[str, str]:
+        """The text of each element named, read at one instant (one script run, so no
+        redraw of the page falls between two of them); "" for one that is missing."""
+        texts: dict[str, str] = self.page.evaluate(
+            """(ids) => Object.fromEntries(ids.map((id) => {
+                 const node = document.querySelector(`[data-testid="${CSS.escape(id)}"]`);
+                 return [id, node ? node.textContent : ""];
+               }))""",
+            list(testids),
+        )
+        return texts
 
     def seen(self) -> list[str]:
         """Every "<data-state>|<feed detail>" the page has shown, oldest first."""

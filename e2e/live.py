@@ -39,9 +39,10 @@ Decisions, and why:
   session's, so a test makes a signal when it wants one with a market event (a gap up of
   more than 5 %, ``market_event``), and the system's own detector, risk gate and trading
   service turn it into an order at the mock broker.
-- **Reading the system from the test's thread.** ``orders()``, ``desk_metrics()`` and
-  ``broker_orders()`` run on the stack's loop (``call``), so a test never reads the
-  service's or the desk's state while the loop is changing it.
+- **Reading the system from the test's thread.** ``orders()``, ``desk_metrics()``,
+  ``positions()``, ``realised()`` and ``broker_orders()`` run on the stack's loop
+  (``call``), so a test never reads the service's or the desk's state while the loop is
+  changing it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ from system.app import System, running_system
 from system.broker.clock import KST
 from system.gateway import GatewayServer, serve
 from system.service import OrderRecord
+from system.trading.desk import Desk
 from system.trading.detectors import ClosingBetDetector, ClosingBetParams, Detector, WallClock
+from system.trading.positions import Position
 from system.trading.settings import TradingSettings
 
 T = TypeVar("T")
@@ -143,6 +146,12 @@ class LiveTrading(TradingSettings):
         ]
 
 
+def _desk(system: System) -> Desk:
+    if system.desk is None:
+        raise RuntimeError("the system runs no trading desk: start it with trading=")
+    return system.desk
+
+
 @dataclass
 class _Held(Generic[T]):
     """An entered async context, kept open by ``task`` until ``release``."""
@@ -186,7 +195,8 @@ class LiveStack:
     ``trading`` runs the system's trading desk with those settings (``LiveTrading`` for
     signals on demand; see the module's docstring) and ``operator_token`` is the gateway's
     token for the kill switch (None: the gateway has none, and refuses every switch).
-    ``orders()``, ``desk_metrics()`` and ``broker_orders()`` say what the system traded.
+    ``orders()``, ``desk_metrics()``, ``positions()``, ``realised()`` and
+    ``broker_orders()`` say what the system traded.
     """
 
     def __init__(
@@ -295,13 +305,15 @@ class LiveStack:
 
     def desk_metrics(self) -> dict[str, float]:
         """The trading desk's counters (``Desk.metrics``: ``desk_updates``, ...)."""
+        return self.call(self._on_system(lambda system: _desk(system).metrics()))
 
-        def metrics(system: System) -> dict[str, float]:
-            if system.desk is None:
-                raise RuntimeError("the system runs no trading desk: start it with trading=")
-            return system.desk.metrics()
+    def positions(self) -> list[Position]:
+        """The trading desk's open positions, by code (``Book.positions``)."""
+        return self.call(self._on_system(lambda system: _desk(system).book.positions()))
 
-        return self.call(self._on_system(metrics))
+    def realised(self) -> int:
+        """The trading desk's realised P&L, every day together (``Book.realised_total``)."""
+        return self.call(self._on_system(lambda system: _desk(system).book.realised_total))
 
     # -- inside the loop ----------------------------------------------------------------
 

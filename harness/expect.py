@@ -13,14 +13,16 @@ import fnmatch
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.result import Check, CheckKind, HealthSample, Launched, SystemCall, TickSeen
 from harness.scenario.model import (
     COUNTS,
+    AlertsReceived,
     BrokerRequests,
     Expectation,
     FeedEvents,
+    Halts,
     Scenario,
     Step,
     SystemCalls,
@@ -28,8 +30,11 @@ from harness.scenario.model import (
 )
 from harness.stats import percentile
 from mocks.journal import Entry, FeedEntry
+from mocks.webhook import WebhookEntry
 
 TOKEN_PATHS = ("/oauth2/tokenP",)
+
+_Seen = TypeVar("_Seen")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,15 @@ class Sample:
     metrics: dict[str, float]
 
 
+@dataclass(frozen=True)
+class HaltSeen:
+    """Trading halted at ``at`` (scenario seconds) for ``reason``."""
+
+    at: float
+    reason: str
+    automatic: bool
+
+
 @dataclass
 class Evidence:
     duration: float
@@ -50,6 +64,9 @@ class Evidence:
     final_metrics: dict[str, float] = field(default_factory=dict)
     feed_journal: list[FeedEntry] = field(default_factory=list)
     ticks: list[TickSeen] = field(default_factory=list)
+    halts: list[HaltSeen] = field(default_factory=list)
+    # What the alert webhook receiver got (with ``alerts`` in needs).
+    alerts: list[WebhookEntry] = field(default_factory=list)
     # A start-up scenario's evidence: what its command did.
     launched: Launched | None = None
 
@@ -219,10 +236,10 @@ def feed_events(selector: FeedEvents, journal: Sequence[FeedEntry]) -> list[Feed
     ]
 
 
-def ticks_seen(selector: Ticks, ticks: Sequence[TickSeen]) -> list[TickSeen]:
-    """The price updates every given field of ``selector`` matches."""
+def matching(selector: Ticks | Halts | AlertsReceived, seen: Sequence[_Seen]) -> list[_Seen]:
+    """What every given field of ``selector`` matches (price updates, halts, alerts)."""
     wanted = selector.model_dump(exclude_none=True)
-    return [t for t in ticks if all(getattr(t, key) == value for key, value in wanted.items())]
+    return [s for s in seen if all(getattr(s, key) == value for key, value in wanted.items())]
 
 
 def is_token_issuance(entry: Entry) -> bool:
@@ -239,7 +256,11 @@ def _event_times(expectation: Expectation, evidence: Evidence) -> list[float]:
         events = expectation.feed_events
         return [e.at for e in feed_events(events, evidence.feed_journal)]
     if expectation.ticks is not None:
-        return [t.at for t in ticks_seen(expectation.ticks, evidence.ticks)]
+        return [t.at for t in matching(expectation.ticks, evidence.ticks)]
+    if expectation.halts is not None:
+        return [h.at for h in matching(expectation.halts, evidence.halts)]
+    if expectation.alerts_received is not None:
+        return [a.at for a in matching(expectation.alerts_received, evidence.alerts)]
     assert expectation.system_calls is not None
     return [c.at for c in evidence.calls if call_matches(expectation.system_calls, c)]
 
@@ -372,7 +393,7 @@ def _tick_lag(
 ) -> tuple[bool, str]:
     assert expectation.tick_lag is not None
     selector = expectation.tick_lag
-    lags = [t.lag for t in ticks_seen(selector, evidence.ticks) if start <= t.at < end]
+    lags = [t.lag for t in matching(selector, evidence.ticks) if start <= t.at < end]
     if not lags:
         return False, f"no price updates received in {start:g}–{end:g} s to time"
     value = _ranked(expectation, lags)

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from harness.clock import realtime_guard
 from harness.ports import free_port
 from system.storage import redact_url  # the system's: harness may use it, and it masks more
 
@@ -256,25 +257,29 @@ class PostgresCluster:
     async def _execute(self, sql: str, doing: str) -> None:
         """Run ``sql`` in the server's maintenance database. A server that cannot be reached
         or that refuses raises ``PostgresClusterError`` saying where and what to do
-        (``DuplicateDatabaseError`` passes through: the caller decides about it)."""
+        (``DuplicateDatabaseError`` passes through: the caller decides about it).
+        Every wait on the server is held in the loop's ``realtime_guard()``, so the
+        connect timeout holds on virtual time too."""
         where, advice = redact_url(self.url), self._advice()
-        try:
-            conn = await asyncpg.connect(self.url, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise PostgresClusterError(
-                f"cannot connect to PostgreSQL at {where} to {doing} "
-                f"({type(exc).__name__}: {exc}); {advice}"
-            ) from None
-        try:
-            await conn.execute(sql)
-        except asyncpg.exceptions.DuplicateDatabaseError:
-            raise
-        except asyncpg.PostgresError as exc:
-            raise PostgresClusterError(
-                f"PostgreSQL at {where} refused to {doing} ({type(exc).__name__}: {exc}); {advice}"
-            ) from None
-        finally:
-            await conn.close()
+        with realtime_guard():
+            try:
+                conn = await asyncpg.connect(self.url, timeout=10)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise PostgresClusterError(
+                    f"cannot connect to PostgreSQL at {where} to {doing} "
+                    f"({type(exc).__name__}: {exc}); {advice}"
+                ) from None
+            try:
+                await conn.execute(sql)
+            except asyncpg.exceptions.DuplicateDatabaseError:
+                raise
+            except asyncpg.PostgresError as exc:
+                raise PostgresClusterError(
+                    f"PostgreSQL at {where} refused to {doing} "
+                    f"({type(exc).__name__}: {exc}); {advice}"
+                ) from None
+            finally:
+                await conn.close()
 
     def _advice(self) -> str:
         if not self.managed:

@@ -21,7 +21,7 @@ from datetime import date
 
 from harness import stack as stacks
 from harness.clock import ClockKind, run
-from harness.expect import Evidence, Sample, check_all, is_token_issuance
+from harness.expect import Evidence, HaltSeen, Sample, check_all, is_token_issuance
 from harness.history import (
     BrokerOrder,
     HaltWindow,
@@ -49,6 +49,7 @@ from harness.result import (
 )
 from harness.scenario.model import (
     DESK_ACTIONS,
+    AlertsFaultSpec,
     DatabaseFaultSpec,
     FeedFaultSpec,
     Outage,
@@ -64,6 +65,7 @@ from mocks.control_client import ControlError
 from mocks.faults import Cut, FaultRule, FeedFaultRule, ProxyFaultRule, Refuse
 from mocks.journal import Entry, FeedEntry
 from mocks.server import PortInUse
+from mocks.webhook import WebhookFaultRule
 from system.market import PriceUpdate
 from system.service import OrderRecord
 from system.storage.buffer import WriteBufferError
@@ -91,20 +93,16 @@ def run_scenario(
     """Run one scenario on its clock in a fresh event loop; never raises for a failed run."""
     clock: ClockKind = options.clock or scenario.clock
     seed = scenario.seed if options.seed is None else options.seed
-    if clock == "virtual" and (scenario.start is not None or "database" in scenario.needs):
+    # The database is a process of its own too, but every wait on it is guarded (see
+    # harness.clock.RealtimeGuard); a start-up's command is not, and waits as it likes.
+    if clock == "virtual" and scenario.start is not None:
         return _broken(
             scenario,
             path,
             seed,
             clock,
-            "this scenario runs only on real time: it "
-            + (
-                "starts a process of its own"
-                if scenario.start is not None
-                else "needs the database, a process of its own, and virtual time would jump "
-                "past its answers"
-            )
-            + "; run it without --clock virtual",
+            "this scenario runs only on real time: it starts a process of its own; run it "
+            "without --clock virtual",
         )
     started = time.perf_counter()
     try:
@@ -153,6 +151,12 @@ async def _play(
         for step in scenario.faults:
             fault = step.fault
             assert fault is not None
+            if isinstance(fault, AlertsFaultSpec):
+                assert stack.webhook is not None  # the model requires alerts in needs
+                stack.webhook.add_fault(
+                    WebhookFaultRule(id=slug(step.label), what=fault.do, when=step.when())
+                )
+                continue
             rule = {"id": slug(step.label), "where": fault.match, "what": fault.do}
             if isinstance(fault, FeedFaultSpec):
                 assert feed_control is not None  # the model requires feed in needs
@@ -195,7 +199,12 @@ async def _play(
         )
         probe = None
         if stack.database is not None and "groups-not-half-written" in scenario.invariant_names:
-            probe = HalfWrittenProbe(stack.database.direct_url, origin)
+            faults = [
+                (step.at, step.over_at(scenario.duration))
+                for step in scenario.timeline
+                if step.fault is not None and step.fault.target == "database"
+            ]
+            probe = HalfWrittenProbe(stack.database.direct_url, origin, faults)
         marks: list[Mark] = []
         samples: list[Sample] = []
 
@@ -262,7 +271,9 @@ async def _play(
         records = stack.service.orders()
         journal = await stack.broker.journal()
         feed_journal = [] if feed_control is None else await feed_control.journal()
+        alerts = [] if stack.webhook is None else stack.webhook.entries()
         market = stack.market_at
+        halts = [] if stack.desk is None else halts_seen(stack.desk, origin)
     evidence = Evidence(
         duration=scenario.duration,
         journal=journal,
@@ -271,6 +282,8 @@ async def _play(
         final_metrics=final_metrics,
         feed_journal=feed_journal,
         ticks=history.ticks,
+        halts=halts,
+        alerts=alerts,
     )
     checks = check_all(scenario, evidence)
     checks += _invariants(scenario, history, journal, records, origin)
@@ -403,6 +416,15 @@ async def _history_checks(scenario: Scenario, stack: stacks.Stack, origin: float
     return checks
 
 
+def halts_seen(desk: Desk, origin: float) -> list[HaltSeen]:
+    """Every halt the desk's kill switch took, in scenario seconds."""
+    return [
+        HaltSeen(event.at - origin, event.halt.reason, event.halt.automatic)
+        for event in desk.gate.kill_switch.history
+        if event.action == "engaged"
+    ]
+
+
 def halt_windows(desk: Desk, origin: float) -> list[HaltWindow]:
     """When the desk's kill switch was engaged, in scenario seconds."""
     windows: list[HaltWindow] = []
@@ -420,7 +442,11 @@ def market_event(step: Step) -> dict[str, object]:
     which starts with the scenario)."""
     move = step.market
     assert move is not None
-    event: dict[str, object] = {"kind": move.kind, "code": move.code, "at": int(step.at)}
+    event: dict[str, object] = {"kind": move.kind, "at": int(step.at)}
+    if move.pair is not None:
+        event["pair"] = move.pair  # a mispricing moves an FX pair
+    else:
+        event["code"] = move.code
     if move.pct is not None:
         event["pct"] = move.pct
     if step.end is not None:

@@ -3,7 +3,10 @@
 The parts are the mock KIS broker and the system's trading service, and when a scenario
 ``needs`` them, the mock realtime feed, the system's feed client and its gateway (served, so
 dashboard clients can connect), and PostgreSQL behind the TCP fault proxy (``database``:
-the system stores what it does there; see ``harness.database``).
+the system stores what it does there; see ``harness.database``). When the desk runs the
+``triangular`` detector, the system's rate feed client follows the FX venue the mock feed
+serves (``World.rates_url``). With ``alerts``, a webhook receiver (``mocks.webhook``)
+stands for the operator's chat or pager, and the system's alert notifier posts to it.
 Everything runs inside the caller's event loop, so a scenario on virtual time keeps every
 participant on the same clock.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness.clock import realtime_guard
 from harness.database import Database, serve_database
 from harness.scenario.model import Scenario
 from harness.stored import RecordLog
@@ -29,6 +33,7 @@ from mocks.broker.config import Profile
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, opening_bell
 from mocks.server import serve
+from mocks.webhook import ServedWebhook, WebhookReceiver, serve_webhook
 from mocks.world import World, serve_world
 from system.app import SystemSettings, running_system
 from system.broker import KisClient, KisSettings
@@ -36,9 +41,10 @@ from system.gateway import Gateway, GatewayServer, GatewaySettings
 from system.gateway import serve as serve_gateway
 from system.gateway.metrics import gateway_values
 from system.health import Health
-from system.market import FeedSettings, KisFeedClient
+from system.market import FeedSettings, KisFeedClient, RateFeedClient, RateFeedSettings
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
+from system.trading.alerts import AlertNotifier, AlertSettings
 from system.trading.desk import Desk
 from system.trading.settings import TradingSettings
 
@@ -47,7 +53,7 @@ APPKEY = "PSsquall" + "0" * 28
 APPSECRET = "squall" + "s" * 174
 ACCOUNT = "50012345-01"
 # The stack owns where the system connects and as whom; a scenario may tune the rest.
-_STACK_OWNED = {"base_url", "appkey", "appsecret", "account", "profile", "url"}
+_STACK_OWNED = {"base_url", "appkey", "appsecret", "account", "profile", "url", "webhook_url"}
 # Only for checking a scenario's storage overrides before anything runs.
 _PLACEHOLDER_DSN = "postgresql://squall@127.0.0.1:1/squall"
 # Enough money that a long order flow is never refused for cash: the order workload's
@@ -81,6 +87,11 @@ class Stack:
     # What the storage accepted, noted at the service's recording seam.
     records: RecordLog | None = None
     desk: Desk | None = None
+    # With ``alerts`` in needs: the webhook receiver the system's alert notifier posts to.
+    webhook: WebhookReceiver | None = None
+    alerts: AlertNotifier | None = None
+    # With a rate detector in the desk's detectors: the FX venue's rate feed client.
+    rates: RateFeedClient | None = None
 
     @property
     def feed_control(self) -> FeedControl | None:
@@ -97,6 +108,10 @@ class Stack:
             values.update(self.storage.metrics())
         if self.desk is not None:
             values.update(self.desk.metrics())
+        if self.alerts is not None:
+            values.update(self.alerts.metrics())
+        if self.rates is not None:
+            values.update(self.rates.metrics())
         return values
 
     def health(self) -> Health:
@@ -117,7 +132,8 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
     """What is wrong with the scenario's ``system:`` overrides, as (location, message)."""
     problems: list[tuple[tuple[str, ...], str]] = []
     overrides = scenario.system
-    for section, given in (("client", overrides.client), ("feed", overrides.feed)):
+    owned = (("client", overrides.client), ("feed", overrides.feed), ("alerts", overrides.alerts))
+    for section, given in owned:
         for key in sorted(_STACK_OWNED & set(given)):
             problems.append(
                 (("system", section, key), f"{key!r} is set by the stack, not by scenarios")
@@ -136,6 +152,7 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
         ("gateway", GatewaySettings, overrides.gateway),
         ("storage", StorageSettings, _storage_values(_PLACEHOLDER_DSN, overrides.storage)),
         ("trading", TradingSettings, overrides.trading),
+        ("alerts", AlertSettings, _alert_values(None, overrides.alerts)),
     ]
     for section, model, values in checks:
         try:
@@ -171,6 +188,14 @@ def _storage_values(dsn: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     pool = overrides.get("pool", {})
     pool = {**pool, "url": dsn} if isinstance(pool, dict) else pool
     return {**overrides, "pool": pool}
+
+
+def _alert_values(webhook_url: str | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert notifier's settings: the scenario's overrides, with the stack's webhook."""
+    return {
+        **{k: v for k, v in overrides.items() if k not in _STACK_OWNED},
+        "webhook_url": webhook_url,
+    }
 
 
 def storage_settings(
@@ -215,20 +240,31 @@ async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
         database = None
         if "database" in scenario.needs:
             database = await parts.enter_async_context(serve_database(seed))
+        webhook = None
+        if "alerts" in scenario.needs:
+            webhook = await parts.enter_async_context(serve_webhook())
         if "feed" in scenario.needs:
-            stack = await parts.enter_async_context(_realtime(scenario, seed, config, database))
+            stack = await parts.enter_async_context(
+                _realtime(scenario, seed, config, database, webhook)
+            )
         else:
             stack = await parts.enter_async_context(_broker_only(scenario, seed, config, database))
         yield stack
 
 
-async def _time_zero(*mocks: BrokerControl | FeedControl, database: Database | None) -> float:
-    """Reset the mocks (and the database's proxy) to the scenario's second 0 and return it
-    in loop time: ``Stack.origin``, taken before the system starts."""
+async def _time_zero(
+    *mocks: BrokerControl | FeedControl,
+    database: Database | None,
+    webhook: ServedWebhook | None = None,
+) -> float:
+    """Reset the mocks (and the database's proxy, and the webhook receiver) to the scenario's
+    second 0 and return it in loop time: ``Stack.origin``, taken before the system starts."""
     for control in mocks:
         await control.reset()
     if database is not None:
         await database.proxy.reset()
+    if webhook is not None:
+        webhook.receiver.reset()
     return asyncio.get_running_loop().time()
 
 
@@ -267,7 +303,9 @@ async def _broker_only(
         storage = None
         stored = storage_settings(database, scenario.system.storage)
         if stored is not None:
-            storage = await parts.enter_async_context(Storage(stored, rng=random.Random(seed)))
+            storage = await parts.enter_async_context(
+                Storage(stored, rng=random.Random(seed), database_wait=realtime_guard())
+            )
         # A seeded RNG makes the client's retry jitter part of the scenario's determinism.
         client = KisClient(settings, rng=rng)
         service = TradingService(
@@ -281,14 +319,21 @@ async def _broker_only(
 
 @contextlib.asynccontextmanager
 async def _realtime(
-    scenario: Scenario, seed: int, config: BrokerConfig, database: Database | None
+    scenario: Scenario,
+    seed: int,
+    config: BrokerConfig,
+    database: Database | None,
+    webhook: ServedWebhook | None = None,
 ) -> AsyncIterator[Stack]:
-    """The broker, the feed and the whole system; the gateway served when needed."""
+    """The broker, the feed and the whole system; the gateway served when needed; the alert
+    notifier posting to ``webhook`` when there is one."""
     feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
     overrides = scenario.system
     wall_origin = opening_bell()  # 09:00 KST, as above
     async with serve_world(config, feed_config, wall_origin=wall_origin) as world:
-        origin = await _time_zero(world.broker_control, world.feed_control, database=database)
+        origin = await _time_zero(
+            world.broker_control, world.feed_control, database=database, webhook=webhook
+        )
 
         def wall(at: float) -> datetime:
             # The mocks' wall time: the system's closing bet reads the market's clock.
@@ -304,11 +349,19 @@ async def _realtime(
             storage=storage_settings(database, overrides.storage),
         )
         if "trading" in scenario.needs:
-            settings = dataclasses.replace(
-                settings, trading=TradingSettings.model_validate(overrides.trading)
-            )
+            trading = TradingSettings.model_validate(overrides.trading)
+            settings = dataclasses.replace(settings, trading=trading)
+            if trading.watches_rates:
+                # The desk's triangular detector prices the FX venue's pairs, on the feed.
+                rates = RateFeedSettings(url=world.rates_url)
+                settings = dataclasses.replace(settings, rates=rates)
+        if webhook is not None:
+            alerts = _alert_values(webhook.hook_url, overrides.alerts)
+            settings = dataclasses.replace(settings, alerts=AlertSettings.model_validate(alerts))
         rng = random.Random(f"squall-system:{seed}")
-        async with running_system(settings, rng=rng, wall=wall) as system:
+        async with running_system(
+            settings, rng=rng, wall=wall, database_wait=realtime_guard()
+        ) as system:
             stack = Stack(
                 world.broker.url,
                 world.broker_control,
@@ -319,6 +372,9 @@ async def _realtime(
                 gateway=Gateway.of(system.app),
                 database=database,
                 desk=system.desk,
+                webhook=None if webhook is None else webhook.receiver,
+                alerts=system.alerts,
+                rates=system.rates,
             )
             _observe_storage(stack, system.storage)
             if "gateway" not in scenario.needs:

@@ -5,7 +5,9 @@ order book at every step are pure functions of (seed, code, step, events). Reque
 arriving in a different order or at a different rate never change what a later step looks
 like, so a scenario's journal is reproducible. Market events a scenario injects (a gap,
 limit-up/limit-down, a VI halt: ``mocks.market_events``) reshape one code's undisturbed
-path; a code without events follows its undisturbed path exactly.
+path; a code without events follows its undisturbed path exactly. Beside the stocks, the
+world has an FX venue (``fx``: ``mocks.fx``) on the same seed and the same events, whose
+pairs a ``mispricing`` event moves.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import random
 from dataclasses import dataclass, field, replace
 
 from mocks import krx
-from mocks.market_events import UNDISTURBED, Effect, MarketEvent, MarketEvents, effect_at
+from mocks.fx import FxMarket
+from mocks.market_events import (
+    UNDISTURBED,
+    Effect,
+    MarketEvent,
+    MarketEvents,
+    Mispricing,
+    effect_at,
+)
 
 # Real KOSPI/KOSDAQ codes and names, with a reference price the seed jitters around.
 # Prices are ballpark figures chosen to cover every KRX tick band, not market data.
@@ -158,6 +168,7 @@ class Market:
         for code, name, reference in listings:
             self.instruments[code] = self._make_instrument(code, name, reference)
         self.events = events if events is not None else MarketEvents()
+        self.fx = FxMarket(seed, self.events)
         self._paths: dict[str, _Path] = {}
         self._shaped: dict[str, _Shaped] = {}
 
@@ -195,15 +206,19 @@ class Market:
     def inject(self, event: MarketEvent, now: float) -> MarketEvent:
         """Add ``event`` at clock reading ``now``; returns it as stored, its start pinned
         to the next step when it gave none. Raises UnknownInstrument for a code not
-        listed here and EventInThePast for a start before the step in progress (one that
-        starts in the step in progress may differ from a quote already given in it)."""
-        self.instrument(event.code)
+        listed here, ``mocks.fx.UnknownPair`` for a pair the FX venue does not list, and
+        EventInThePast for a start before the step in progress (one that starts in the
+        step in progress may differ from a quote already given in it)."""
+        if isinstance(event, Mispricing):
+            self.fx.pair(event.pair)
+        else:
+            self.instrument(event.code)
         current = self.step_at(now)
         if event.at is None:
             event = event.model_copy(update={"at": math.ceil((current + 1) * STEP_SECONDS)})
         elif self.step_at(event.at) < current:
             raise EventInThePast(
-                f"a {event.kind} of {event.code} at {event.at} s would rewrite prices already "
+                f"a {event.kind} of {event.subject} at {event.at} s would rewrite prices already "
                 f"quoted (the clock is at {now:.1f} s): give at >= {current}, or leave at out "
                 "for the next second"
             )
@@ -290,7 +305,9 @@ class Market:
         sigma = _DAILY_VOLATILITY / math.sqrt(_STEPS_PER_DAY)
         raw = last.price * math.exp(rng.gauss(0, sigma * 8))
         price = _within(krx.round_to_tick(raw), instrument)
-        traded = int(rng.lognormvariate(5, 1.2))
+        # A trade is of one share at least: a zero would repeat the accumulated volume,
+        # which a client rightly reads as the same trade again (a duplicate).
+        traded = max(1, int(rng.lognormvariate(5, 1.2)))
         return Tick(
             code=instrument.code,
             step=last.step + 1,

@@ -1,4 +1,5 @@
-"""Market events a scenario injects: a price gap, limit-up/limit-down, a VI halt.
+"""Market events a scenario injects: a price gap, limit-up/limit-down, a VI halt, and a
+mispriced cross rate on the FX venue.
 
 They are the market's behaviour, not faults of a wire: the simulator (``mocks.market``)
 applies them when it computes a step, so the REST quote, the order book, the fills and the
@@ -22,8 +23,15 @@ Times are seconds on the mock's clock, which is also the market's step (one step
   still. When the halt ends the price is where the path would be without it: the auction
   that ends a VI re-prices the stock at once, it does not drift back from the frozen price.
 
+- ``mispricing``: steps ``[at, at + for)`` (no ``for``: until cleared) quote one currency
+  pair of the FX venue (``mocks.fx``) ``pct`` percent off the rate its two currencies
+  imply: bid and ask both move, so the pair disagrees with the other pairs' cross rate and
+  a triangle through it returns more than it costs. It names a ``pair`` ("EUR/JPY"), not
+  a stock ``code``; a stock's path never sees it. When it ends the pair is consistent again.
+
 Where events overlap, a halt beats a limit, and a limit beats a gap (the gap still shifts
 the path the price returns to); of two limits in force the later-starting one holds.
+Mispricings of one pair compound, as gaps do.
 """
 
 from __future__ import annotations
@@ -37,12 +45,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 KRX_VI_SECONDS = 120  # a static or dynamic VI's single-price auction lasts two minutes
 
 
-class _Event(BaseModel):
+class _Timed(BaseModel):
+    """What every event has: when it starts, and so which steps it covers."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    code: str = Field(pattern=r"^\d{6}$")
     # None: from the next step (pinned when the event is added, as a fault's ``for`` is).
     at: int | None = Field(default=None, ge=0)
+
+    @property
+    def subject(self) -> str:
+        """What the event moves: a stock's code, or a currency pair."""
+        raise NotImplementedError
 
     @property
     def start(self) -> int:
@@ -56,6 +70,16 @@ class _Event(BaseModel):
 
     def covers(self, step: int) -> bool:
         return self.start <= step and (self.end is None or step < self.end)
+
+
+class _Event(_Timed):
+    """An event of one stock."""
+
+    code: str = Field(pattern=r"^\d{6}$")
+
+    @property
+    def subject(self) -> str:
+        return self.code
 
 
 class Gap(_Event):
@@ -111,20 +135,44 @@ class VolatilityInterruption(_Window):
         return self
 
 
+class Mispricing(_Timed):
+    """One FX pair quoted ``pct`` percent off its cross rate for ``for`` seconds; none:
+    until cleared (1.5: EUR/JPY 1.5 % dearer than EUR/KRW over JPY/KRW)."""
+
+    kind: Literal["mispricing"]
+    pair: str = Field(pattern=r"^[A-Z]{3}/[A-Z]{3}$")
+    pct: float = Field(gt=-100, le=100)
+    for_: int | None = Field(default=None, alias="for", ge=1)
+
+    @property
+    def subject(self) -> str:
+        return self.pair
+
+    @property
+    def end(self) -> int | None:
+        return None if self.for_ is None else self.start + self.for_
+
+    @model_validator(mode="after")
+    def _moves(self) -> Mispricing:
+        if self.pct == 0:
+            raise ValueError("a mispricing of 0 % moves nothing; give pct, e.g. 1.5")
+        return self
+
+
 MarketEvent = Annotated[
-    Gap | LimitUp | LimitDown | VolatilityInterruption, Field(discriminator="kind")
+    Gap | LimitUp | LimitDown | VolatilityInterruption | Mispricing, Field(discriminator="kind")
 ]
 MARKET_EVENT = TypeAdapter[MarketEvent](MarketEvent)
-KINDS = ("gap", "limit-up", "limit-down", "vi")
+KINDS = ("gap", "limit-up", "limit-down", "vi", "mispricing")
 
 Pin = Literal["upper", "lower"]
 
 
 @dataclass(frozen=True)
 class Effect:
-    """What the events of one code do at one step."""
+    """What the events of one code (or one FX pair) do at one step."""
 
-    factor: float = 1.0  # the gaps in force, compounded
+    factor: float = 1.0  # the gaps (a pair's mispricings) in force, compounded
     pin: Pin | None = None  # pinned at the day's upper or lower limit
     halt: VolatilityInterruption | None = None  # no trading: a VI's auction
 
@@ -138,14 +186,15 @@ UNDISTURBED = Effect()
 
 
 def effect_at(events: Sequence[MarketEvent], step: int) -> Effect:
-    """The combined effect of one code's ``events`` (in the order added) at ``step``."""
+    """The combined effect of one code's (or pair's) ``events``, in the order added, at
+    ``step``."""
     factor = 1.0
     pinned: LimitUp | LimitDown | None = None
     halt: VolatilityInterruption | None = None
     for event in events:
         if not event.covers(step):
             continue
-        if isinstance(event, Gap):
+        if isinstance(event, Gap | Mispricing):
             factor *= 1 + event.pct / 100
         elif isinstance(event, VolatilityInterruption):
             halt = halt or event
@@ -158,7 +207,8 @@ def effect_at(events: Sequence[MarketEvent], step: int) -> Effect:
 
 
 class MarketEvents:
-    """The events injected into one market, per code, in the order they were added.
+    """The events injected into one market, per subject (a stock's code, an FX pair), in
+    the order they were added.
 
     One collection can serve several ``Market`` objects: the mock broker's and the feed's
     markets of one world share it, so both see what the broker's control plane injects.
@@ -168,27 +218,29 @@ class MarketEvents:
     def __init__(self) -> None:
         # Tuples, replaced on change: a market's cache of a code's path holds the tuple it
         # was computed from and compares it by identity.
-        self._by_code: dict[str, tuple[MarketEvent, ...]] = {}
+        self._by_subject: dict[str, tuple[MarketEvent, ...]] = {}
         self._added: list[MarketEvent] = []
         self.revision = 0
 
     def add(self, event: MarketEvent) -> None:
         if event.at is None:
             raise ValueError("pin the event's start (at) before adding it")
-        self._by_code[event.code] = (*self._by_code.get(event.code, ()), event)
+        subject = event.subject
+        self._by_subject[subject] = (*self._by_subject.get(subject, ()), event)
         self._added.append(event)
         self.revision += 1
 
     def clear(self) -> int:
         """Forget every event; returns how many there were."""
         count = len(self._added)
-        self._by_code.clear()
+        self._by_subject.clear()
         self._added.clear()
         self.revision += 1
         return count
 
-    def of(self, code: str) -> tuple[MarketEvent, ...]:
-        return self._by_code.get(code, ())
+    def of(self, subject: str) -> tuple[MarketEvent, ...]:
+        """The events of one stock's code, or of one FX pair ("EUR/JPY")."""
+        return self._by_subject.get(subject, ())
 
     def __iter__(self) -> Iterator[MarketEvent]:
         """Every event, in the order added."""

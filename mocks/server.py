@@ -210,6 +210,13 @@ class MockServer:
         self.url = url
         self.ws_url = "ws" + url.removeprefix("http")
 
+    @property
+    def listener(self) -> Listener:
+        """The listening side, for a fault that takes the whole server down (``outage``)."""
+        config = self._server.config
+        assert isinstance(config, _MockConfig)  # serve() always makes one
+        return config.listener
+
 
 @contextlib.asynccontextmanager
 async def serve(

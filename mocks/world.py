@@ -4,9 +4,10 @@ Both draw prices from the same seeded market and start their wall clocks at the 
 instant, so a REST quote and the feed's frames agree; each builds its ``Market`` from the
 seed, and both share one collection of market events (the broker's, injected through
 ``/_squall/market/events``), so a gap, a limit or a VI shows in quotes, fills and frames
-alike. The feed opens sessions only for approval keys the broker issued
-(``/oauth2/Approval``), as KIS does. ``squall up``, the harness and the E2E tests all
-start the world through ``serve_world``.
+alike, and a ``mispricing`` in the FX venue's cross rates, which the feed serves on its
+ticker channel (``rates_url``). The feed opens sessions only for approval keys the broker
+issued (``/oauth2/Approval``), as KIS does. ``squall up``, the harness and the E2E tests
+all start the world through ``serve_world``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from mocks.broker import BrokerConfig, create_app
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, create_feed_app, opening_bell
+from mocks.feed.fx_session import PATH as FX_PATH
 from mocks.server import MockServer, serve
 
 
@@ -40,6 +42,11 @@ class World:
     @property
     def feed_url(self) -> str:
         return self.feed.ws_url + "/tryitout"
+
+    @property
+    def rates_url(self) -> str:
+        """The FX venue's ticker channel (Kraken's WebSocket v2 protocol), on the feed."""
+        return self.feed.ws_url + FX_PATH
 
 
 @contextlib.asynccontextmanager

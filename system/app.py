@@ -18,7 +18,10 @@ PostgreSQL (``system.storage``: ``SQUALL_DB_*`` for the pool, ``SQUALL_STORAGE_*
 write buffer); without it, it runs without a database. With ``SQUALL_TRADING_MODE`` set
 (``paper`` or ``live``), the trading desk runs on the feed's prices (``system.trading``:
 ``SQUALL_TRADING_*`` for the desk and its risk limits, ``SQUALL_ALERT_*`` for the alert
-webhook); without it, the system serves prices and orders and trades nothing itself.
+webhook); without it, the system serves prices and orders and trades nothing itself. With
+``SQUALL_RATES_URL`` set, the system follows an FX venue's currency pairs
+(``RateFeedClient``, ``SQUALL_RATES_*``) and the desk's rate detectors (``triangular``) price
+them; the opportunities they find are recorded and broadcast, never traded.
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ from fastapi import FastAPI
 from system.broker import KisClient, KisSettings
 from system.broker.clock import KST
 from system.gateway import Gateway, GatewaySettings, create_gateway
-from system.market import FeedSettings, KisFeedClient, quote_resync
+from system.market import (
+    FeedSettings,
+    KisFeedClient,
+    RateFeedClient,
+    RateFeedSettings,
+    quote_resync,
+)
 from system.service import ServiceSettings, TradingService
-from system.storage import Storage, StorageSettings
+from system.storage import DatabaseWait, Storage, StorageSettings
 from system.storage.config import database_url_variable
 from system.trading.alerts import AlertNotifier, AlertSettings
 from system.trading.desk import Desk
@@ -49,6 +58,8 @@ from system.trading.settings import TradingSettings
 
 # The variable that switches the trading desk on.
 TRADING_MODE_VARIABLE = "SQUALL_TRADING_MODE"
+# The variable that switches the rate feed on.
+RATES_URL_VARIABLE = "SQUALL_RATES_URL"
 
 
 def build_service(environ: Mapping[str, str] | None = None) -> TradingService:
@@ -74,6 +85,7 @@ class SystemSettings:
     storage: StorageSettings | None = None  # None: no database
     trading: TradingSettings | None = None  # None: no trading desk
     alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
+    rates: RateFeedSettings | None = None  # None: no rate feed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemSettings:
@@ -92,6 +104,11 @@ class SystemSettings:
                 else None
             ),
             alerts=AlertSettings.from_env(environ=environ),
+            rates=(
+                RateFeedSettings.from_env(environ=environ)
+                if env.get(RATES_URL_VARIABLE, "").strip()
+                else None
+            ),
         )
 
 
@@ -105,6 +122,8 @@ class System:
     app: FastAPI
     storage: Storage | None = None
     desk: Desk | None = None
+    alerts: AlertNotifier | None = None  # with the desk: what it alerts goes through it
+    rates: RateFeedClient | None = None  # with SQUALL_RATES_URL: the FX venue's quotes
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +132,7 @@ async def running_system(
     *,
     rng: random.Random | None = None,
     wall: WallClock | None = None,
+    database_wait: DatabaseWait | None = None,
 ) -> AsyncIterator[System]:
     """The storage (when configured), the service, the feed client and the gateway app;
     closed in reverse order on exit, so writes still queued are flushed last.
@@ -124,6 +144,7 @@ async def running_system(
     reconnect jitter (a scenario passes a seeded one so a run repeats); by default they are
     unseeded. ``wall`` maps loop time to the KST wall time (the closing bet reads it); by
     default the machine's clock, so a scenario on virtual time passes the mocks' own.
+    ``database_wait`` is the storage's (``Storage``): none but on the harness's virtual time.
     """
     rng = rng or random.Random()
     # Streams drawn from one seed, so the feed's reconnects don't shift the REST client's
@@ -132,10 +153,13 @@ async def running_system(
     feed_rng = random.Random(rng.random())
     storage_rng = random.Random(rng.random())
     alert_rng = random.Random(rng.random())
+    rates_rng = random.Random(rng.random())
     async with contextlib.AsyncExitStack() as stack:
         storage = None
         if settings.storage is not None:
-            storage = await stack.enter_async_context(Storage(settings.storage, rng=storage_rng))
+            storage = await stack.enter_async_context(
+                Storage(settings.storage, rng=storage_rng, database_wait=database_wait)
+            )
         # Made after the storage started: a database refused at start-up leaks no client.
         client = KisClient(settings.kis, rng=client_rng)
         service = await stack.enter_async_context(
@@ -148,7 +172,7 @@ async def running_system(
             rng=feed_rng,
         )
         await stack.enter_async_context(feed)
-        desk = None
+        desk = notifier = None
         if settings.trading is not None:
             notifier = await stack.enter_async_context(
                 AlertNotifier(settings.alerts, rng=alert_rng)
@@ -167,14 +191,25 @@ async def running_system(
                 )
             )
             client.order_permit = desk.permit
-        app = create_gateway(service, feed, settings.gateway, storage=storage, kill_switch=desk)
+        app = create_gateway(
+            service, feed, settings.gateway, storage=storage, kill_switch=desk, alerts=notifier
+        )
         if desk is not None and settings.trading is not None:
             signals = Gateway.of(app).signals
             desk.add_signal_listener(lambda signal: signals.publish(signal, kind="signal"))
             feed.add_listener(desk.on_price)
             for code in settings.trading.codes:
                 await feed.subscribe(code)
-        yield System(service, feed, app, storage, desk)
+            desk.add_opportunity_listener(
+                lambda opportunity: signals.publish(opportunity, kind="opportunity")
+            )
+        rates = None
+        if settings.rates is not None:
+            rates = RateFeedClient(settings.rates, rng=rates_rng)
+            if desk is not None:
+                rates.add_listener(desk.on_rate)
+            await stack.enter_async_context(rates)
+        yield System(service, feed, app, storage, desk, notifier, rates=rates)
 
 
 def machine_wall(at: float) -> datetime:

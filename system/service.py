@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -320,6 +321,12 @@ class TradingService:
         """Every client order id given to ``place_order``, first seen first, as snapshots."""
         return [record.snapshot() for record in self._orders.values()]
 
+    def recent_orders(self, limit: int) -> list[OrderRecord]:
+        """The ``limit`` client order ids first seen last, newest first, as snapshots: what
+        the dashboard lists, without copying the whole day's history on every poll."""
+        records = itertools.islice(reversed(self._orders.values()), max(0, limit))
+        return [record.snapshot() for record in records]
+
     def health(self) -> Health:
         """healthy / degraded / unhealthy with reasons; the rules are in ``system.health``."""
         tokens = self.client.tokens
@@ -350,9 +357,11 @@ class TradingService:
         - ``orders_unresolved``: orders whose status is "unknown" now.
         - ``health_state``: 0 healthy, 1 degraded, 2 unhealthy.
         """
-        broker = dataclasses.asdict(self.client.metrics)
+        # vars, not dataclasses.asdict: flat counters need no deep copy, and the harness
+        # reads these every simulated second.
+        broker = vars(self.client.metrics)
         values: dict[str, float] = {f"broker_{name}": float(n) for name, n in broker.items()}
-        values.update((name, float(n)) for name, n in dataclasses.asdict(self._counts).items())
+        values.update((name, float(n)) for name, n in vars(self._counts).items())
         values["orders_unresolved"] = float(self._count_status("unknown"))
         values["health_state"] = float(self.health().code)
         return values

@@ -33,15 +33,20 @@ from mocks.faults.proxy import (
     Refuse,
     SlowClose,
 )
+from mocks.fx import PAIR_NAMES as FX_PAIRS
 from mocks.market_events import KRX_VI_SECONDS as VI_SECONDS
+from mocks.webhook import WebhookAction
 from system.broker.errors import BrokerError
 from system.gateway.metrics import metric_names as gateway_metric_names
 from system.market import metric_names as feed_metric_names
+from system.market import rate_metric_names
 from system.service import metric_names as service_metric_names
 from system.storage import metric_names as storage_metric_names
+from system.trading.alerts import metric_names as alert_metric_names
 from system.trading.desk import metric_names as desk_metric_names
+from system.trading.risk import Reason
 
-Part = Literal["broker", "feed", "gateway", "database", "trading"]
+Part = Literal["broker", "feed", "gateway", "database", "trading", "alerts"]
 Invariant = Literal[
     "orders-not-duplicated",
     "unknown-orders-reconciled",
@@ -73,15 +78,17 @@ _CODE = r"^[0-9]{6}$"
 
 
 def metric_names() -> tuple[str, ...]:
-    """Every metric a scenario can read: the trading service's, the feed client's, the
-    gateway's, the storage's and the trading desk's, as the harness samples them once a
-    simulated second."""
+    """Every metric a scenario can read: the trading service's, the feed client's, the rate
+    feed client's, the gateway's, the storage's, the trading desk's and its alert
+    notifier's, as the harness samples them once a simulated second."""
     return (
         *service_metric_names(),
         *feed_metric_names(),
+        *rate_metric_names(),
         *gateway_metric_names(),
         *storage_metric_names(),
         *desk_metric_names(),
+        *alert_metric_names(),
     )
 
 
@@ -148,7 +155,8 @@ class SystemSettings(_Strict):
     backoff_base_s, resync_on_reconnect, books, ...); ``gateway`` takes ``GatewaySettings``
     fields (heartbeat_interval_s, client_queue_size, ...); ``storage`` takes
     ``StorageSettings`` fields; ``trading`` takes ``TradingSettings`` fields (mode,
-    detectors, capital_per_trade, daily_loss_limit, ...). They are checked against the
+    detectors, capital_per_trade, daily_loss_limit, ...); ``alerts`` takes ``AlertSettings``
+    fields (max_attempts, backoff_base_s, timeout_s, ...). They are checked against the
     system's settings when the run starts, and ``squall validate`` checks them too.
     """
 
@@ -158,6 +166,7 @@ class SystemSettings(_Strict):
     gateway: dict[str, Any] = Field(default_factory=dict)
     storage: dict[str, Any] = Field(default_factory=dict)
     trading: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- a start-up ----------------------------------------------------------------------------
@@ -296,6 +305,16 @@ class DatabaseFaultSpec(_Strict):
         return self
 
 
+class AlertsFaultSpec(_Strict):
+    """A fault on the alert webhook, the receiver standing for the operator's chat or pager
+    (``do``: outage, error, hang). It holds for every alert POSTed while the step lasts: a
+    receiver that is down is down for every alert, so it takes no match, first, every or
+    probability."""
+
+    target: Literal["alerts"]
+    do: WebhookAction
+
+
 def _fault_target(value: Any) -> str:
     # The tag names carry brackets so the loader reads them as union members, not keys.
     target = value.get("target", "broker") if isinstance(value, dict) else value.target
@@ -305,11 +324,12 @@ def _fault_target(value: Any) -> str:
 AnyFault = Annotated[
     Annotated[FaultSpec, Tag("target[broker]")]
     | Annotated[FeedFaultSpec, Tag("target[feed]")]
-    | Annotated[DatabaseFaultSpec, Tag("target[database]")],
+    | Annotated[DatabaseFaultSpec, Tag("target[database]")]
+    | Annotated[AlertsFaultSpec, Tag("target[alerts]")],
     Discriminator(
         _fault_target,
         custom_error_type="invalid_target",
-        custom_error_message="'target' must be broker, feed or database",
+        custom_error_message="'target' must be broker, feed, database or alerts",
     ),
 ]
 
@@ -385,19 +405,37 @@ class MarketMove(_Strict):
     part): ``gap`` (the price path jumps by ``pct`` percent from the step's ``at`` on),
     ``limit-up``/``limit-down`` (the price pinned at the day's limit, the book one-sided,
     orders at the limit resting unfilled), ``vi`` (a volatility interruption: no trades,
-    the price frozen, market orders refused; 120 s unless the step says ``for``). A limit
-    lasts for the step's ``for``/``until``, or to the end."""
+    the price frozen, market orders refused; 120 s unless the step says ``for``), each of a
+    stock ``code``; ``mispricing`` (an FX ``pair`` quoted ``pct`` percent off the cross rate
+    of the others). A limit or a mispricing lasts for the step's ``for``/``until``, or to
+    the end."""
 
-    kind: Literal["gap", "limit-up", "limit-down", "vi"]
-    code: str = Field(pattern=_CODE)
+    kind: Literal["gap", "limit-up", "limit-down", "vi", "mispricing"]
+    code: str | None = Field(default=None, pattern=_CODE)
+    pair: str | None = Field(default=None, json_schema_extra={"enum": list(FX_PAIRS)})
     pct: float | None = Field(default=None, gt=-100, le=100)
 
     @model_validator(mode="after")
     def _pct_for_gaps(self) -> MarketMove:
+        moves = ("gap", "mispricing")
         if self.kind == "gap" and not self.pct:
             raise ValueError("a gap needs 'pct': the jump in percent, e.g. -8 (not 0)")
-        if self.kind != "gap" and self.pct is not None:
-            raise ValueError(f"'{self.kind}' takes no 'pct'; only a gap moves by a percentage")
+        if self.kind == "mispricing" and not self.pct:
+            raise ValueError("a mispricing needs 'pct': off the cross rate, e.g. 1.5 (not 0)")
+        if self.kind not in moves and self.pct is not None:
+            raise ValueError(
+                f"'{self.kind}' takes no 'pct'; only a gap or a mispricing moves by a percentage"
+            )
+        if self.kind == "mispricing":
+            if self.code is not None or self.pair is None:
+                raise ValueError("a mispricing moves an FX pair: give 'pair' (not 'code')")
+            if self.pair not in FX_PAIRS:
+                raise ValueError(
+                    f"pair {self.pair!r} is not listed on the simulated FX venue; listed: "
+                    + ", ".join(FX_PAIRS)
+                )
+        elif self.code is None or self.pair is not None:
+            raise ValueError(f"a {self.kind} moves a stock: give 'code' (not 'pair')")
         return self
 
 
@@ -487,6 +525,8 @@ class Step(_Strict):
         """The fault's ``when`` on its mock's clock (which starts with the scenario)."""
         assert self.fault is not None
         fault = self.fault
+        if isinstance(fault, AlertsFaultSpec):
+            return When.model_validate({"from": self.at, "until": self.end})
         return When.model_validate(
             {
                 "from": self.at,
@@ -580,6 +620,55 @@ class Ticks(_Strict):
     stale: bool | None = None
 
 
+# What halts trading: the guards that halt, and a person's press of the kill switch.
+HALT_REASONS: tuple[str, ...] = tuple(
+    reason.value
+    for reason in (
+        Reason.DAILY_LOSS_LIMIT,
+        Reason.CUMULATIVE_LOSS_LIMIT,
+        Reason.CONSECUTIVE_FAILURES,
+        Reason.SOURCE_LATENCY,
+        Reason.MANUAL,
+    )
+)
+
+
+class Halts(_Strict):
+    """Times trading halted (the desk's kill switch engaged), counted when they began.
+
+    ``reason`` is the halt's code (``daily-loss-limit``, ``consecutive-failures``, ``manual``,
+    ...); ``automatic`` whether a guard halted (true) or a person (false).
+    """
+
+    reason: str | None = Field(default=None, json_schema_extra={"enum": list(HALT_REASONS)})
+    automatic: bool | None = None
+
+    @model_validator(mode="after")
+    def _known_reason(self) -> Halts:
+        # A typo would count nothing, and "equals: 0" would pass for the wrong reason.
+        if self.reason is not None and self.reason not in HALT_REASONS:
+            raise Misplaced(
+                ("reason",),
+                f"unknown halt reason {self.reason!r}; valid ones: {', '.join(HALT_REASONS)}",
+            )
+        return self
+
+
+class AlertsReceived(_Strict):
+    """Alerts the webhook receiver got: one per POST (a retried alert counts once per
+    attempt that reached it). Every given field must match.
+
+    ``category`` is the alert's (``halt``, ``release``); ``severity`` its level;
+    ``outcome`` how the receiver answered: ``delivered`` (2xx: the operator has it),
+    ``error`` (an error status, from an ``error`` fault), ``hung`` (never, under a ``hang``
+    fault). During an ``outage`` nothing reaches it.
+    """
+
+    category: Literal["halt", "release"] | None = None
+    severity: Literal["info", "warning", "critical"] | None = None
+    outcome: Literal["delivered", "error", "hung"] | None = None
+
+
 Health = Literal["healthy", "degraded", "unhealthy"]
 # The measures of a start-up scenario, and only of one.
 START_MEASURES = ("exit_status", "output")
@@ -589,6 +678,8 @@ MEASURES = (
     "system_calls",
     "feed_events",
     "ticks",
+    "halts",
+    "alerts_received",
     "success_ratio",
     "latency",
     "tick_lag",
@@ -605,6 +696,9 @@ class Expectation(_Strict):
       - ``broker_requests`` / ``token_issuances`` / ``system_calls``: counts;
       - ``feed_events``: a count of the mock feed's journal entries;
       - ``ticks``: a count of price updates dashboard clients received;
+      - ``halts``: a count of trading halts (needs ``trading``);
+      - ``alerts_received``: a count of alert POSTs the webhook receiver got (needs
+        ``alerts``);
       - ``success_ratio``: the share of system calls that ended ok (0..1);
       - ``latency``: the slowest system call's seconds (``percentile`` for another rank);
       - ``tick_lag``: the largest delay, in seconds, from the system taking a price in to a
@@ -633,6 +727,8 @@ class Expectation(_Strict):
     feed_events: FeedEvents | None = None
     ticks: Ticks | None = None
     tick_lag: Ticks | None = None
+    halts: Halts | None = None
+    alerts_received: AlertsReceived | None = None
     metric: str | None = Field(default=None, json_schema_extra={"enum": list(metric_names())})
     health: Health | None = None
     exit_status: int | None = Field(default=None, ge=0, le=255)
@@ -718,7 +814,15 @@ class Expectation(_Strict):
 
 
 # The measures that count events (and so take 'per' and 'within').
-COUNTS = ("broker_requests", "token_issuances", "system_calls", "feed_events", "ticks")
+COUNTS = (
+    "broker_requests",
+    "token_issuances",
+    "system_calls",
+    "feed_events",
+    "ticks",
+    "halts",
+    "alerts_received",
+)
 
 
 class SteadyState(_Strict):
@@ -811,6 +915,12 @@ class Scenario(_Strict):
                     ("timeline", index, "api"),
                     f"step {step.label!r} calls the gateway's HTTP API; add gateway to 'needs'",
                 )
+            if step.market is not None and step.market.pair and "feed" not in self.needs:
+                raise Misplaced(
+                    ("timeline", index, "market", "pair"),
+                    f"step {step.label!r} misprices an FX pair, whose quotes the feed serves; "
+                    "add feed to 'needs'",
+                )
         workloads = {
             step.label for step in self.timeline if step.kind in ("quotes", "orders", "api")
         }
@@ -856,6 +966,15 @@ class Scenario(_Strict):
             if expectation.feed_events is not None and "feed" not in self.needs:
                 raise Misplaced(
                     (*where, "feed_events"), "feed_events needs the feed; add feed to 'needs'"
+                )
+            if expectation.alerts_received is not None and "alerts" not in self.needs:
+                raise Misplaced(
+                    (*where, "alerts_received"),
+                    "alerts_received counts what the alert webhook got; add alerts to 'needs'",
+                )
+            if expectation.halts is not None and "trading" not in self.needs:
+                raise Misplaced(
+                    (*where, "halts"), "halts needs the trading desk; add trading to 'needs'"
                 )
             empty = self._empty_window(expectation)
             if empty is not None:
@@ -911,7 +1030,7 @@ class Scenario(_Strict):
             )
         if start.database is not None and "database" not in self.needs:
             raise Misplaced(("start", "database"), "a database problem needs database in 'needs'")
-        for section in ("client", "service", "feed", "gateway", "trading"):
+        for section in ("client", "service", "feed", "gateway", "trading", "alerts"):
             if getattr(self.system, section):
                 raise Misplaced(
                     ("system", section),
@@ -926,13 +1045,6 @@ class Scenario(_Strict):
             raise Misplaced(("needs",), "the system always needs the broker; add broker")
         if "gateway" in self.needs and "feed" not in self.needs:
             raise Misplaced(("needs",), "the gateway's prices come from the feed; add feed")
-        if "database" in self.needs and self.clock != "real":
-            raise Misplaced(
-                ("clock",),
-                "a scenario that needs the database runs on real time: PostgreSQL is a "
-                "process of its own, and virtual time would jump past its answers; set "
-                "'clock: real'",
-            )
         if self.system.storage and "database" not in self.needs:
             raise Misplaced(
                 ("system", "storage"), "storage settings need the database; add database"
@@ -942,6 +1054,14 @@ class Scenario(_Strict):
         if self.system.trading and "trading" not in self.needs:
             raise Misplaced(
                 ("system", "trading"), "trading settings need the desk; add trading to 'needs'"
+            )
+        if "alerts" in self.needs and "trading" not in self.needs:
+            raise Misplaced(
+                ("needs",), "the alert webhook hears from the trading desk; add trading"
+            )
+        if self.system.alerts and "alerts" not in self.needs:
+            raise Misplaced(
+                ("system", "alerts"), "alert settings need the webhook; add alerts to 'needs'"
             )
         if isinstance(self.invariants, list):
             for index, name in enumerate(self.invariants):

@@ -1,9 +1,10 @@
 """The market's control plane on the broker: market events a scenario injects.
 
 ``POST /_squall/market/events`` adds one (``mocks.market_events``: gap, limit-up,
-limit-down, vi), ``GET`` lists them as stored (each ``at`` pinned), ``DELETE`` clears them;
-``POST /_squall/reset`` clears them too. The feed of the same world shares the events
-(``mocks.world``), so its frames show what is injected here.
+limit-down, vi of a stock; mispricing of an FX pair), ``GET`` lists them as stored (each
+``at`` pinned), ``DELETE`` clears them; ``POST /_squall/reset`` clears them too. The feed
+of the same world shares the events (``mocks.world``), so its frames and its FX quotes show
+what is injected here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from mocks.broker.state import Broker
 from mocks.control import PREFIX, ControlPlane, json_body, validation_summary
+from mocks.fx import UnknownPair
 from mocks.market import EventInThePast, UnknownInstrument
 from mocks.market_events import KINDS, MARKET_EVENT, MarketEvent
 
@@ -47,8 +49,10 @@ def router(broker: Broker, plane: ControlPlane) -> APIRouter:
             stored = broker.market.inject(event, plane.clock.now())
         except UnknownInstrument:
             raise HTTPException(
-                422, f"code: {event.code} is not listed in the simulated market"
+                422, f"code: {event.subject} is not listed in the simulated market"
             ) from None
+        except UnknownPair as unknown:
+            raise HTTPException(422, f"pair: {unknown}") from None
         except EventInThePast as exc:
             raise HTTPException(409, str(exc)) from None
         return event_json(stored)

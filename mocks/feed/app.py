@@ -7,6 +7,10 @@ virtual time beside the broker), the wire access faults need (TCP transport, lis
 an HTTP control plane on the same port as the WebSocket. uvicorn's WebSocket protocol is
 built on the websockets library's sans-I/O core, so the wire is the same.
 
+The same app serves the FX venue's ticker channel at ``/v2`` (``mocks.feed.fx_session``:
+Kraken's WebSocket v2 ticker protocol over the simulator's cross rates), on the same clock
+and market events.
+
 Serve it with uvicorn's WebSocket-level pings off (``serve(..., ws_ping_interval=None)``, or
 ``serve_feed``): KIS keeps connections alive with its own PINGPONG, and a stall must be
 able to silence the connection completely.
@@ -25,6 +29,8 @@ from mocks.clock import KST, MockClock
 from mocks.control import PREFIX, mock_app
 from mocks.feed.config import FeedConfig
 from mocks.feed.control import FeedControlPlane
+from mocks.feed.fx_session import PATH as FX_PATH
+from mocks.feed.fx_session import FxVenue
 from mocks.feed.session import Session
 from mocks.feed.state import ApprovalRegistry, Feed
 from mocks.journal import fingerprint
@@ -75,6 +81,10 @@ def create_feed_app(
 
     for path in WEBSOCKET_PATHS:
         app.add_api_websocket_route(path, realtime)
+    venue = FxVenue(feed)
+    plane.on_reset(venue.reset)
+    app.state.fx = venue
+    app.add_api_websocket_route(FX_PATH, venue.serve)
     app.include_router(_feed_control(feed, plane))
     return app
 

@@ -89,9 +89,14 @@ class Feed:
         return approval_key if UUID_SHAPE.fullmatch(approval_key) else None
 
     def open(self, session: Session) -> int:
-        number = next(self._numbers)
+        number = self.next_connection()
         self._sessions[number] = session
         return number
+
+    def next_connection(self) -> int:
+        """A connection number, unique on this server (the FX venue's ticker connections
+        take theirs here too, so the journal never shows two connections as one)."""
+        return next(self._numbers)
 
     def close(self, session: Session) -> None:
         if self._sessions.get(session.number) is not session:

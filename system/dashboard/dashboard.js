@@ -1,6 +1,7 @@
-// The Squall dashboard: live prices, signals, health and the trading halt (the kill switch)
-// from the gateway it is served by. Plain script, no build step. The /ws protocol is
-// documented in system/gateway/protocol.py, /api/kill-switch in system/gateway/kill_switch.py.
+// The Squall dashboard: live prices, signals, health, and the trading desk — its halt (the
+// kill switch), orders, positions and P&L — from the gateway it is served by. Plain script,
+// no build step. The /ws protocol is documented in system/gateway/protocol.py,
+// /api/kill-switch in system/gateway/kill_switch.py, /api/trading in system/gateway/trading.py.
 "use strict";
 
 (() => {
@@ -8,7 +9,8 @@
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const HEALTH_EVERY_MS = 5000;
-  const HALT_EVERY_MS = 2000;
+  // /api/trading: the halt, orders, positions and P&L, read together so they agree.
+  const TRADING_EVERY_MS = 1000;
   const MAX_SIGNALS = 50;
 
   // Escaped: test ids hold tickers, and a ?tickers= link may carry any text.
@@ -36,6 +38,18 @@
     operatorToken: $("operator-token"), // its value is the only place the token is kept
     haltReason: $("halt-reason"),
     killSwitch: $("kill-switch"),
+    tradingMode: $("trading-mode"),
+    pnl: $("pnl"),
+    pnlRealisedToday: $("pnl-realised-today"),
+    pnlRealisedTotal: $("pnl-realised-total"),
+    pnlUnrealised: $("pnl-unrealised"),
+    tradingDetail: $("trading-detail"),
+    positionsCard: $("positions-card"),
+    positionRows: $("position-rows"),
+    positionsEmpty: $("positions-empty"),
+    ordersCard: $("orders-card"),
+    orderRows: $("order-rows"),
+    ordersEmpty: $("orders-empty"),
   };
 
   const numbers = new Intl.NumberFormat("ko-KR");
@@ -51,6 +65,8 @@
     tickers: loadTickers(), // what the user asked for; restored on every (re)connection
     engaged: null, // the kill switch as last read: true, false, or null (unknown / no desk)
     switching: false, // a POST /api/kill-switch is under way
+    tradingShown: "", // the orders and positions on the page, as JSON: redrawn only on change
+    tradingReadAt: null, // when /api/trading last answered
   };
 
   // -- connection --------------------------------------------------------------------------
@@ -360,21 +376,127 @@
     node.textContent = value;
   }
 
-  // -- the trading halt (kill switch) ------------------------------------------------------
+  // -- the trading desk: halt (kill switch), orders, positions, P&L -----------------------
 
-  async function pollHalt() {
+  async function pollTrading() {
     let response;
     let body = null;
     try {
-      response = await fetch("/api/kill-switch", { cache: "no-store" });
+      response = await fetch("/api/trading", { cache: "no-store" });
       body = await response.json();
     } catch {
       showHalt(null, response ? "unknown" : "unreachable");
+      showTradingStale(response ? `the gateway answered ${response.status}` : "the gateway is unreachable");
       return;
     }
-    if (response.status === 404) showHalt(null, "absent");
-    else if (response.ok) showHalt(body);
-    else showHalt(null, "unknown");
+    if (response.status === 404) {
+      showHalt(null, "absent");
+      showTrading(null);
+    } else if (response.ok) {
+      showHalt(body.halt);
+      showTrading(body);
+    } else {
+      showHalt(null, "unknown");
+      showTradingStale(`the gateway answered ${response.status}`);
+    }
+  }
+
+  // ``trading``: the body of GET /api/trading; null when the system runs no trading desk.
+  function showTrading(trading) {
+    const absent = !trading;
+    el.pnl.hidden = absent;
+    el.positionsCard.hidden = absent;
+    el.ordersCard.hidden = absent;
+    el.positionsCard.dataset.stale = "false";
+    el.ordersCard.dataset.stale = "false";
+    if (absent) {
+      el.tradingDetail.textContent = "";
+      return;
+    }
+    state.tradingReadAt = new Date();
+    el.tradingMode.textContent = trading.mode;
+    el.tradingMode.dataset.mode = trading.mode;
+    showMoney(el.pnlRealisedToday, trading.pnl.realised_today);
+    showMoney(el.pnlRealisedTotal, trading.pnl.realised_total);
+    showMoney(el.pnlUnrealised, trading.pnl.unrealised);
+    el.tradingDetail.textContent = trading.mode === "paper" ? "Paper mode: every signal is evaluated, no order is sent." : "";
+    const shown = JSON.stringify([trading.positions, trading.orders]);
+    if (shown === state.tradingShown) return; // nothing moved: keep the rows (and any selection)
+    state.tradingShown = shown;
+    el.positionRows.replaceChildren(...trading.positions.map(positionRow));
+    el.positionsEmpty.hidden = trading.positions.length > 0;
+    el.orderRows.replaceChildren(...trading.orders.map(orderRow));
+    el.ordersEmpty.hidden = trading.orders.length > 0;
+  }
+
+  // The last answer stays on the page, marked as old, while the gateway cannot be read.
+  function showTradingStale(why) {
+    if (el.ordersCard.hidden) return;
+    el.positionsCard.dataset.stale = "true";
+    el.ordersCard.dataset.stale = "true";
+    const since = state.tradingReadAt ? ` since ${state.tradingReadAt.toLocaleTimeString([], { hour12: false })}` : "";
+    el.tradingDetail.textContent = `Orders, positions and P&L not refreshed${since}: ${why}.`;
+  }
+
+  function positionRow(position) {
+    const code = position.code;
+    const row = document.createElement("tr");
+    row.dataset.testid = `position-row-${code}`;
+    row.dataset.code = code;
+    const unrealised = cell("num", "", `position-unrealised-${code}`);
+    showMoney(unrealised, position.unrealised);
+    row.append(
+      cell("ticker", code),
+      cell("num", numbers.format(position.quantity), `position-quantity-${code}`),
+      cell("num muted", numbers.format(position.average_price), `position-average-${code}`),
+      cell("num", wonOrDash(position.last_price), `position-last-${code}`),
+      cell("num", wonOrDash(position.market_value), `position-value-${code}`),
+      unrealised,
+    );
+    return row;
+  }
+
+  function orderRow(order) {
+    const row = document.createElement("tr");
+    row.dataset.testid = "order-row";
+    row.dataset.orderId = order.client_order_id;
+    row.dataset.status = order.status;
+    const id = cell("order-id", order.client_order_id, "order-id");
+    id.title = order.client_order_id;
+    const status = document.createElement("td");
+    const tag = document.createElement("span");
+    tag.className = "tag tag-status";
+    tag.dataset.status = order.status;
+    tag.dataset.testid = "order-status";
+    tag.textContent = order.status;
+    status.append(tag);
+    const about = [order.odno, order.reason].filter((part) => part).join(" · ");
+    row.append(
+      id,
+      cell(`order-side side-${order.side}`, order.side, "order-side"),
+      cell("ticker", order.code, "order-code"),
+      cell("num", numbers.format(order.quantity), "order-quantity"),
+      cell("num muted", order.price === null ? "market" : numbers.format(order.price), "order-price"),
+      status,
+      cell("muted order-about", about || "—", "order-about"),
+    );
+    return row;
+  }
+
+  function wonOrDash(value) {
+    return value === null || value === undefined ? "—" : numbers.format(value);
+  }
+
+  // A P&L figure: signed, red for a gain and blue for a loss (the KRX colours); "—" unknown.
+  function showMoney(node, value) {
+    if (value === null || value === undefined) {
+      node.textContent = "—";
+      node.classList.remove("up", "down");
+      return;
+    }
+    node.textContent = `${value > 0 ? "+" : ""}${numbers.format(value)}`;
+    node.classList.toggle("up", value > 0);
+    node.classList.toggle("down", value < 0);
   }
 
   // ``halt``: the body of GET /api/kill-switch; null with ``why`` when it cannot be known.
@@ -442,7 +564,7 @@
       showError("Could not reach the gateway: the kill switch was not set. Try again.", "kill_switch_unreachable");
     } finally {
       state.switching = false;
-      pollHalt();
+      pollTrading();
     }
   });
 
@@ -494,6 +616,6 @@
   connect();
   pollHealth();
   setInterval(pollHealth, HEALTH_EVERY_MS);
-  pollHalt();
-  setInterval(pollHalt, HALT_EVERY_MS);
+  pollTrading();
+  setInterval(pollTrading, TRADING_EVERY_MS);
 })();

@@ -1,5 +1,6 @@
 """The system's HTTP and WebSocket face: ``/ws`` live prices and signals, ``/health``,
-``/metrics``, the dashboard page, and the REST API (stored orders, the kill switch).
+``/metrics``, the dashboard page, and the REST API (stored orders, the kill switch, and the
+trading desk's orders, positions and P&L).
 
 ``create_gateway(service, feed, settings)`` builds the app; ``serve(app, host, port)``
 serves it in the current event loop (``PortInUse`` when the port is taken). The parts —
@@ -17,6 +18,7 @@ from system.gateway.protocol import InvalidTicker, ProtocolError, check_ticker
 from system.gateway.server import GatewayServer, PortInUse, serve
 from system.gateway.settings import GatewaySettings
 from system.gateway.signals import SignalBroadcaster, to_jsonable
+from system.gateway.trading import OrderHistory, TradingDesk
 
 __all__ = [
     "BrokerService",
@@ -30,10 +32,12 @@ __all__ = [
     "HeartbeatManager",
     "InvalidTicker",
     "KillSwitchControl",
+    "OrderHistory",
     "PortInUse",
     "PriceUpdateBroadcaster",
     "ProtocolError",
     "SignalBroadcaster",
+    "TradingDesk",
     "check_ticker",
     "create_gateway",
     "serve",

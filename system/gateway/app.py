@@ -1,13 +1,18 @@
 """The gateway app: ``/ws`` for live prices and signals, ``/health``, ``/metrics``, the page,
-``/api/orders`` (the stored orders) when the system has a database, and
-``/api/kill-switch`` (read the trading halt; engage or release it with the operator token)
-when it has a trading desk — the statuses and bodies are in ``system.gateway.kill_switch``.
+``/api/orders`` (the stored orders) when the system has a database, and, when it has a
+trading desk, ``/api/kill-switch`` (read the trading halt; engage or release it with the
+operator token; statuses and bodies in ``system.gateway.kill_switch``) and ``/api/trading``
+(read-only: the mode, the halt, the recent orders, the positions and the P&L; the body is
+in ``system.gateway.trading``). Without a desk both answer 404.
 
 ``create_gateway(service, feed, settings)`` wires the parts around a ``TradingService``
 (or anything with its ``quote``/``health``/``metrics``) and a ``PriceFeed``. The caller
 owns both: the gateway neither starts nor closes them. Its own background work —
 heartbeats, feed subscriptions, the REST fallback — runs in the app's lifespan, so serve it
-with a server that runs lifespans (``system.gateway.server.serve`` does).
+with a server that runs lifespans (``system.gateway.server.serve`` does). ``kill_switch``
+is the trading desk (``system.trading.desk.Desk``): its switch, its book and its marks.
+The orders ``/api/trading`` lists are the service's ``recent_orders`` (a service without
+them, as a bench's stand-in, lists none).
 
 ``Gateway.of(app)`` reaches the parts of a created app; the trading core publishes signals
 with ``Gateway.of(app).signals.publish(signal)``.
@@ -33,7 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from system.broker.clock import loop_time
+from system.broker.clock import kst_today, loop_time
 from system.dashboard import assets
 from system.gateway.connections import GOING_AWAY, ConnectionManager
 from system.gateway.dispatch import MessageDispatcher
@@ -41,7 +46,6 @@ from system.gateway.health import BrokerService, GatewayHealth, feed_health, gat
 from system.gateway.heartbeat import HeartbeatManager
 from system.gateway.kill_switch import (
     OPERATOR,
-    KillSwitchControl,
     Refusal,
     check_media_type,
     check_operator,
@@ -55,6 +59,7 @@ from system.gateway.protocol import error
 from system.gateway.server import ABORT_KEY
 from system.gateway.settings import GatewaySettings
 from system.gateway.signals import SignalBroadcaster
+from system.gateway.trading import RECENT_ORDERS, OrderHistory, TradingDesk, trading_state
 from system.health import Health
 from system.market.model import PriceFeed
 from system.storage.errors import StorageError
@@ -82,6 +87,12 @@ class StoredOrders(Protocol):
     def metrics(self) -> dict[str, float]: ...
 
 
+class AlertMetrics(Protocol):
+    """What the gateway needs of ``system.trading.alerts.AlertNotifier``: its numbers."""
+
+    def metrics(self) -> dict[str, float]: ...
+
+
 class Gateway:
     """The parts of one gateway app, and their life (``start``/``stop``)."""
 
@@ -92,12 +103,15 @@ class Gateway:
         settings: GatewaySettings | None = None,
         *,
         storage: StoredOrders | None = None,
-        kill_switch: KillSwitchControl | None = None,
+        kill_switch: TradingDesk | None = None,
+        alerts: AlertMetrics | None = None,
     ) -> None:
         self.service = service
         self.feed = feed
         self.storage = storage
         self.kill_switch = kill_switch
+        self.alerts = alerts
+        self.order_history = service if isinstance(service, OrderHistory) else None
         self.settings = settings = settings or GatewaySettings()
         self.manager = ConnectionManager(
             queue_size=settings.client_queue_size,
@@ -204,6 +218,7 @@ class Gateway:
         app.add_api_route(
             "/api/kill-switch", self._set_kill_switch, methods=["POST"], include_in_schema=False
         )
+        app.add_api_route("/api/trading", self._trading, methods=["GET"], include_in_schema=False)
         app.add_api_websocket_route("/ws", self._websocket)
         for path, asset in assets().items():
             app.add_route(path, _asset_route(asset.body, asset.media_type), include_in_schema=False)
@@ -238,12 +253,12 @@ class Gateway:
 
     async def _kill_switch(self) -> JSONResponse:
         if self.kill_switch is None:
-            return _refuse(_NO_DESK)
+            return _refuse(_NO_KILL_SWITCH)
         return JSONResponse(switch_state(self.kill_switch.halt))
 
     async def _set_kill_switch(self, request: Request) -> JSONResponse:
         if self.kill_switch is None:
-            return _refuse(_NO_DESK)
+            return _refuse(_NO_KILL_SWITCH)
         client = request.client.host if request.client else "an unknown client"
         # The body is read only once the sender has proved to be the operator.
         denied = check_operator(request.headers.get("authorization"), self.settings.operator_token)
@@ -271,6 +286,13 @@ class Gateway:
             "" if changed else " (no change: it already was)",
         )
         return JSONResponse({**switch_state(self.kill_switch.halt), "changed": changed})
+
+    async def _trading(self) -> JSONResponse:
+        if self.kill_switch is None:
+            return _refuse(_NO_TRADING)
+        history = self.order_history
+        orders = [] if history is None else history.recent_orders(RECENT_ORDERS)
+        return JSONResponse(trading_state(self.kill_switch, orders, kst_today()))
 
     async def _metrics(self) -> Response:
         return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -319,17 +341,31 @@ def create_gateway(
     settings: GatewaySettings | None = None,
     *,
     storage: StoredOrders | None = None,
-    kill_switch: KillSwitchControl | None = None,
+    kill_switch: TradingDesk | None = None,
+    alerts: AlertMetrics | None = None,
 ) -> FastAPI:
-    """The gateway's ASGI app around ``service`` and ``feed`` (see the module docstring)."""
-    return Gateway(service, feed, settings, storage=storage, kill_switch=kill_switch).app
+    """The gateway's ASGI app around ``service`` and ``feed`` (see the module docstring);
+    ``alerts`` (the alert notifier) adds its ``alerts_*`` numbers to ``/metrics``."""
+    return Gateway(
+        service, feed, settings, storage=storage, kill_switch=kill_switch, alerts=alerts
+    ).app
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-_NO_DESK = Refusal(404, "this system runs no trading desk, so it has no kill switch to read or set")
+def _no_desk(has_no: str) -> Refusal:
+    """The 404 of a route that needs the trading desk."""
+    return Refusal(
+        404,
+        f"this system runs no trading desk, so it has no {has_no}; set SQUALL_TRADING_MODE "
+        "(paper or live) to run one",
+    )
+
+
+_NO_KILL_SWITCH = _no_desk("kill switch to read or set")
+_NO_TRADING = _no_desk("orders, positions or P&L to show")
 
 
 # What a refusal's status obliges its answer to say besides the message.

@@ -1,10 +1,11 @@
 """The manual kill switch over HTTP: what the gateway needs of the trading desk, who may
 use it, and what a command looks like. No I/O here; the routes are in ``system.gateway.app``.
 
-``GET /api/kill-switch`` (no token: the dashboard shows the halt state) answers **200**
-``{"engaged", "reason", "detail", "at", "automatic"}`` (all but ``engaged`` null while
-trading runs; ``at`` is the system's loop clock in seconds, not wall time), or **404**
-when the system runs no trading desk.
+``GET /api/kill-switch`` (no token: anyone may see whether trading is halted) answers
+**200** ``{"engaged", "reason", "detail", "at", "automatic"}`` (all but ``engaged`` null
+while trading runs; ``at`` is the system's loop clock in seconds, not wall time), or
+**404** when the system runs no trading desk. ``GET /api/trading`` carries the same body as
+its ``halt`` (``system.gateway.trading``); the dashboard reads it there.
 
 ``POST /api/kill-switch`` with ``Authorization: Bearer <SQUALL_GATEWAY_OPERATOR_TOKEN>``
 and a JSON body ``{"engaged": true, "detail": "why"}`` (engage; ``detail`` optional) or

@@ -1,5 +1,6 @@
-"""``GET /metrics``: the gateway's, the service's, the feed's and the storage's numbers (the
-storage's when the system has a database), Prometheus text.
+"""``GET /metrics``: the gateway's, the service's, the feed's, the storage's and the alert
+notifier's numbers (the storage's when the system has a database, the notifier's when it
+has a trading desk), Prometheus text.
 
 One ``CollectorRegistry`` per app (never prometheus-client's global one), so several
 gateways in one process — the harness runs a stack per scenario — never collide. The
@@ -12,7 +13,8 @@ files may name, known without a running gateway) lists it.
 Names: ``gateway_*`` for the gateway; the service's metrics as gauges named
 ``service_<name>`` (``service_quotes_served``); the feed's as gauges under their own
 ``feed_*`` names; the storage's as gauges under their own ``storage_*`` names
-(``system.storage.metric_names()``).
+(``system.storage.metric_names()``); the alert notifier's as gauges under their own
+``alerts_*`` names (``system.trading.alerts.metric_names()``).
 """
 
 from __future__ import annotations
@@ -199,8 +201,8 @@ GATEWAY_FAMILIES = _families()
 
 
 class GatewayCollector(Collector):
-    """Reads one gateway's parts, its service's, its feed's and its storage's metrics on
-    every scrape."""
+    """Reads one gateway's parts, its service's, its feed's, its storage's and its alert
+    notifier's metrics on every scrape."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -216,6 +218,8 @@ class GatewayCollector(Collector):
         yield from _gauges(feed, "", "realtime feed metric")
         if self.gateway.storage is not None:
             yield from _gauges(self.gateway.storage.metrics(), "", "storage metric")
+        if self.gateway.alerts is not None:
+            yield from _gauges(self.gateway.alerts.metrics(), "", "alert notifier metric")
 
 
 def _gauges(values: Mapping[str, float], prefix: str, what: str) -> Iterator[Metric]:

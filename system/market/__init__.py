@@ -1,8 +1,12 @@
-"""The system's realtime market data: the KIS realtime feed client and what it gives out.
+"""The system's realtime market data: the KIS realtime feed client, the FX venue's rate
+feed client, and what they give out.
 
 ``KisFeedClient`` implements ``PriceFeed`` (``system.market.model``) on the KIS realtime
 WebSocket; ``FeedSettings.from_env()`` reads ``SQUALL_FEED_*``. The protocol itself is in
-``system.market.protocol`` (no I/O), errors derive from ``FeedError``.
+``system.market.protocol`` (no I/O), errors derive from ``FeedError``. ``RateFeedClient``
+gives ``RateQuote``s of currency pairs from an FX venue's ticker stream (Kraken's WebSocket
+v2 protocol, ``system.market.rate_protocol``); ``RateFeedSettings.from_env()`` reads
+``SQUALL_RATES_*``.
 """
 
 from system.market.connection import Connect, Connection, WebSocketConnection, connect_websocket
@@ -28,11 +32,15 @@ from system.market.model import (
     PriceListener,
     PriceSource,
     PriceUpdate,
+    RateListener,
+    RateQuote,
     StatusListener,
 )
+from system.market.rate_feed import RateFeedClient
+from system.market.rate_feed import metric_names as rate_metric_names
 from system.market.records import Trade
 from system.market.resync import Resync, quote_resync
-from system.market.settings import FeedSettings
+from system.market.settings import FeedSettings, RateFeedSettings
 
 __all__ = [
     "FEED_STATE_CODES",
@@ -55,6 +63,10 @@ __all__ = [
     "PriceListener",
     "PriceSource",
     "PriceUpdate",
+    "RateFeedClient",
+    "RateFeedSettings",
+    "RateListener",
+    "RateQuote",
     "Resync",
     "StatusListener",
     "SubscriptionLimitExceeded",
@@ -64,4 +76,5 @@ __all__ = [
     "connect_websocket",
     "metric_names",
     "quote_resync",
+    "rate_metric_names",
 ]

@@ -40,16 +40,19 @@ class FeedError(Exception):
 
 
 class FeedProtocolError(FeedError):
-    """A server message that does not match the KIS realtime specification.
+    """A server message that does not match its protocol's specification (by default the
+    KIS realtime one; the rate feed's is Kraken's WebSocket v2 ticker channel).
 
     ``text`` is a safe excerpt of the message (see ``excerpt``).
     """
 
-    def __init__(self, problem: str, *, text: str) -> None:
+    def __init__(
+        self, problem: str, *, text: str, protocol: str = "the KIS realtime protocol"
+    ) -> None:
         safe = excerpt(text)
         super().__init__(
             f"realtime message {safe}: {problem}; the message was dropped — if "
-            "this repeats, the server does not speak the KIS realtime protocol"
+            f"this repeats, the server does not speak {protocol}"
         )
         self.problem = problem
         self.text = safe

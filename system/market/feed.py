@@ -36,12 +36,10 @@ from typing import TYPE_CHECKING, NoReturn, Self, TypeVar
 
 from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
-from system.broker.errors import BrokerError
 from system.broker.models import check_code
 from system.market.columns import BOOKS, TRADES
 from system.market.connection import Connect, Connection, connect_websocket
 from system.market.errors import (
-    FeedError,
     FeedProtocolError,
     FeedUnavailable,
 )
@@ -70,6 +68,12 @@ from system.market.protocol import (
     TrType,
     parse_message,
     subscribe_message,
+)
+from system.market.reconnect import (
+    ConnectionLost,
+    close_within,
+    describe,
+    read_until_silent,
 )
 from system.market.records import Trade, order_book, trade
 from system.market.resync import Resync
@@ -117,15 +121,6 @@ def metric_names() -> tuple[str, ...]:
         "feed_subscriptions_active",
         "feed_state",
     )
-
-
-class _Lost(Exception):
-    """Why a connection ended (or never opened): the reason goes into the status detail."""
-
-    def __init__(self, reason: str, *, stalled: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.stalled = stalled
 
 
 class KisFeedClient:
@@ -306,7 +301,7 @@ class KisFeedClient:
         - ``feed_listener_errors``: listener calls that raised.
         - ``feed_state``: 0 live, 1 connecting, 2 reconnecting, 3 stalled, 4 stopped.
         """
-        values = {f"feed_{name}": float(n) for name, n in dataclasses.asdict(self._counts).items()}
+        values = {f"feed_{name}": float(n) for name, n in vars(self._counts).items()}
         values["feed_subscriptions"] = float(len(self._subscriptions))
         values["feed_subscriptions_active"] = float(len(self._subscriptions.active))
         values["feed_state"] = float(FEED_STATE_CODES[self._state])
@@ -319,7 +314,7 @@ class KisFeedClient:
             self._counts.connect_attempts += 1
             try:
                 connection, key = await self._open()
-            except _Lost as lost:
+            except ConnectionLost as lost:
                 self._counts.connect_failures += 1
                 await self._back_off(lost)
                 continue
@@ -327,7 +322,7 @@ class KisFeedClient:
             if resumed:
                 self._counts.reconnects += 1
             self._ever_live = True
-            ended: _Lost | None = None
+            ended: ConnectionLost | None = None
             try:
                 ended = await self._serve(connection, key, resumed=resumed)
             finally:
@@ -347,15 +342,17 @@ class KisFeedClient:
             try:
                 self._key = await self._approval()
             except Exception as error:
-                raise _Lost(f"no realtime approval key: {self._describe(error)}") from error
+                raise ConnectionLost(
+                    f"no realtime approval key: {self._describe(error)}"
+                ) from error
         try:
             async with asyncio.timeout(self.settings.connect_timeout_s):
                 connection = await self._connect(self.settings.url)
         except Exception as error:
-            raise _Lost(self._describe(error)) from error
+            raise ConnectionLost(self._describe(error)) from error
         return connection, self._key
 
-    async def _serve(self, connection: Connection, key: str, *, resumed: bool) -> _Lost:
+    async def _serve(self, connection: Connection, key: str, *, resumed: bool) -> ConnectionLost:
         """Register everything, then read until the connection ends; why it ended."""
         self._connection, self._session_key = connection, key
         registrations = self._subscriptions.new_connection()
@@ -370,30 +367,33 @@ class KisFeedClient:
                 for code in self._subscriptions.codes():
                     self._start_resync(code)
             await self._receive(connection, connected_at)
-        except _Lost as lost:
+        except ConnectionLost as lost:
             return lost
         except FeedUnavailable as error:
-            return _Lost(error.message)
+            return ConnectionLost(error.message)
         except Exception as error:
             # A bug here must not end the feed for good: replace the connection instead.
             log.exception("realtime feed: unexpected error; replacing the connection")
-            return _Lost(f"unexpected {self._describe(error)}")
+            return ConnectionLost(f"unexpected {self._describe(error)}")
 
     async def _receive(self, connection: Connection, connected_at: float) -> NoReturn:
-        stall_after = self.settings.stall_after_s
-        while True:
-            heard = max(connected_at, self._last_message_at or connected_at)
-            try:
-                async with asyncio.timeout_at(heard + stall_after):
-                    text = await connection.recv()
-            except TimeoutError:
-                self._counts.stalls += 1
-                raise _Lost(
-                    f"stalled: neither data nor a heartbeat for {stall_after:.1f} s", stalled=True
-                ) from None
-            await self._handle(connection, text)
+        def heard() -> float:
+            return max(connected_at, self._last_message_at or connected_at)
 
-    async def _back_off(self, lost: _Lost) -> None:
+        try:
+            await read_until_silent(
+                connection,
+                partial(self._handle, connection),
+                heard=heard,
+                stall_after_s=self.settings.stall_after_s,
+                silence="neither data nor a heartbeat",
+            )
+        except ConnectionLost as lost:
+            if lost.stalled:  # not a refusal raised while handling a message
+                self._counts.stalls += 1
+            raise
+
+    async def _back_off(self, lost: ConnectionLost) -> None:
         self._attempt += 1
         delay = jittered_backoff(
             self._attempt,
@@ -410,11 +410,7 @@ class KisFeedClient:
             self._set_state(state, f"{lost.reason}; reconnecting")
 
     async def _close(self, connection: Connection) -> None:
-        # A peer that stopped answering must not hold the client up: bounded, and whatever
-        # goes wrong while closing changes nothing.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self.settings.connect_timeout_s):
-                await connection.close()
+        await close_within(connection, self.settings.connect_timeout_s)
 
     async def _send_all(
         self, registrations: list[Registration], tr_type: TrType, *, strict: bool = False
@@ -522,7 +518,7 @@ class KisFeedClient:
     def _on_ack(self, ack: Ack) -> None:
         if ack.msg_cd == APPKEY_IN_USE:
             self._counts.sessions_refused += 1
-            raise _Lost(
+            raise ConnectionLost(
                 f"the server refused the session: {ack.msg_cd} {ack.msg1} (KIS allows one "
                 "realtime session per appkey; another process is using it)"
             )
@@ -610,14 +606,7 @@ class KisFeedClient:
                 log.exception("realtime feed: listener %r failed", listener)
 
     def _describe(self, error: BaseException) -> str:
-        if isinstance(error, FeedError | BrokerError):
-            return error.message
-        if isinstance(error, TimeoutError):
-            return f"no connection within {self.settings.connect_timeout_s:.1f} s"
-        if isinstance(error, OSError):
-            return f"{type(error).__name__}: {error}"
-        # Other errors' texts are not ours to vouch for (they could quote a credential).
-        return type(error).__name__
+        return describe(error, connect_timeout_s=self.settings.connect_timeout_s)
 
 
 if TYPE_CHECKING:

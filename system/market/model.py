@@ -1,12 +1,14 @@
-"""What the realtime feed gives the rest of the system: prices, books and the feed's state.
+"""What the realtime feeds give the rest of the system: prices, books, currency-pair quotes
+and the feeds' state.
 
-These types are the seam between the feed client (``system.market``) and its consumers
-(the gateway's broadcasters, later the trading pipeline). Consumers depend on ``PriceFeed``
-only, so they are tested with a fake feed and never need a socket.
+These types are the seam between the feed clients (``system.market``) and their consumers
+(the gateway's broadcasters, the trading desk). Consumers depend on ``PriceFeed`` (and on
+``RateQuote`` listeners) only, so they are tested with fakes and never need a socket.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -80,7 +82,45 @@ class FeedStatus:
     refused: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class RateQuote:
+    """The best ``bid`` and ``ask`` of a currency pair ``"BASE/QUOTE"``: prices of one unit
+    of BASE in QUOTE, at loop time ``at`` (when the system learned them). ``ValueError`` if
+    the quote makes no sense."""
+
+    pair: str
+    bid: float
+    ask: float
+    at: float
+
+    def __post_init__(self) -> None:
+        base, slash, quote = self.pair.partition("/")
+        if not (slash and base and quote and "/" not in quote and base != quote):
+            raise ValueError(
+                f"pair {self.pair!r} is not BASE/QUOTE with two different currencies; "
+                'write it like "USD/KRW"'
+            )
+        if not (math.isfinite(self.bid) and math.isfinite(self.ask) and self.bid > 0):
+            raise ValueError(
+                f"{self.pair}: bid {self.bid} and ask {self.ask} must be finite and positive"
+            )
+        if self.ask < self.bid:
+            raise ValueError(
+                f"{self.pair}: ask {self.ask} is below bid {self.bid}; a crossed quote is bad "
+                "data, and pricing it would report an arbitrage that is not there"
+            )
+
+    @property
+    def base(self) -> str:
+        return self.pair.partition("/")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.pair.partition("/")[2]
+
+
 PriceListener = Callable[[PriceUpdate], None]
+RateListener = Callable[[RateQuote], None]
 StatusListener = Callable[[FeedStatus], None]
 
 

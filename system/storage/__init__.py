@@ -46,10 +46,11 @@ from system.storage.errors import (
 from system.storage.failures import Connection
 from system.storage.health import HealthMonitor, PoolStats, StorageHealth, StorageState
 from system.storage.migrate import MIGRATION_LOCK, Migration, apply_migrations, load_migrations
-from system.storage.pool import HealthListener, PoolManager, Row
+from system.storage.pool import DatabaseWait, HealthListener, PoolManager, Row
 from system.storage.records import (
     AuditEvent,
     Halt,
+    Opportunity,
     QuoteSnapshot,
     Record,
     Signal,
@@ -68,6 +69,7 @@ __all__ = [
     "Connection",
     "ConnectionValidationError",
     "DatabaseUnavailable",
+    "DatabaseWait",
     "DeadLetter",
     "FlushTimeout",
     "Halt",
@@ -76,6 +78,7 @@ __all__ = [
     "Migration",
     "MigrationError",
     "OnFull",
+    "Opportunity",
     "PoolClosedError",
     "PoolConfig",
     "PoolInitializationError",

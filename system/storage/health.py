@@ -150,6 +150,7 @@ class HealthMonitor:
             return "degraded", f"pool saturated: {self._waiting} {callers} waiting for a connection"
         if self._last_failure is not None:
             at, what = self._last_failure
-            if now - at < self.error_window_s:
+            # The same sum as ``next_change_at``: at that moment the failure has left.
+            if now < at + self.error_window_s:
                 return "degraded", f"{what} {now - at:.1f} s ago"
         return "healthy", ""

@@ -19,7 +19,9 @@ holder of a connection that died. What it lacks sits around it here:
   is known to be down, operations fail fast with ``DatabaseUnavailable`` and a
   ``retry_after_s``, instead of each caller waiting out a connect timeout.
 
-All timing reads the event loop's clock, so the manager can run on virtual time.
+All timing reads the event loop's clock, so the manager can run on virtual time. The
+server answers from outside the loop, though, which a virtual clock cannot see: every wait
+on it is held inside ``database_wait`` (see ``DatabaseWait``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, cast
 
@@ -70,6 +72,19 @@ Row = Any
 
 HealthListener = Callable[[StorageHealth], None]
 
+# Held around every wait on the server, the only waits that leave the event loop: opening
+# the pool, checking a connection out (which may connect, and validates idle ones), the
+# statements, COPYs and transactions of a ``connection()`` block, the reset on release,
+# the health probe, closing. Production passes none: a no-op. A virtual clock needs it:
+# looptime (the harness's clock) jumps to the next timer whenever nothing in the loop is
+# ready, so while PostgreSQL works on an answer every timeout around the wait would fire
+# at once. The harness passes a guard that holds that clock to real-time steps while any
+# wait is in flight (``harness.clock.RealtimeGuard``); waits inside the loop (for a free
+# slot, the watcher's backoff, a retry's delay) stay outside it and jump as before. It is
+# entered concurrently by every session and re-entered from inside one, so it must be
+# reentrant, and cheap.
+DatabaseWait = AbstractContextManager[object]
+
 
 class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
     """asyncpg's connection, plus when it was last given back to the pool (loop time)."""
@@ -83,7 +98,8 @@ class PoolManager:
     Use ``async with PoolManager(config) as db:`` or ``await start()`` / ``await close()``.
     ``on_change`` is called with the new ``StorageHealth`` whenever the state changes
     (synchronously, from the loop; exceptions it raises are logged). ``rng`` jitters the
-    reconnect backoff: pass a seeded one for reproducible runs.
+    reconnect backoff: pass a seeded one for reproducible runs. ``database_wait`` is held
+    around every wait on the server (``DatabaseWait``; none in production).
     """
 
     def __init__(
@@ -92,11 +108,15 @@ class PoolManager:
         *,
         on_change: HealthListener | None = None,
         rng: random.Random | None = None,
+        database_wait: DatabaseWait | None = None,
     ) -> None:
         self.config = config
         self.server = config.server
         self._on_change = on_change
         self._rng = rng if rng is not None else random.Random()
+        self._database_wait: DatabaseWait = (
+            database_wait if database_wait is not None else nullcontext()
+        )
         self._pool: Any = None
         self._monitor = HealthMonitor(error_window_s=config.error_window_s, now=0.0)
         self._slots = Slots(config.max_size, on_waiting=self._waiting_changed)
@@ -135,19 +155,20 @@ class PoolManager:
         shorten_driver_tracebacks()  # ``_connect`` reports what asyncpg would log again
         pool: Any = None
         try:
-            pool = await asyncpg.create_pool(
-                cfg.dsn,
-                min_size=cfg.min_size,
-                max_size=cfg.max_size,
-                connect=self._connect,
-                reset=self._reset,
-                connection_class=_PooledConnection,
-                timeout=cfg.connect_timeout_s,
-                command_timeout=cfg.query_timeout_s,
-            )
-            # With min_size 0 nothing has connected yet, and a typo should fail here.
-            async with pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
+            with self._database_wait:
+                pool = await asyncpg.create_pool(
+                    cfg.dsn,
+                    min_size=cfg.min_size,
+                    max_size=cfg.max_size,
+                    connect=self._connect,
+                    reset=self._reset,
+                    connection_class=_PooledConnection,
+                    timeout=cfg.connect_timeout_s,
+                    command_timeout=cfg.query_timeout_s,
+                )
+                # With min_size 0 nothing has connected yet, and a typo should fail here.
+                async with pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
         except Exception as exc:
             if pool is not None:
                 pool.terminate()
@@ -189,7 +210,8 @@ class PoolManager:
         try:
             async with asyncio.timeout(self.config.close_timeout_s):
                 await self._slots.wait_idle()
-                await self._pool.close()
+                with self._database_wait:
+                    await self._pool.close()
         except TimeoutError:
             logger.warning(
                 "closing the database pool for %s: %d connection(s) still in use after "
@@ -308,26 +330,36 @@ class PoolManager:
 
     @asynccontextmanager
     async def _session(self, timeout_s: float) -> AsyncIterator[Connection]:
-        conn = await self._acquire()
-        try:
-            yield conn
-        except Exception as exc:
-            failure = classify(exc, conn)
-            if failure == "lost":
-                terminate(conn)  # never handed out again; asyncpg replaces it
-                raise self._lost(exc) from exc
-            if failure == "timeout":
-                self._failed(f"a statement ran longer than {timeout_s:.1f} s", probe=True)
-                raise QueryTimeoutError(server=self.server, timeout_s=timeout_s) from exc
-            if failure == "sql":
-                self._succeeded()  # the server answered; the statement was wrong
-            raise
-        else:
-            self._succeeded()
-        finally:
-            await self._give_back(conn)
+        started, deadline = await self._admit()
+        # From the checkout to the release, the block's waits are on the server.
+        with self._database_wait:
+            try:
+                conn = await self._checkout(started, deadline)
+            except BaseException:
+                self._slots.release()
+                raise
+            self._checked_out += 1
+            try:
+                yield conn
+            except Exception as exc:
+                failure = classify(exc, conn)
+                if failure == "lost":
+                    terminate(conn)  # never handed out again; asyncpg replaces it
+                    raise self._lost(exc) from exc
+                if failure == "timeout":
+                    self._failed(f"a statement ran longer than {timeout_s:.1f} s", probe=True)
+                    raise QueryTimeoutError(server=self.server, timeout_s=timeout_s) from exc
+                if failure == "sql":
+                    self._succeeded()  # the server answered; the statement was wrong
+                raise
+            else:
+                self._succeeded()
+            finally:
+                await self._give_back(conn)
 
-    async def _acquire(self) -> Connection:
+    async def _admit(self) -> tuple[float, float]:
+        """A slot (waiting, within the acquire timeout, for one to free up): when the wait
+        began and its deadline, both loop times, for the checkout that follows."""
         if self._closing:
             raise PoolClosedError(server=self.server)
         if self._pool is None:
@@ -345,13 +377,7 @@ class PoolManager:
                 await self._slots.acquire()
         except TimeoutError:
             raise self._pool_timeout(started) from None
-        try:
-            conn = await self._checkout(started, deadline)
-        except BaseException:
-            self._slots.release()
-            raise
-        self._checked_out += 1
-        return conn
+        return started, deadline
 
     async def _checkout(self, started: float, deadline: float) -> Connection:
         """Take a connection from asyncpg's pool (a slot is held), validating idle ones."""
@@ -454,15 +480,18 @@ class PoolManager:
             self._refresh.cancel()
             self._refresh = None
         if expiry is not None and self._refresh is None and not self._closing:
-            self._refresh = asyncio.get_running_loop().call_at(expiry, self._on_expiry)
+            self._refresh = asyncio.get_running_loop().call_at(expiry, self._on_expiry, expiry)
         if change is not None:
             self._log_change(change)
             self._notify(change)
 
-    def _on_expiry(self) -> None:
-        # Timers may fire up to the clock's resolution early: re-arm rather than trust it.
+    def _on_expiry(self, expiry: float) -> None:
+        # The timer fired, so its moment has come, though the clock may read a hair earlier
+        # (timers fire up to the clock's resolution early). Judged at the clock's reading, the
+        # verdict could stand and the timer be re-armed for that same moment, again and
+        # again: on virtual time the clock never moves on while a timer is due.
         self._refresh = None
-        self._publish(self._monitor.refresh(loop_time()))
+        self._publish(self._monitor.refresh(max(loop_time(), expiry)))
 
     def _notify(self, change: StorageHealth) -> None:
         if self._on_change is None:
@@ -519,16 +548,18 @@ class PoolManager:
         """
         cfg = self.config
         try:
-            async with asyncio.timeout(cfg.probe_timeout_s):
-                conn = await asyncpg.connect(cfg.dsn, timeout=cfg.probe_timeout_s)
-                try:
-                    await conn.fetchval("SELECT 1")
-                finally:
-                    # Not ``close()``: it waits until the server's end of the socket closes,
-                    # which a slow network (or an unresponsive server) can hold up past the
-                    # timeout. ``terminate()`` still sends PostgreSQL its Terminate message,
-                    # so the backend ends cleanly, but drops the socket without waiting.
-                    conn.terminate()
+            with self._database_wait:
+                async with asyncio.timeout(cfg.probe_timeout_s):
+                    conn = await asyncpg.connect(cfg.dsn, timeout=cfg.probe_timeout_s)
+                    try:
+                        await conn.fetchval("SELECT 1")
+                    finally:
+                        # Not ``close()``: it waits until the server's end of the socket
+                        # closes, which a slow network (or an unresponsive server) can hold
+                        # up past the timeout. ``terminate()`` still sends PostgreSQL its
+                        # Terminate message, so the backend ends cleanly, but drops the
+                        # socket without waiting.
+                        conn.terminate()
         except Exception as exc:
             what = f"the health probe failed ({self._describe(exc)})"
             if isinstance(exc, UNREACHABLE_ERRORS):

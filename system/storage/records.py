@@ -55,6 +55,13 @@ def _bigint(name: str, value: object) -> None:
         raise ValueError(f"{name} {value} does not fit a PostgreSQL bigint")
 
 
+def _finite(name: str, value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number (double precision), got {value!r}")
+
+
 def _seconds(value: object) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TypeError(f"at must be a number of seconds, got {type(value).__name__} {value!r}")
@@ -243,8 +250,51 @@ class AuditEvent(_Row):
         object.__setattr__(self, "detail_json", encode_detail(self.detail))
 
 
-Record: TypeAlias = QuoteSnapshot | Signal | StoredOrder | Halt | AuditEvent
-RECORD_TYPES: tuple[type[Record], ...] = (QuoteSnapshot, Signal, StoredOrder, Halt, AuditEvent)
+@dataclass(frozen=True)
+class Opportunity(_Row):
+    """An arbitrage ``cycle`` (``"KRW->EUR->JPY->KRW"``) that ``detector`` found profitable:
+    ``net_rate`` is what one unit becomes after fees, ``est_profit`` the gain on the capital
+    allotted, in the cycle's first currency; ``detail`` holds the legs and the rest."""
+
+    table: ClassVar[str] = "opportunities"
+    columns: ClassVar[tuple[str, ...]] = (
+        "opportunity_id",
+        "detector",
+        "cycle",
+        "net_rate",
+        "est_profit",
+        "detail_json",
+        "at",
+    )
+
+    opportunity_id: str
+    detector: str
+    cycle: str
+    net_rate: float
+    est_profit: float
+    detail: Mapping[str, Any] = field(compare=False)  # as in Signal
+    at: float
+    detail_json: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _text("opportunity_id", self.opportunity_id, empty_ok=False)
+        _text("detector", self.detector, empty_ok=False)
+        _text("cycle", self.cycle, empty_ok=False)
+        _finite("net_rate", self.net_rate)
+        _finite("est_profit", self.est_profit)
+        _seconds(self.at)
+        object.__setattr__(self, "detail_json", encode_detail(self.detail))
+
+
+Record: TypeAlias = QuoteSnapshot | Signal | StoredOrder | Halt | AuditEvent | Opportunity
+RECORD_TYPES: tuple[type[Record], ...] = (
+    QuoteSnapshot,
+    Signal,
+    StoredOrder,
+    Halt,
+    AuditEvent,
+    Opportunity,
+)
 
 
 def statements(batch: Sequence[tuple[int, Record]]) -> list[tuple[str, list[tuple[object, ...]]]]:

@@ -33,7 +33,7 @@ from system.storage.buffer import (
 )
 from system.storage.health import PoolStats, StorageHealth, StorageState
 from system.storage.migrate import apply_migrations
-from system.storage.pool import PoolManager
+from system.storage.pool import DatabaseWait, PoolManager
 from system.storage.records import RECORD_TYPES, Record, StoredOrder
 from system.storage.settings import CAPACITY_VARIABLE, StorageSettings
 from system.storage.sink import PostgresSink, is_transient
@@ -126,16 +126,29 @@ class Storage:
 
     Use ``async with Storage(settings) as storage:`` or ``await start()`` / ``await
     close()``. ``rng`` seeds the pool's reconnect jitter and the buffer's retry jitter
-    (pass a seeded one for repeatable runs).
+    (pass a seeded one for repeatable runs). ``database_wait`` is held around every wait
+    on the server (``system.storage.pool.DatabaseWait``: none in production; a virtual
+    clock's guard in the harness).
     """
 
-    def __init__(self, settings: StorageSettings, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: StorageSettings,
+        *,
+        rng: random.Random | None = None,
+        database_wait: DatabaseWait | None = None,
+    ) -> None:
         self.settings = settings
         rng = rng if rng is not None else random.Random()
         # Two streams from one seed: the pool's probes don't shift the buffer's retries.
         pool_rng = random.Random(rng.getrandbits(64))
         self._buffer_rng = random.Random(rng.getrandbits(64))
-        self._pool = PoolManager(settings.pool, on_change=self._pool_changed, rng=pool_rng)
+        self._pool = PoolManager(
+            settings.pool,
+            on_change=self._pool_changed,
+            rng=pool_rng,
+            database_wait=database_wait,
+        )
         self._pool_state: StorageState = "unhealthy"  # not started
         self._sink = PostgresSink(self._pool, transactional=settings.transactional)
         self._buffer: WriteBuffer | None = None

@@ -78,8 +78,8 @@ _UNPARSEABLE = "<unparseable webhook URL>"
 
 
 def metric_names() -> tuple[str, ...]:
-    """Every name ``AlertNotifier.metrics()`` reports, known without a notifier. (Nothing
-    samples them yet: neither ``/metrics`` nor a scenario can read them.)"""
+    """Every name ``AlertNotifier.metrics()`` reports, known without a notifier: what
+    ``/metrics`` shows of it and a scenario's ``metric:`` may name."""
     return _METRIC_NAMES
 
 

@@ -11,6 +11,14 @@ One worker task takes the feed's price updates in arrival order and, for each:
    retry), then books its fill; in ``paper`` mode it stops there: everything is evaluated
    and recorded, no order is sent.
 
+Currency-pair quotes come in too (``on_rate``, the rate feed's listener): the rate
+detectors (``triangular``) price each one, and an arbitrage opportunity is recorded
+(``opportunities``) and told to the opportunity listeners (the gateway broadcasts it) once,
+when its cycle turns profitable (``system.trading.opportunities``). The desk does not trade
+it: its broker is KIS, Korean equities, with no FX or crypto legs to execute, so an
+opportunity is information, recorded and broadcast, as a sell signal is. Halts do not
+silence it.
+
 A halt (a loss limit, a stop condition, the manual kill switch) is stored with its reason,
 audited and alerted once, when it happens; a release likewise. Orders run as their own
 tasks so a slow broker never holds up the price stream, and the gate's books are updated
@@ -33,20 +41,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from system.broker import OrderAck, OrderRequest
 from system.broker.clock import kst_today, loop_time
 from system.broker.errors import BrokerError, OrderBlocked, OrderOutcomeUnknown
-from system.market import PriceUpdate
+from system.market import PriceUpdate, RateQuote
 from system.service import Recorder
 from system.storage.buffer import WriteBufferError
 from system.storage.records import AuditEvent, Record
 from system.storage.records import Halt as StoredHalt
 from system.storage.records import Signal as StoredSignal
 from system.trading.alerts import Alert, Severity
-from system.trading.detectors import Detector, Signal, WallClock
+from system.trading.detectors import Detector, Opportunity, RateDetector, Signal, WallClock
+from system.trading.opportunities import OpenOpportunities, as_record
 from system.trading.positions import Book, Fill
 from system.trading.risk import Halt, Refused, RiskGate, TradeProposal
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["paper", "live"]
+
+# How long the desk waits before asking again for the fill of an order the broker took,
+# after a failed reading: doubling from the first to the most.
+FILL_RETRY_FIRST_S = 1.0
+FILL_RETRY_MAX_S = 30.0
 
 
 class DeskSettings(BaseModel):
@@ -113,12 +127,19 @@ class _Counts:
     orders_failed: int = 0
     orders_unknown: int = 0
     orders_blocked: int = 0
+    fill_reads_failed: int = 0
     exits: int = 0
     halts: int = 0
+    rates: int = 0
+    opportunities: int = 0
 
 
 def metric_names() -> tuple[str, ...]:
-    return (*(f"desk_{name}" for name in _Counts.__dataclass_fields__), "desk_trades_open")
+    return (
+        *(f"desk_{name}" for name in _Counts.__dataclass_fields__),
+        "desk_trades_open",
+        "desk_opportunities_open",
+    )
 
 
 class Desk:
@@ -161,6 +182,10 @@ class Desk:
         self._idle = asyncio.Event()
         self._idle.set()
         self._counts = _Counts()
+        # The detectors that price currency pairs too (on_rate), and what they see open.
+        self._rate_detectors = [d for d in self.detectors if isinstance(d, RateDetector)]
+        self._opportunities = OpenOpportunities()
+        self._opportunity_listeners: list[Callable[[Opportunity], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -193,6 +218,26 @@ class Desk:
 
     def add_signal_listener(self, listener: Callable[[Signal], object]) -> None:
         self._signal_listeners.append(listener)
+
+    def on_rate(self, quote: RateQuote) -> None:
+        """A currency pair's quote (called in the rate feed's task: it must not block).
+
+        Every rate detector prices it; each opportunity that opens is recorded and told to
+        the opportunity listeners (see the module docstring). Nothing here awaits: the
+        detectors are pure and the recorder queues."""
+        self._counts.rates += 1
+        for detector in self._rate_detectors:
+            found = detector.on_rate(quote)
+            for opportunity in self._opportunities.update(detector.name, quote.pair, found):
+                self._on_opportunity(opportunity)
+
+    def add_opportunity_listener(self, listener: Callable[[Opportunity], object]) -> None:
+        self._opportunity_listeners.append(listener)
+
+    @property
+    def open_opportunities(self) -> list[Opportunity]:
+        """The cycles the rate detectors see profitable now, each as last reported."""
+        return list(self._opportunities)
 
     def permit(self, order: OrderRequest) -> str | None:
         """The last check before an order leaves (``KisClient.order_permit``): while
@@ -231,7 +276,11 @@ class Desk:
 
     def metrics(self) -> dict[str, float]:
         counts = {f"desk_{k}": float(v) for k, v in self._counts.__dict__.items()}
-        return {**counts, "desk_trades_open": float(len(self._trades))}
+        return {
+            **counts,
+            "desk_trades_open": float(len(self._trades)),
+            "desk_opportunities_open": float(len(self._opportunities)),
+        }
 
     async def wind_down(self) -> None:
         """Take no more updates (and so open no more trades), then wait for the orders
@@ -270,6 +319,11 @@ class Desk:
     async def _handle(self, update: PriceUpdate) -> None:
         self._counts.updates += 1
         self._marks[update.code] = update.price
+        # Marked before the exits: a gap through a stop-loss that breaks a loss limit halts
+        # trading on this price, before a sale realises the loss past the limit.
+        self.gate.mark_to_market(
+            self.book.unrealised(self._marks), day=self._today(), at=loop_time()
+        )
         self.gate.on_source_latency(self._latency(update), at=loop_time())
         self._notice_halt()
         self._check_exits(update)
@@ -412,7 +466,6 @@ class Desk:
         self._counts.orders_sent += 1
         try:
             ack = await self.executor.place_order(order)
-            filled = await self.fills.fill_of(ack, order)
         except OrderBlocked as blocked:
             # Stopped at the last moment by a halt: not sent, so not an execution failure.
             self._counts.orders_blocked += 1
@@ -436,10 +489,44 @@ class Desk:
                 {"client_order_id": order.client_order_id, "error": type(error).__name__},
             )
             return None
+        # The broker has the order now: the execution went through, whatever becomes of
+        # the reading of its fill.
         self.gate.on_execution(True, at=loop_time())
-        return filled
+        return await self._fill_of(ack, order)
+
+    async def _fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
+        """What an order the broker took filled, asked until the broker answers.
+
+        Giving up on a failed reading would be wrong both ways: a buy taken as unfilled
+        forgets a position the account holds (and frees its exposure for another buy), a
+        sale taken as unfilled is sold again. So a failure waits (on loop time, doubling up
+        to ``FILL_RETRY_MAX_S``) and asks again; the trade keeps its place in the limits
+        meanwhile.
+        """
+        delay = FILL_RETRY_FIRST_S
+        while True:
+            try:
+                return await self.fills.fill_of(ack, order)
+            except (BrokerError, OSError) as error:
+                self._counts.fill_reads_failed += 1
+                log.warning(
+                    "trading desk: reading the fill of %s (ODNO %s) failed (%s); asking again "
+                    "in %.0f s",
+                    order.client_order_id,
+                    ack.odno,
+                    type(error).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FILL_RETRY_MAX_S)
 
     # -- records -----------------------------------------------------------------------
+
+    def _on_opportunity(self, opportunity: Opportunity) -> None:
+        self._counts.opportunities += 1
+        self._store(as_record(opportunity))
+        for listener in self._opportunity_listeners:
+            listener(opportunity)
 
     def _refused(self, signal: Signal, why: str) -> None:
         self._counts.refused += 1

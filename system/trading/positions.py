@@ -11,6 +11,7 @@ belongs to, so a scenario on virtual time books the same P&L as one on the wall 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -116,7 +117,7 @@ class Book:
         held = self._positions.get(code)
         return 0 if held is None else held.cost
 
-    def unrealised(self, prices: dict[str, int]) -> int:
+    def unrealised(self, prices: Mapping[str, int]) -> int:
         """Open P&L at ``prices`` (a code without a price counts at cost)."""
         return sum(
             held.unrealised_at(prices[code])

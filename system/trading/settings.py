@@ -20,6 +20,8 @@ from system.trading.detectors import (
     BreakoutParams,
     ClosingBetDetector,
     Detector,
+    TriangularArbitrageDetector,
+    TriangularParams,
     VcpBreakoutDetector,
     VcpParams,
     WallClock,
@@ -33,7 +35,7 @@ from system.trading.risk import (
     TradeLimits,
 )
 
-DetectorName = Literal["vcp", "closing-bet", "breakout"]
+DetectorName = Literal["vcp", "closing-bet", "breakout", "triangular"]
 
 
 class TradingSettings(DeskSettings):
@@ -44,6 +46,12 @@ class TradingSettings(DeskSettings):
     vcp_bar_s: float = Field(default=60.0, gt=0)
     # The breakout detector's channel, in seconds.
     breakout_window_s: float = Field(default=120.0, gt=0)
+    # The triangular-arbitrage detector (on the rate feed's currency pairs): its cycles
+    # start and end in won with capital_per_trade; a leg's fee, the least net gain worth
+    # reporting (a fraction), and the oldest a leg's quote may be.
+    triangular_fee_bps: float = Field(default=10.0, ge=0, lt=10_000)
+    triangular_min_edge: float = Field(default=0.0001, ge=0)
+    triangular_max_age_s: float = Field(default=2.0, ge=0)
     # The stocks the desk watches (subscribed on the feed); KRX's largest by default.
     codes: tuple[Annotated[str, Field(pattern=r"^[0-9]{6}$")], ...] = (
         "005930",
@@ -83,16 +91,34 @@ class TradingSettings(DeskSettings):
         )
 
     def build_detectors(self, wall: WallClock) -> list[Detector]:
-        """The detectors named, in that order; ``wall`` maps loop time to KST."""
+        """The detectors named, in that order; ``wall`` maps loop time to KST.
+
+        ``triangular`` prices currency pairs (``RateDetector``), not stocks: the desk feeds
+        it the rate feed's quotes, and the system connects the rate feed for it."""
         made: dict[DetectorName, Detector] = {}
         for name in self.detectors:
             if name == "vcp":
                 made[name] = VcpBreakoutDetector(VcpParams(bar_s=self.vcp_bar_s))
             elif name == "breakout":
                 made[name] = BreakoutDetector(BreakoutParams(window_s=self.breakout_window_s))
+            elif name == "triangular":
+                made[name] = TriangularArbitrageDetector(
+                    TriangularParams(
+                        base_currency="KRW",
+                        base_capital=float(self.capital_per_trade),
+                        fee_bps=self.triangular_fee_bps,
+                        min_edge=self.triangular_min_edge,
+                        max_age_s=self.triangular_max_age_s,
+                    )
+                )
             else:
                 made[name] = ClosingBetDetector(wall)
         return list(made.values())
+
+    @property
+    def watches_rates(self) -> bool:
+        """Whether a detector named needs the rate feed's currency-pair quotes."""
+        return "triangular" in self.detectors
 
     def gate(self) -> RiskGate:
         """A fresh risk gate with these limits."""

@@ -40,7 +40,7 @@ from system.storage import (
 )
 from tests.integration.conftest import FAST_POOL, PASSWORD, eventually, shows_a_secret
 
-TABLES = {"quote_snapshots", "signals", "orders", "halts", "audit_events"}
+TABLES = {"quote_snapshots", "signals", "orders", "halts", "audit_events", "opportunities"}
 
 
 def assert_secret_kept(error: BaseException) -> None:
@@ -597,11 +597,14 @@ async def tables(db: PoolManager) -> set[str]:
 async def test_migrations_create_the_schema_once(database: str) -> None:
     async with started(config(database)) as db:
         applied = await apply_migrations(db)
-        assert [m.file_name for m in applied] == ["0001_initial.sql"]
+        assert [m.file_name for m in applied] == ["0001_initial.sql", "0002_opportunities.sql"]
         assert await tables(db) == TABLES | {"schema_migrations"}
         assert await apply_migrations(db) == []
         rows = await db.fetch("select version, name from schema_migrations")
-        assert [(row["version"], row["name"]) for row in rows] == [(1, "initial")]
+        assert [(row["version"], row["name"]) for row in rows] == [
+            (1, "initial"),
+            (2, "opportunities"),
+        ]
         # Replays after an outage are idempotent by the system's sequence number.
         insert = (
             "insert into quote_snapshots (seq, code, price, volume, at) "
@@ -615,8 +618,8 @@ async def test_migrations_create_the_schema_once(database: str) -> None:
 async def test_concurrent_migrations_apply_each_file_once(database: str) -> None:
     async with started(config(database)) as one, started(config(database)) as two:
         results = await asyncio.gather(apply_migrations(one), apply_migrations(two))
-        assert sorted(len(applied) for applied in results) == [0, 1]
-        assert await one.fetchval("select count(*) from schema_migrations") == 1
+        assert sorted(len(applied) for applied in results) == [0, 2]
+        assert await one.fetchval("select count(*) from schema_migrations") == 2
         assert await tables(one) == TABLES | {"schema_migrations"}
 
 

@@ -4,12 +4,17 @@
 every file under scenarios/.) Each weakened variant switches one protection off through the
 system's settings, as a scenario can: a write buffer too small to ride out the outage, a
 pool that lets callers wait half a minute for a connection, queries without a timeout,
-writes that commit record by record instead of one transaction per batch. They run on real
-time against the harness's PostgreSQL, so they run in parallel processes.
+writes that commit record by record instead of one transaction per batch. They run on
+virtual time, as the files say, with every wait on PostgreSQL in the realtime guard, so the
+windows of real time (a slow network the system waits on) add up: they run in parallel
+processes. The wall clock gives the same verdicts (``test_real_time_gives_the_same_verdicts``).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -89,10 +94,62 @@ def test_writes_outside_a_transaction_are_caught_half_written(
     assert "half-written order group(s)" in problems[GROUPS_NOT_HALF_WRITTEN]
 
 
-def test_a_database_scenario_refuses_virtual_time_before_starting_anything() -> None:
-    path = SCENARIOS / "database-outage.yaml"
-    result = run_scenario(load_file(path), str(path), Options(clock="virtual"))
-    assert not result.passed
-    assert result.error is not None
-    assert "runs only on real time: it needs the database" in result.error
-    assert result.wall_seconds == 0.0  # refused before any part started
+# The scenarios that play a timeline; the start-up ones (a ``start:`` key) run a process of
+# their own, on real time only.
+TIMELINES = ["cut-mid-transaction", "database-outage", "pool-exhaustion", "slow-queries"]
+# By default only the two lightest are compared with the wall clock (a minute, side by
+# side); `nox -s realtime` sets SQUALL_REALTIME_ALL=1 to compare all four.
+SHORT = ["database-outage", "slow-queries"]
+
+
+def test_the_timeline_scenarios_run_on_virtual_time() -> None:
+    played = {
+        path.stem
+        for path in SCENARIOS.glob("*.yaml")
+        if load_file(path).start is None and load_file(path).clock == "virtual"
+    }
+    assert played == set(TIMELINES)
+
+
+def run_on_virtual_time(stem: str) -> ScenarioResult:
+    """In a worker process (see ``run_weakened``)."""
+    try:
+        path = SCENARIOS / f"{stem}.yaml"
+        return run_scenario(load_file(path), str(path), Options(clock="virtual"))
+    finally:
+        close_shared_cluster()
+
+
+def test_real_time_gives_the_same_verdicts(tmp_path: Path, squall_exe: str) -> None:
+    stems = TIMELINES if os.environ.get("SQUALL_REALTIME_ALL") else SHORT
+    # Virtual runs first: in real-time steps they wait on the database as the wall clock
+    # does, and real-time runs beside them would share the CPU with their fast stretches.
+    with ProcessPoolExecutor(max_workers=len(stems)) as pool:
+        futures = {stem: pool.submit(run_on_virtual_time, stem) for stem in stems}
+        virtual_runs = {stem: future.result(timeout=300) for stem, future in futures.items()}
+    runs = {
+        stem: subprocess.Popen(
+            [
+                squall_exe,
+                "run",
+                str(SCENARIOS / f"{stem}.yaml"),
+                "--clock",
+                "real",
+                "--report-json",
+                str(tmp_path / f"{stem}.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for stem in stems
+    }
+    for stem, process in runs.items():
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode in (0, 1), stderr.decode()
+        real = json.loads((tmp_path / f"{stem}.json").read_text())["scenarios"][0]
+        virtual = virtual_runs[stem]
+        assert virtual.error is None, virtual.error
+        verdicts = {e["description"]: e["passed"] for e in real["expectations"]}
+        real_failed = [e for e in real["expectations"] if not e["passed"]]
+        assert real["passed"] == virtual.passed, (stem, real_failed, virtual.failed_checks)
+        assert verdicts == {c.description: c.passed for c in virtual.checks}, stem

@@ -194,6 +194,7 @@ async def test_records_are_written_in_order_and_seq_continues_after_a_restart(
             "orders": 10,
             "halts": 0,
             "audit_events": 10,
+            "opportunities": 0,
         }
         market = StoredOrder("c-market", "005930", "sell", 3, None, "pending", None, now())
         storage.record(market)

@@ -19,7 +19,8 @@ evaluation, or the ``now`` the caller passes) is stale and not priced: a cycle w
 leg is not reported. Quotes carry no sizes, so ``est_profit`` assumes the whole capital
 fills at the quoted prices; the executor must check depth.
 
-The rates feed does not exist yet; ``RateQuote`` is the input this module defines for it.
+Its input, ``RateQuote``, comes from the rate feed (``system.market.RateFeedClient``) and
+lives beside ``PriceUpdate`` in ``system.market``; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -27,46 +28,19 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from system.market import PriceUpdate
+from system.market import PriceUpdate, RateQuote
 from system.trading.detectors.base import Side, Signal, signal_id
 
-
-@dataclass(frozen=True)
-class RateQuote:
-    """The best ``bid`` and ``ask`` of a currency pair ``"BASE/QUOTE"``: prices of one unit
-    of BASE in QUOTE, at loop time ``at``. ``ValueError`` if the quote makes no sense."""
-
-    pair: str
-    bid: float
-    ask: float
-    at: float
-
-    def __post_init__(self) -> None:
-        base, slash, quote = self.pair.partition("/")
-        if not (slash and base and quote and "/" not in quote and base != quote):
-            raise ValueError(
-                f"pair {self.pair!r} is not BASE/QUOTE with two different currencies; "
-                'write it like "USD/KRW"'
-            )
-        if not (math.isfinite(self.bid) and math.isfinite(self.ask) and self.bid > 0):
-            raise ValueError(
-                f"{self.pair}: bid {self.bid} and ask {self.ask} must be finite and positive"
-            )
-        if self.ask < self.bid:
-            raise ValueError(
-                f"{self.pair}: ask {self.ask} is below bid {self.bid}; a crossed quote is bad "
-                "data, and pricing it would report an arbitrage that is not there"
-            )
-
-    @property
-    def base(self) -> str:
-        return self.pair.partition("/")[0]
-
-    @property
-    def quote(self) -> str:
-        return self.pair.partition("/")[2]
+__all__ = [
+    "Leg",
+    "Opportunity",
+    "RateDetector",
+    "RateQuote",
+    "TriangularArbitrageDetector",
+    "TriangularParams",
+]
 
 
 @dataclass(frozen=True)
@@ -107,6 +81,7 @@ class Opportunity:
         object.__setattr__(self, "opportunity_id", signal_id(self.detector, self.cycle, self.at))
 
 
+@runtime_checkable
 class RateDetector(Protocol):
     """A detector fed currency-pair quotes (rather than, or besides, stock prices)."""
 

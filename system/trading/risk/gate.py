@@ -234,6 +234,12 @@ class RiskGate:
         over a restart); counted against the loss limits like any other."""
         return self._engage_on(self._loss_limits.record(pnl, day, at), Guard.LOSS_LIMITS)
 
+    def mark_to_market(self, unrealised: int, *, day: date, at: float) -> Halt | None:
+        """The open positions' P&L at the latest prices (won, negative: a loss); returns
+        the ``Halt`` (the kill switch then engaged) if, with the realised loss, it takes
+        the account past a loss limit. See ``LossLimits.mark``."""
+        return self._engage_on(self._loss_limits.mark(unrealised, day, at), Guard.LOSS_LIMITS)
+
     def on_execution(self, ok: bool, *, at: float) -> Halt | None:
         """An execution went through (``ok``) or failed; see ``StopConditions``."""
         halt = self._stop_conditions.record_execution(ok, at)

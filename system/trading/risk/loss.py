@@ -10,7 +10,13 @@ limit. So the guard also holds *reservations*: a trade's worst-case loss, taken 
 trade is admitted and given back when it settles. A new trade is refused when the realised
 loss, plus what the open trades may still lose, plus its own worst case would exceed a
 limit; with honest worst cases, the realised loss never exceeds a limit, even for a moment.
-The halt is the second line, for a worst case that was not honest (slippage, fees).
+The halt is the second line, for a worst case that was not honest (slippage, fees, a gap
+through a stop). It looks at the loss *marked to market* too: the realised loss plus what
+the open positions have lost at the latest prices (``mark``). Waiting for the loss to be
+realised would let the sale that realises it go out first, past the limit; marking halts
+on the price that shows the breach, before any order, and the halt then holds every order
+(closing ones too) until a person releases. A release accepts the loss as it stands: the
+guard halts again only when the loss grows past that (or a later day starts afresh).
 """
 
 from __future__ import annotations
@@ -68,6 +74,10 @@ class LossLimits:
         self._cumulative_pnl = 0
         self._reservations: dict[str, int] = {}
         self._halt: Halt | None = None
+        self._unrealised = 0  # the open positions' P&L at the latest mark
+        # The loss a person accepted when releasing a halt, per limit: a breach is a loss
+        # past both the limit and this. The daily one is forgotten with its day.
+        self._accepted: dict[Reason, int] = {}
 
     @property
     def daily_limit(self) -> int | None:
@@ -93,6 +103,11 @@ class LossLimits:
     @property
     def cumulative_pnl(self) -> int:
         return self._cumulative_pnl
+
+    @property
+    def unrealised(self) -> int:
+        """The open positions' P&L at the latest ``mark`` (won; negative: a loss)."""
+        return self._unrealised
 
     @property
     def reserved(self) -> int:
@@ -140,31 +155,50 @@ class LossLimits:
 
         Returns the ``Halt`` when this loss takes the account past a limit, None otherwise
         (also while already halted: the first breach is the halt). A profit or a zero never
-        halts, even while the account is still past a limit after a release: only a new
-        loss is a new breach.
+        halts, even while the account is still past a limit after a release: only a loss
+        past what the release accepted is a new breach.
         """
         _whole_won("pnl", pnl)
-        current = day if self._day is None or day > self._day else self._day
-        if current != self._day:  # a new trading day: its losses start from zero
-            self._day = current
-            self._day_pnl = 0
+        current = self._advance(day)
         self._day_pnl += pnl
         self._cumulative_pnl += pnl
         if pnl >= 0 or self._halt is not None:
             return None
-        exceeded = self._exceeded(current)
-        if exceeded is None:
-            return None
-        self._halt = Halt(
-            reason=exceeded.reason,
-            detail=(
-                f"the {exceeded.scope} realised loss of {exceeded.loss:,} KRW exceeds the "
-                f"{exceeded.scope} loss limit of {exceeded.limit:,} KRW"
-            ),
-            at=at,
-            automatic=True,
-        )
-        return self._halt
+        # Realised only: the last mark still counts the position this P&L just closed.
+        for room in self._rooms(current):
+            if self._breached(room, room.loss):
+                return self._halt_on(
+                    room,
+                    f"the {room.scope} realised loss of {room.loss:,} KRW exceeds the "
+                    f"{room.scope} loss limit of {room.limit:,} KRW",
+                    at,
+                )
+        return None
+
+    def mark(self, unrealised: int, day: date, at: float) -> Halt | None:
+        """The open positions are worth ``unrealised`` won more (less, when negative) than
+        they cost, at the latest prices on trading day ``day``.
+
+        Returns the ``Halt`` when the realised loss plus the unrealised one exceeds a limit
+        (and any loss accepted at a release), None otherwise. An unrealised loss counts
+        toward the day it is marked on, whenever the position was opened.
+        """
+        _whole_won("unrealised", unrealised)
+        current = self._advance(day)
+        self._unrealised = unrealised
+        if unrealised >= 0 or self._halt is not None:
+            return None  # no worse than the realised loss, which ``record`` watches
+        for room in self._rooms(current):
+            marked = room.loss - unrealised
+            if self._breached(room, marked):
+                return self._halt_on(
+                    room,
+                    f"the {room.scope} loss marked to market is {marked:,} KRW "
+                    f"({room.loss:,} realised, {-unrealised:,} unrealised on open positions), "
+                    f"past the {room.scope} loss limit of {room.limit:,} KRW",
+                    at,
+                )
+        return None
 
     def reserve(self, trade_id: str, worst_case_loss: int) -> None:
         """Holds ``worst_case_loss`` won of room for an admitted trade until it settles."""
@@ -191,7 +225,25 @@ class LossLimits:
         if self._halt is None:
             return False
         self._halt = None
+        if self._day is not None:
+            for room in self._rooms(self._day):
+                self._accepted[room.reason] = room.loss - min(self._unrealised, 0)
         return True
+
+    def _advance(self, day: date) -> date:
+        """The trading day a report on ``day`` counts toward; a later day starts afresh."""
+        if self._day is None or day > self._day:
+            self._day = day
+            self._day_pnl = 0
+            self._accepted.pop(Reason.DAILY_LOSS_LIMIT, None)
+        return self._day
+
+    def _breached(self, room: _Room, loss: int) -> bool:
+        return loss > max(room.limit, self._accepted.get(room.reason, 0))
+
+    def _halt_on(self, room: _Room, detail: str, at: float) -> Halt:
+        self._halt = Halt(reason=room.reason, detail=detail, at=at, automatic=True)
+        return self._halt
 
     def _rooms(self, day: date) -> list[_Room]:
         # Cumulative first: when both limits speak, the one that no new day clears is the
@@ -224,13 +276,6 @@ class LossLimits:
         non_negative("potential_loss", potential_loss)
         for room in self._rooms(day):
             if potential_loss > room.left:
-                return room
-        return None
-
-    def _exceeded(self, day: date) -> _Room | None:
-        # Realised losses only: reservations refuse new trades, they never halt.
-        for room in self._rooms(day):
-            if room.loss > room.limit:
                 return room
         return None
 

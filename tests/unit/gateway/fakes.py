@@ -1,6 +1,7 @@
-"""In-memory stand-ins for the gateway's collaborators: a PriceFeed, the trading service,
-the trading desk's kill switch, and a WebSocket. The integration tests use the feed and the
-service too (over real sockets, only the gateway's own side is real)."""
+"""In-memory stand-ins for the gateway's collaborators: a PriceFeed, the trading service
+(with its order history or without), the trading desk (its kill switch, book and marks),
+and a WebSocket. The integration tests use the feed and the service too (over real
+sockets, only the gateway's own side is real)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from system.market.model import (
     PriceUpdate,
     StatusListener,
 )
+from system.service import OrderRecord
+from system.trading.positions import Book
 
 
 class FakeFeed:
@@ -165,6 +168,21 @@ class FakeService:
         return {"quotes_served": float(len(self.calls)), "health_state": 0.0}
 
 
+class FakeOrderService(FakeService):
+    """``FakeService`` with the trading service's order history: ``records`` oldest first,
+    as ``TradingService.orders`` has them; ``limits`` records what ``recent_orders`` was
+    asked for."""
+
+    def __init__(self, records: list[OrderRecord] | None = None) -> None:
+        super().__init__()
+        self.records = list(records or [])
+        self.limits: list[int] = []
+
+    def recent_orders(self, limit: int) -> list[OrderRecord]:
+        self.limits.append(limit)
+        return self.records[::-1][:limit]
+
+
 @dataclass(frozen=True)
 class FakeHalt:
     """A halt as ``system.trading.risk.Halt`` has it."""
@@ -175,14 +193,23 @@ class FakeHalt:
     automatic: bool
 
 
-class FakeDesk:
-    """The trading desk's kill switch (``KillSwitchControl``). ``halt`` is what the gate
-    holds (a test may set an automatic one); ``calls`` records every engage and release as
-    (what, detail, by)."""
+@dataclass(frozen=True)
+class FakeDeskSettings:
+    mode: str = "live"
 
-    def __init__(self, halt: FakeHalt | None = None) -> None:
+
+class FakeDesk:
+    """The trading desk as the gateway sees it (``TradingDesk``). ``halt`` is what the gate
+    holds (a test may set an automatic one); ``calls`` records every engage and release as
+    (what, detail, by). ``book`` is a real ``Book`` (a test applies fills to it), ``marks``
+    the latest price per code."""
+
+    def __init__(self, halt: FakeHalt | None = None, mode: str = "live") -> None:
         self.halt = halt
         self.calls: list[tuple[str, str, str]] = []
+        self.settings = FakeDeskSettings(mode)
+        self.book = Book()
+        self.marks: dict[str, int] = {}
 
     def engage(self, detail: str, *, by: str) -> bool:
         self.calls.append(("engage", detail, by))

@@ -166,12 +166,42 @@ async def test_the_page_shows_the_halt_and_offers_the_kill_switch(gateway: Gatew
     token_input = re.search(r'<input[^>]*data-testid="operator-token"[^>]*>', page)
     assert token_input is not None
     assert 'type="password"' in token_input.group()
-    assert "const HALT_EVERY_MS = 2000;" in script
-    assert "setInterval(pollHalt, HALT_EVERY_MS);" in script
-    assert 'fetch("/api/kill-switch", { cache: "no-store" })' in script
+    # The halt is read with the orders, positions and P&L, once a second.
+    assert "const TRADING_EVERY_MS = 1000;" in script
+    assert "setInterval(pollTrading, TRADING_EVERY_MS);" in script
+    assert 'fetch("/api/trading", { cache: "no-store" })' in script
+    assert "showHalt(body.halt);" in script
     assert "Authorization: `Bearer ${token}`" in script
     # The token lives in its field only: the one thing the page stores is the ticker list.
     assert script.count("Storage.setItem(") == 1
     assert "localStorage.setItem(STORAGE_KEY, JSON.stringify(state.tickers))" in script
     assert "sessionStorage" not in script
     assert "document.cookie" not in script
+
+
+async def test_the_page_has_tables_for_orders_and_positions_and_a_pnl_line(
+    gateway: Gateway,
+) -> None:
+    async with client_for(gateway) as http:
+        page = (await http.get("/")).text
+        script = (await http.get("/static/dashboard.js")).text
+    for testid in [
+        "pnl",
+        "trading-mode",
+        "pnl-realised-today",
+        "pnl-realised-total",
+        "pnl-unrealised",
+        "positions-card",
+        "position-rows",
+        "orders-card",
+        "order-rows",
+    ]:
+        assert f'data-testid="{testid}"' in page, testid
+    # Hidden until /api/trading says there is a desk to show.
+    for card in ("positions-card", "orders-card"):
+        tag = re.search(rf'<section[^>]*data-testid="{card}"[^>]*>', page)
+        assert tag is not None, card
+        assert " hidden" in tag.group(), card
+    # What the gateway sends is put on the page as text, never parsed as HTML.
+    assert "innerHTML" not in script
+    assert "insertAdjacentHTML" not in script

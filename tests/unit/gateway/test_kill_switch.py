@@ -66,7 +66,10 @@ async def test_without_a_desk_both_routes_are_404_with_the_reason() -> None:
     async with client_for(build(None)) as http:
         read = await http.get("/api/kill-switch")
         write = await http.post("/api/kill-switch", json={"engaged": True}, headers=AUTH)
-    message = "this system runs no trading desk, so it has no kill switch to read or set"
+    message = (
+        "this system runs no trading desk, so it has no kill switch to read or set; set "
+        "SQUALL_TRADING_MODE (paper or live) to run one"
+    )
     assert (read.status_code, read.json()) == (404, {"error": message})
     assert (write.status_code, write.json()) == (404, {"error": message})
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from system.gateway import Gateway, GatewaySettings
 from system.gateway.metrics import gateway_values, metric_name, metric_names, render
+from system.trading.alerts import Alert, AlertNotifier, AlertSettings
+from system.trading.alerts import metric_names as alert_names
 from tests.unit.gateway.fakes import FakeFeed, FakeService, FakeSocket, settle
 
 
@@ -67,3 +69,16 @@ async def test_gateway_values_cover_every_named_metric_with_one_number(gateway: 
     assert values["gateway_topic_subscribers"] == 2.0  # summed over both topics
     assert values["gateway_feed_state"] == 0.0  # live, numbered as feed_state numbers it
     assert values["gateway_connections"] == 1.0
+
+
+async def test_the_alert_notifier_s_numbers_are_exposed_under_their_own_names() -> None:
+    notifier = AlertNotifier(AlertSettings())  # no webhook: alerts are only logged
+    notifier.notify(
+        Alert(category="halt", severity="critical", title="trading halted", message="", at=0.0)
+    )
+    with_alerts = Gateway(FakeService(), FakeFeed(), GatewaySettings(), alerts=notifier)
+    text = lines(with_alerts)
+    assert {f"{name} {1.0 if name == 'alerts_sent' else 0.0}" for name in alert_names()} <= text
+    without = lines(Gateway(FakeService(), FakeFeed(), GatewaySettings()))
+    assert not any(line.startswith("alerts_") for line in without)
+    await notifier.aclose()

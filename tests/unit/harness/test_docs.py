@@ -28,11 +28,13 @@ from harness.scenario.schema import json_schema
 from harness.stack import _STACK_OWNED, ACCOUNT, APPKEY, APPSECRET
 from mocks.faults.feed import FeedAction
 from mocks.faults.model import FaultAction
+from mocks.webhook import WebhookAction
 from system.broker import KisClient, KisSettings
 from system.gateway import GatewaySettings
 from system.market import FeedSettings
 from system.service import ServiceSettings, TradingService
 from system.storage import PoolConfig, StorageSettings
+from system.trading.alerts import AlertSettings
 from system.trading.settings import TradingSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -178,7 +180,12 @@ def _examples_with(target: str, kind: str) -> list[Block]:
 
 
 # Each fault target and the union of its ``do`` kinds.
-ACTIONS = {"broker": FaultAction, "feed": FeedAction, "database": DatabaseAction}
+ACTIONS = {
+    "broker": FaultAction,
+    "feed": FeedAction,
+    "database": DatabaseAction,
+    "alerts": WebhookAction,
+}
 
 
 @pytest.mark.parametrize(
@@ -225,6 +232,7 @@ def test_every_fault_kind_of_every_target_has_a_worked_example(target: str, kind
                 "cut",
             },
         ),
+        ("alerts", {"outage", "error", "hang"}),
     ],
 )
 def test_the_kinds_are_the_ones_the_reference_documents(target: str, kinds: set[str]) -> None:
@@ -339,13 +347,15 @@ def test_every_system_setting_a_scenario_may_override_is_documented() -> None:
     storage = set(StorageSettings.model_fields)
     pool = set(PoolConfig.model_fields) - _STACK_OWNED
     trading = set(TradingSettings.model_fields)
+    alerts = set(AlertSettings.model_fields) - _STACK_OWNED
     assert {"stall_after_s", "books"} <= feed
     assert {"send_buffer_bytes", "pong_timeout_s"} <= gateway
     assert {"buffer_capacity", "on_full", "transactional", "pool"} <= storage
     assert {"acquire_timeout_s", "probe_timeout_s"} <= pool
     assert {"mode", "daily_loss_limit", "codes"} <= trading
+    assert {"max_attempts", "backoff_max_s", "timeout_s"} <= alerts
     missing = _undocumented(
-        client | service | feed | gateway | storage | pool | trading | _STACK_OWNED
+        client | service | feed | gateway | storage | pool | trading | alerts | _STACK_OWNED
     )
     assert not missing, f"docs/scenarios.md doesn't mention these system settings: {missing}"
 

@@ -305,9 +305,9 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (6, 5),
             "expect.0.windw",
             "windw",
-            "after, at_least, at_most, broker_requests, equals, exit_status, expect, feed_events, "
-            "from, health, latency, metric, output, per, percentile, since, success_ratio, "
-            "system_calls, tick_lag, ticks, token_issuances, until, within",
+            "after, alerts_received, at_least, at_most, broker_requests, equals, exit_status, "
+            "expect, feed_events, from, halts, health, latency, metric, output, per, percentile, "
+            "since, success_ratio, system_calls, tick_lag, ticks, token_issuances, until, within",
             id="expectation",
         ),
         pytest.param(
@@ -363,7 +363,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (3, 10),
             "system.clent",
             "clent",
-            "client, feed, gateway, service, storage, trading",
+            "alerts, client, feed, gateway, service, storage, trading",
             id="system",
         ),
         # realtime: each kind of fault, match and selector has keys of its own
@@ -895,6 +895,14 @@ def test_all_invariants_include_the_stored_ones_when_the_database_is_needed() ->
     )
 
 
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+def test_the_database_runs_on_either_clock(clock: str) -> None:
+    # On virtual time every wait on PostgreSQL is held in the realtime guard.
+    scenario = load(f"name: x\nduration: 10\nclock: {clock}\nneeds: [broker, database]\n")
+    assert scenario.clock == clock
+    assert load("name: x\nduration: 10\nneeds: [broker, database]\n").clock == "virtual"
+
+
 def test_a_database_outage_loads_with_its_window() -> None:
     scenario = load(
         """\
@@ -1000,7 +1008,9 @@ def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
         """
     )
     assert at(problem) == (5, 5)
-    assert problem.message == "timeline.0.fault: 'target' must be broker, feed or database"
+    assert problem.message == (
+        "timeline.0.fault: 'target' must be broker, feed, database or alerts"
+    )
 
 
 @pytest.mark.parametrize("measure", ["ticks", "tick_lag"])
@@ -1286,7 +1296,7 @@ REFUSED = [
     pytest.param(
         "name: x\nduration: 100\nneeds: [broker, proxy]\n",
         (3, 17),
-        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database' or 'trading'",
+        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database', 'trading' or 'alerts'",
         id="an-unknown-part-lists-the-parts",
     ),
     pytest.param(
@@ -1355,6 +1365,32 @@ expect:
         (4, 5),
         "expect.0.feed_events: feed_events needs the feed; add feed to 'needs'",
         id="feed-events-without-the-feed-are-refused",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        expect:
+          - halts: {}
+            equals: 0
+        """,
+        (4, 5),
+        "expect.0.halts: halts needs the trading desk; add trading to 'needs'",
+        id="halts-without-the-desk-are-refused",
+    ),
+    pytest.param(
+        """\
+        name: x
+        duration: 100
+        needs: [broker, feed, trading]
+        expect:
+          - halts: {reason: daily-loss}
+            equals: 1
+        """,
+        (5, 21),
+        "expect.0.halts.reason: unknown halt reason 'daily-loss'; valid ones: "
+        "daily-loss-limit, cumulative-loss-limit, consecutive-failures, source-latency, manual",
+        id="a-halt-reason-that-does-not-exist-is-refused-with-the-valid-ones",
     ),
     pytest.param(
         """\
@@ -1660,14 +1696,6 @@ REFUSED_IN_PART = [
     ),
     # the database and the gateway's HTTP API
     pytest.param(
-        "name: x\nduration: 10\nneeds: [broker, database]\n",
-        (1, 1),  # no 'clock' key to point at
-        "clock: a scenario that needs the database runs on real",
-        ("set 'clock: real'",),
-        (),
-        id="the-database-needs-real-time-and-says-why",
-    ),
-    pytest.param(
         "name: x\nduration: 10\nsystem:\n  storage: {buffer_capacity: 5}\n",
         (4, 3),
         "",
@@ -1963,7 +1991,7 @@ def test_market_steps_load_with_their_windows() -> None:
         ),
         pytest.param(
             "{at: 10, market: {kind: vi, code: '005930', pct: 3}}",
-            "'vi' takes no 'pct'; only a gap moves by a percentage",
+            "'vi' takes no 'pct'; only a gap or a mispricing moves by a percentage",
             id="only-a-gap-takes-pct",
         ),
         pytest.param(

@@ -51,3 +51,11 @@ def test_real_codes_and_names() -> None:
     market = Market()
     assert market.instrument("005930").name == "삼성전자"
     assert all(krx.is_stock_code(code) for code in market.instruments)
+
+
+def test_every_step_trades_at_least_one_share() -> None:
+    # Seed 2026 draws a volume under one share at these steps: a zero would repeat the
+    # accumulated volume, and a client rightly drops such a trade as a duplicate.
+    market = Market(seed=2026)
+    for code, step in (("000660", 19987), ("005930", 20337)):
+        assert market.tick(code, step).volume - market.tick(code, step - 1).volume >= 1

@@ -448,6 +448,22 @@ async def test_orders_are_snapshots_in_first_seen_order(
         await service.quote("005930")
 
 
+async def test_recent_orders_are_the_last_seen_newest_first_as_snapshots(
+    broker: respx.MockRouter, token_route: respx.Route, order_route: respx.Route
+) -> None:
+    order_route.mock(side_effect=Script(*(order_ok(str(n)) for n in range(1, 4))))
+    async with TradingService(KisClient(make_settings())) as service:
+        assert service.recent_orders(5) == []
+        for cid in ("a", "b", "c"):
+            await service.place_order(OrderRequest(cid, "buy", "005930", 1))
+        latest = service.recent_orders(2)
+        assert [(r.client_order_id, r.odno) for r in latest] == [("c", "3"), ("b", "2")]
+        assert [r.client_order_id for r in service.recent_orders(10)] == ["c", "b", "a"]
+        assert service.recent_orders(0) == []
+        latest[0].events.clear()
+        assert len(service.recent_orders(1)[0].events) == 2
+
+
 # --- health and metrics -----------------------------------------------------------------
 
 

@@ -50,6 +50,19 @@ def test_after_an_outage_it_is_degraded_for_the_window_then_healthy() -> None:
     assert monitor.next_change_at() is None
 
 
+def test_at_the_moment_next_change_at_names_the_failure_has_left_the_window() -> None:
+    # A failure at 0.002192 s with a 0.5 s window: in floats, (0.002192 + 0.5) - 0.002192 is
+    # 0.49999999999999994, a hair under the window. Judged that way, the verdict would stand
+    # at the moment next_change_at names, and the pool's timer would be re-armed for that
+    # moment for good (on virtual time the clock never moves on while a timer is due).
+    monitor = HealthMonitor(error_window_s=0.5, now=0.0)
+    monitor.started(0.0)
+    monitor.failed(0.002192, "a statement ran longer than 1.0 s")
+    expiry = monitor.next_change_at()
+    assert expiry is not None
+    assert monitor.refresh(expiry) == StorageHealth("healthy", "", expiry)
+
+
 def test_a_failed_operation_degrades_without_an_outage() -> None:
     monitor = started()
     change = monitor.failed(3.0, "a connection was lost (ConnectionDoesNotExistError)")

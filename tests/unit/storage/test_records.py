@@ -194,4 +194,11 @@ def test_statements_group_consecutive_records_of_a_table_in_seq_order() -> None:
 
 def test_the_record_union_names_every_table_once() -> None:
     tables = [record_type.table for record_type in RECORD_TYPES]
-    assert tables == ["quote_snapshots", "signals", "orders", "halts", "audit_events"]
+    assert tables == [
+        "quote_snapshots",
+        "signals",
+        "orders",
+        "halts",
+        "audit_events",
+        "opportunities",
+    ]

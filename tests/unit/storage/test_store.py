@@ -159,7 +159,9 @@ class FakePool:
 
     last_seq = 0
 
-    def __init__(self, config: PoolConfig, *, on_change: Any, rng: random.Random) -> None:
+    def __init__(
+        self, config: PoolConfig, *, on_change: Any, rng: random.Random, database_wait: Any
+    ) -> None:
         self.config = config
         self.server = config.server
         self.on_change = on_change

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 from system.broker import OrderAck, OrderRequest
-from system.broker.errors import OrderOutcomeUnknown
+from system.broker.errors import BrokerUnavailable, OrderOutcomeUnknown
 from system.market import PriceUpdate
 from system.storage.records import AuditEvent, Halt, Record
 from system.storage.records import Signal as StoredSignal
@@ -50,6 +50,7 @@ class Broker:
     price: int = 0
     orders: list[OrderRequest] = field(default_factory=list)
     unknown: bool = False
+    fill_failures: int = 0  # how many readings of a fill fail before one answers
 
     async def place_order(self, order: OrderRequest) -> OrderAck:
         self.orders.append(order)
@@ -58,6 +59,9 @@ class Broker:
         return OrderAck(order.client_order_id, f"{len(self.orders):010d}", "00950", "090000")
 
     async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
+        if self.fill_failures > 0:
+            self.fill_failures -= 1
+            raise BrokerUnavailable("the broker answered 503")
         return order.quantity, self.price
 
 
@@ -152,8 +156,9 @@ async def test_live_mode_buys_by_signal_id_and_exits_at_the_stop_with_its_loss()
 
 async def test_a_loss_past_the_daily_limit_halts_once_stored_audited_alerted() -> None:
     broker, sink = Broker(), Sink()
-    # Each trade risks 30% of 1M against a 400k limit: the first fits, a loss of 300k
-    # leaves 100k, and the gate halts only when a loss takes the day past the limit.
+    # Each trade risks 30% of 1M against a 400k limit: the first fits. A gap to 5,000 goes
+    # through its stop: marked at that price the day has lost 500k, so trading halts on the
+    # price itself, before the stop-loss sale could realise the loss past the limit.
     async with desk(
         broker,
         sink,
@@ -162,19 +167,37 @@ async def test_a_loss_past_the_daily_limit_halts_once_stored_audited_alerted() -
         stop_loss_pct=0.3,
         buy_at={10_000, 5_000},
     ) as d:
-        await feed(d, broker, 10_000, 5_000)  # bought at 10,000, stopped out at 5,000
-        assert d.book.realised_on(DAY) == -500_000
+        await feed(d, broker, 10_000, 5_000)  # bought at 10,000; 5,000 is past the stop
+        assert len(broker.orders) == 1  # the buy only: the halt holds the sale
+        assert d.book.realised_on(DAY) == 0
         halts = [r for r in sink.records if isinstance(r, Halt)]
         assert [(h.reason, h.released) for h in halts] == [("daily-loss-limit", False)]
         assert [a.category for a in sink.alerts] == ["halt"]
-        sent = len(broker.orders)
-        await feed(d, broker, 10_000)  # a new signal: refused by the kill switch
-        assert len(broker.orders) == sent
+        await feed(d, broker, 10_000, 5_000)  # new signals: refused by the kill switch
+        assert len(broker.orders) == 1
         assert "signal-refused" in sink.kinds()
-        assert d.release(by="operator")
+        assert d.release(by="operator")  # a person accepts the loss at 5,000
+        await feed(d, broker, 5_000)  # released: the stop-loss sale goes now
+        assert d.book.realised_on(DAY) == -500_000
+        assert d.gate.halt is None  # the loss the person accepted is no new breach
     released = [r for r in sink.records if isinstance(r, Halt) and r.released]
     assert len(released) == 1
     assert [a.category for a in sink.alerts] == ["halt", "release"]
+
+
+@pytest.mark.looptime
+async def test_a_fill_that_cannot_be_read_is_asked_again_and_the_trade_kept() -> None:
+    # The broker took the buy; reading its fill fails twice. Taking that as "not filled"
+    # would forget a position the account holds and free its exposure for another buy.
+    broker, sink = Broker(fill_failures=2), Sink()
+    async with desk(broker, sink) as d:
+        await feed(d, broker, 10_000)
+        (order,) = broker.orders
+        assert set(d.gate.open_trades) == {order.client_order_id}
+        assert d.book.position(CODE) is not None
+        assert d.metrics()["desk_fill_reads_failed"] == 2
+        assert d.metrics()["desk_orders_failed"] == 0
+        assert d.gate.stop_conditions.halt is None
 
 
 async def test_an_order_of_unknown_outcome_keeps_its_reservation() -> None:

@@ -111,10 +111,61 @@ def test_only_the_first_breach_is_a_halt() -> None:
 def test_a_profit_after_a_release_does_not_halt_again_though_the_day_is_still_over() -> None:
     limits = LossLimits(daily_limit=100, cumulative_limit=None)
     limits.record(-200, DAY, at=1.0)
-    limits.release()
+    limits.release()  # a person accepts the day's loss of 200
     assert limits.record(50, DAY, at=2.0) is None
     assert not limits.halted
-    assert limits.record(-1, DAY, at=3.0) is not None  # a new loss is a new breach
+    assert limits.record(-50, DAY, at=3.0) is None  # back to what was accepted
+    assert limits.record(-1, DAY, at=4.0) is not None  # past it: a new breach
+
+
+# -- marked to market ----------------------------------------------------------------------
+
+
+def test_an_unrealised_loss_past_the_limit_halts_before_anything_is_sold() -> None:
+    limits = LossLimits(daily_limit=100_000, cumulative_limit=None)
+    limits.record(-30_000, DAY, at=1.0)
+    assert limits.mark(-70_000, DAY, at=2.0) is None  # 100,000 marked: exactly the limit
+    halt = limits.mark(-70_001, DAY, at=3.0)
+    assert halt is not None
+    assert (halt.reason, halt.at, halt.automatic) == (Reason.DAILY_LOSS_LIMIT, 3.0, True)
+    assert "100,001" in halt.detail
+    assert "70,001 unrealised" in halt.detail
+    assert limits.daily_pnl(DAY) == -30_000  # marking realises nothing
+    assert limits.unrealised == -70_001
+
+
+def test_an_unrealised_profit_never_halts_and_a_realised_breach_is_left_to_record() -> None:
+    limits = LossLimits(daily_limit=100, cumulative_limit=None)
+    assert limits.mark(5_000, DAY, at=1.0) is None
+    limits.record(-100, DAY, at=2.0)
+    assert limits.mark(0, DAY, at=3.0) is None
+    assert not limits.halted
+
+
+def test_the_cumulative_limit_is_marked_too_and_named_when_both_are_past() -> None:
+    limits = LossLimits(daily_limit=100_000, cumulative_limit=50_000)
+    halt = limits.mark(-60_000, DAY, at=1.0)
+    assert halt is not None
+    assert halt.reason == Reason.CUMULATIVE_LOSS_LIMIT
+
+
+def test_a_release_accepts_the_marked_loss_until_it_grows() -> None:
+    limits = LossLimits(daily_limit=100, cumulative_limit=None)
+    assert limits.mark(-150, DAY, at=1.0) is not None
+    limits.release()
+    assert limits.mark(-150, DAY, at=2.0) is None  # the same loss: not a new breach
+    assert limits.record(-150, DAY, at=3.0) is None  # sold at that price: still accepted
+    assert limits.mark(0, DAY, at=4.0) is None
+    assert limits.mark(-1, DAY, at=5.0) is not None  # a loss past what was accepted
+
+
+def test_a_new_day_forgets_the_accepted_daily_loss_but_not_the_cumulative_one() -> None:
+    limits = LossLimits(daily_limit=100, cumulative_limit=1_000)
+    limits.record(-150, DAY, at=1.0)
+    limits.release()
+    assert limits.mark(-101, NEXT_DAY, at=2.0) is not None  # a fresh day: past its limit
+    assert limits.halt is not None
+    assert limits.halt.reason == Reason.DAILY_LOSS_LIMIT
 
 
 def test_a_trade_whose_worst_case_fits_exactly_is_allowed_and_one_won_more_is_refused() -> None:
