@@ -2,7 +2,9 @@
 
 One worker task takes the feed's price updates in arrival order and, for each:
 
-1. checks open trades against their exits (stop-loss, take-profit) at the new price;
+1. marks the open positions at the new price (a price snapshot of each code is stored once
+   a minute: ``snapshot_every_s``), which the loss limits watch, and checks open trades
+   against their exits (stop-loss, take-profit);
 2. asks every detector what it sees, records each signal and tells the signal listeners
    (the gateway broadcasts them);
 3. sizes a trade for each signal and asks the risk gate to admit it;
@@ -44,7 +46,7 @@ from system.broker.errors import BrokerError, OrderBlocked, OrderOutcomeUnknown
 from system.market import PriceUpdate, RateQuote
 from system.service import Recorder
 from system.storage.buffer import WriteBufferError
-from system.storage.records import AuditEvent, Record
+from system.storage.records import AuditEvent, QuoteSnapshot, Record
 from system.storage.records import Halt as StoredHalt
 from system.storage.records import Signal as StoredSignal
 from system.trading.alerts import Alert, Severity
@@ -78,6 +80,9 @@ class DeskSettings(BaseModel):
     # the trade's value (KRX moves at most 30% a day).
     worst_case_pct: float = Field(default=0.30, gt=0, le=1)
     queue_size: int = Field(default=10_000, gt=0, description="Updates waiting, at most.")
+    # A price snapshot per code is stored at most this often (0: every update). The feed
+    # trades every second; storing each trade would make the database the desk's pace.
+    snapshot_every_s: float = Field(default=60.0, ge=0)
 
 
 class Executor(Protocol):
@@ -174,6 +179,7 @@ class Desk:
         self._arrived = asyncio.Event()
         self._trades: dict[str, _Trade] = {}
         self._marks: dict[str, int] = {}
+        self._snapshot_at: dict[str, float] = {}  # when each code's last snapshot was stored
         self._orders: set[asyncio.Task[None]] = set()
         self._signal_listeners: list[Callable[[Signal], object]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -319,6 +325,7 @@ class Desk:
     async def _handle(self, update: PriceUpdate) -> None:
         self._counts.updates += 1
         self._marks[update.code] = update.price
+        self._snapshot(update)
         # Marked before the exits: a gap through a stop-loss that breaks a loss limit halts
         # trading on this price, before a sale realises the loss past the limit.
         self.gate.mark_to_market(
@@ -382,6 +389,13 @@ class Desk:
             self.gate.on_trade_cancelled(signal.signal_id)
             return
         self._spawn(self._open(order, day))
+
+    def _snapshot(self, update: PriceUpdate) -> None:
+        last = self._snapshot_at.get(update.code)
+        if last is not None and update.at - last < self.settings.snapshot_every_s:
+            return
+        self._snapshot_at[update.code] = update.at
+        self._store(QuoteSnapshot(update.code, update.price, update.volume, update.at))
 
     def _latency(self, update: PriceUpdate) -> float:
         """How late ``update`` is handled: behind the exchange's trade time when the feed

@@ -12,7 +12,7 @@ import pytest
 from system.broker import OrderAck, OrderRequest
 from system.broker.errors import BrokerUnavailable, OrderOutcomeUnknown
 from system.market import PriceUpdate
-from system.storage.records import AuditEvent, Halt, Record
+from system.storage.records import AuditEvent, Halt, QuoteSnapshot, Record
 from system.storage.records import Signal as StoredSignal
 from system.trading.alerts import Alert
 from system.trading.desk import Desk, DeskSettings
@@ -127,7 +127,7 @@ async def test_paper_mode_evaluates_and_records_but_sends_nothing() -> None:
         await feed(d, broker, 10_000)
     assert broker.orders == []
     assert sink.kinds() == ["paper-order"]
-    assert [type(r) for r in sink.records] == [StoredSignal, AuditEvent]
+    assert [type(r) for r in sink.records] == [QuoteSnapshot, StoredSignal, AuditEvent]
     assert d.metrics()["desk_paper_orders"] == 1
     assert d.gate.open_trades == {}
 
@@ -183,6 +183,20 @@ async def test_a_loss_past_the_daily_limit_halts_once_stored_audited_alerted() -
     released = [r for r in sink.records if isinstance(r, Halt) and r.released]
     assert len(released) == 1
     assert [a.category for a in sink.alerts] == ["halt", "release"]
+
+
+async def test_a_price_snapshot_per_code_is_stored_once_a_minute() -> None:
+    broker, sink = Broker(), Sink()
+    async with desk(broker, sink, buy_at=set()) as d:
+        now = asyncio.get_running_loop().time()
+        for at, price in ((0.0, 10_000), (30.0, 10_100), (60.0, 10_200), (61.0, 10_300)):
+            d.on_price(PriceUpdate(CODE, price, 0, 0.0, 7, now + at))
+        await d.drain()
+    snapshots = [r for r in sink.records if isinstance(r, QuoteSnapshot)]
+    assert [(s.code, s.price, s.volume) for s in snapshots] == [
+        (CODE, 10_000, 7),
+        (CODE, 10_200, 7),
+    ]
 
 
 @pytest.mark.looptime
