@@ -94,8 +94,9 @@ class HalfWrittenProbe:
         near = any(start <= at <= end + SETTLE_S for start, end in self.faults)
         if near:
             return BUSY_EVERY_S
-        # Quiet: but wake for the next fault's start.
-        upcoming = [start - at for start, _ in self.faults if start > at]
+        # Quiet: but wake for the next fault's start. Never sooner than a busy look: a
+        # sleep too short to move the loop's clock would wake at the same moment forever.
+        upcoming = [max(BUSY_EVERY_S, start - at) for start, _ in self.faults if start > at]
         return min([QUIET_EVERY_S, *upcoming])
 
     async def run(self) -> None:

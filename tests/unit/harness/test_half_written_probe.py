@@ -20,3 +20,10 @@ from harness.stored import BUSY_EVERY_S, QUIET_EVERY_S, SETTLE_S, HalfWrittenPro
 def test_the_probe_looks_closely_only_around_database_faults(at: float, every: float) -> None:
     probe = HalfWrittenProbe("postgresql://unused", 0.0, [(100.0, 130.0)])
     assert probe.every_s(at) == every
+
+
+def test_just_before_a_fault_the_probe_still_sleeps_long_enough_to_move_the_clock() -> None:
+    # A sleep of a hair could leave the loop's clock where it was: the probe would wake at
+    # the same moment forever (a livelock on virtual time).
+    probe = HalfWrittenProbe("postgresql://unused", 0.0, [(100.0, 130.0)])
+    assert probe.every_s(100.0 - 1e-12) == BUSY_EVERY_S
