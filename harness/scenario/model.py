@@ -569,6 +569,13 @@ def _error_types(base: type[BaseException] = BrokerError) -> list[str]:
 CALL_OUTCOMES = ("ok", "refused", "failed", "unfinished", *_error_types())
 
 
+def _one_of(key: str, value: str | None, valid: tuple[str, ...], what: str) -> None:
+    """Refuses a selector's ``value`` outside ``valid``, naming the valid ones. (A typo in a
+    selector would count nothing, and "equals: 0" would pass for the wrong reason.)"""
+    if value is not None and value not in valid:
+        raise Misplaced((key,), f"unknown {what} {value!r}; valid ones: {', '.join(valid)}")
+
+
 class SystemCalls(_Strict):
     """Calls the workloads made to the system. ``outcome`` is ``ok``, ``refused`` (an api
     call answered 503 with Retry-After), ``failed`` (any other error), ``unfinished`` (still
@@ -580,12 +587,7 @@ class SystemCalls(_Strict):
 
     @model_validator(mode="after")
     def _known_outcome(self) -> SystemCalls:
-        # A typo here would count nothing, and "equals: 0" would pass for the wrong reason.
-        if self.outcome is not None and self.outcome not in CALL_OUTCOMES:
-            raise Misplaced(
-                ("outcome",),
-                f"unknown outcome {self.outcome!r}; valid ones: {', '.join(CALL_OUTCOMES)}",
-            )
+        _one_of("outcome", self.outcome, CALL_OUTCOMES, "outcome")
         return self
 
 
@@ -645,12 +647,7 @@ class Halts(_Strict):
 
     @model_validator(mode="after")
     def _known_reason(self) -> Halts:
-        # A typo would count nothing, and "equals: 0" would pass for the wrong reason.
-        if self.reason is not None and self.reason not in HALT_REASONS:
-            raise Misplaced(
-                ("reason",),
-                f"unknown halt reason {self.reason!r}; valid ones: {', '.join(HALT_REASONS)}",
-            )
+        _one_of("reason", self.reason, HALT_REASONS, "halt reason")
         return self
 
 

@@ -328,10 +328,9 @@ class Desk:
         self._snapshot(update)
         # Marked before the exits: a gap through a stop-loss that breaks a loss limit halts
         # trading on this price, before a sale realises the loss past the limit.
-        self.gate.mark_to_market(
-            self.book.unrealised(self._marks), day=self._today(), at=loop_time()
-        )
-        self.gate.on_source_latency(self._latency(update), at=loop_time())
+        now = loop_time()
+        self.gate.mark_to_market(self.book.unrealised(self._marks), day=self._today(), at=now)
+        self.gate.on_source_latency(self._latency(update), at=now)
         self._notice_halt()
         self._check_exits(update)
         for detector in self.detectors:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.postgres import PostgresCluster, PostgresNotInstalled, postgres_cluster
+from harness.result import ScenarioResult
 
 # Passwords no message or log may show: a made-up one, in the URLs of servers that never see
 # it, and the session server's real one (the ``postgres`` fixture adds it). Test modules
@@ -97,3 +100,39 @@ def database(postgres: PostgresCluster) -> Iterator[str]:
     yield url
     if postgres.running:
         postgres.drop_database(name)
+
+
+def assert_real_time_agrees(
+    virtual_runs: dict[Path, ScenarioResult], tmp_path: Path, squall_exe: str, timeout: float
+) -> None:
+    """Runs each scenario file of ``virtual_runs`` on real time with the ``squall`` command
+    (all at once, each in its own process) and asserts every verdict matches its virtual run.
+
+    Run the virtual ones first: they keep a CPU busy, and real-time runs beside them would
+    see their requests arrive late (jitter a quiet machine doesn't have)."""
+    runs = {
+        path: subprocess.Popen(
+            [
+                squall_exe,
+                "run",
+                str(path),
+                "--clock",
+                "real",
+                "--report-json",
+                str(tmp_path / f"{path.stem}.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for path in virtual_runs
+    }
+    for path, process in runs.items():
+        _, stderr = process.communicate(timeout=timeout)
+        assert process.returncode in (0, 1), stderr.decode()
+        real = json.loads((tmp_path / f"{path.stem}.json").read_text())["scenarios"][0]
+        virtual = virtual_runs[path]
+        assert virtual.error is None, virtual.error
+        verdicts = {e["description"]: e["passed"] for e in real["expectations"]}
+        real_failed = [e for e in real["expectations"] if not e["passed"]]
+        assert real["passed"] == virtual.passed, (path.stem, real_failed, virtual.failed_checks)
+        assert verdicts == {c.description: c.passed for c in virtual.checks}, path.stem

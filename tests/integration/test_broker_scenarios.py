@@ -7,9 +7,7 @@ way a scenario can reach the system, and must fail on the check that protection 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from harness.result import ScenarioResult
 from harness.runner import Options, run_scenario
 from harness.scenario import Scenario, load_file
 from harness.scenario.model import SystemSettings
+from tests.integration.conftest import assert_real_time_agrees
 
 BROKER = Path(__file__).resolve().parents[2] / "scenarios" / "broker"
 
@@ -139,31 +138,5 @@ def test_real_time_gives_the_same_verdicts(tmp_path: Path, squall_exe: str) -> N
 
 
 def compare_clocks(stems: list[str], tmp_path: Path, squall_exe: str) -> None:
-    # Virtual runs first: they keep a CPU busy, and real-time runs beside them would see
-    # their requests arrive late at the broker (jitter a quiet machine doesn't have).
-    virtual_runs = {stem: run(stem) for stem in stems}
-    runs = {
-        stem: subprocess.Popen(
-            [
-                squall_exe,
-                "run",
-                str(BROKER / f"{stem}.yaml"),
-                "--clock",
-                "real",
-                "--report-json",
-                str(tmp_path / f"{stem}.json"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for stem in stems
-    }
-    for stem, process in runs.items():
-        _, stderr = process.communicate(timeout=1200)
-        assert process.returncode in (0, 1), stderr.decode()
-        real = json.loads((tmp_path / f"{stem}.json").read_text())["scenarios"][0]
-        virtual = virtual_runs[stem]
-        verdicts = {e["description"]: e["passed"] for e in real["expectations"]}
-        real_failed = [e for e in real["expectations"] if not e["passed"]]
-        assert real["passed"] == virtual.passed, (stem, real_failed, virtual.failed_checks)
-        assert verdicts == {c.description: c.passed for c in virtual.checks}, stem
+    virtual_runs = {BROKER / f"{stem}.yaml": run(stem) for stem in stems}
+    assert_real_time_agrees(virtual_runs, tmp_path, squall_exe, timeout=1200)

@@ -12,9 +12,7 @@ processes. The wall clock gives the same verdicts (``test_real_time_gives_the_sa
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from harness.result import ScenarioResult
 from harness.runner import Options, run_scenario
 from harness.scenario import load_file
 from harness.stored import GROUPS_NOT_HALF_WRITTEN
+from tests.integration.conftest import assert_real_time_agrees
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios" / "storage"
 
@@ -126,30 +125,8 @@ def test_real_time_gives_the_same_verdicts(tmp_path: Path, squall_exe: str) -> N
     # does, and real-time runs beside them would share the CPU with their fast stretches.
     with ProcessPoolExecutor(max_workers=len(stems)) as pool:
         futures = {stem: pool.submit(run_on_virtual_time, stem) for stem in stems}
-        virtual_runs = {stem: future.result(timeout=300) for stem, future in futures.items()}
-    runs = {
-        stem: subprocess.Popen(
-            [
-                squall_exe,
-                "run",
-                str(SCENARIOS / f"{stem}.yaml"),
-                "--clock",
-                "real",
-                "--report-json",
-                str(tmp_path / f"{stem}.json"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for stem in stems
-    }
-    for stem, process in runs.items():
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode in (0, 1), stderr.decode()
-        real = json.loads((tmp_path / f"{stem}.json").read_text())["scenarios"][0]
-        virtual = virtual_runs[stem]
-        assert virtual.error is None, virtual.error
-        verdicts = {e["description"]: e["passed"] for e in real["expectations"]}
-        real_failed = [e for e in real["expectations"] if not e["passed"]]
-        assert real["passed"] == virtual.passed, (stem, real_failed, virtual.failed_checks)
-        assert verdicts == {c.description: c.passed for c in virtual.checks}, stem
+        virtual_runs = {
+            SCENARIOS / f"{stem}.yaml": future.result(timeout=300)
+            for stem, future in futures.items()
+        }
+    assert_real_time_agrees(virtual_runs, tmp_path, squall_exe, timeout=600)
