@@ -12,9 +12,12 @@ pairs a ``mispricing`` event moves.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
+import struct
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from mocks import krx
 from mocks.fx import FxMarket
@@ -97,8 +100,8 @@ class Tick:
     turnover: int  # cumulative traded value in won
 
 
-@dataclass(frozen=True)
-class BookLevel:
+class BookLevel(NamedTuple):
+    # A named tuple, not a dataclass: a feed builds twenty of these a second per code.
     price: int
     quantity: int
 
@@ -148,6 +151,9 @@ class _Shaped:
 
 # A limit-locked stock's queue at the limit price: far more than a normal level holds.
 _LIMIT_QUEUE = (200_000, 2_000_000)
+_BOOK_DEPTH = 10  # the deepest book drawn: KIS shows ten levels a side
+# 64 bytes of one hash: a quantity per level (16 bits each) and a limit queue (32 bits).
+_BOOK_DRAWS = struct.Struct(f"<{2 * _BOOK_DEPTH}H6I")
 
 
 class Market:
@@ -319,38 +325,47 @@ class Market:
             turnover=last.turnover + traded * price,
         )
 
-    def order_book(self, code: str, step: int, depth: int = 10) -> OrderBook:
+    def order_book(self, code: str, step: int, depth: int = _BOOK_DEPTH) -> OrderBook:
         """Ten levels each side around the step's price, clipped at the daily limits.
 
         Pinned at a limit by an event, the book is one-sided, as KRX shows a limit-locked
         stock: at limit-up no asks, and the best bid is the upper limit with a long queue
         of buyers; at limit-down no bids, and the best ask is the lower limit."""
+        if not 0 <= depth <= _BOOK_DEPTH:
+            raise ValueError(f"a book is at most {_BOOK_DEPTH} levels a side, not {depth}")
         instrument = self.instrument(code)
         price = self.tick(code, step).price
-        rng = random.Random(f"squall:{self.seed}:{code}:book:{step}")
+        draws = _book_draws(self.seed, code, step)
         asks: list[BookLevel] = []
         level = price
         while len(asks) < depth:
             level += krx.tick_size(level)
             if level > instrument.upper_limit:
                 break
-            asks.append(BookLevel(level, rng.randint(1, 5_000)))
+            asks.append(BookLevel(level, 1 + draws[len(asks)] % 5_000))
         bids: list[BookLevel] = []
         level = price
         while len(bids) < depth and level > instrument.lower_limit:
             level = krx.round_to_tick(level - 1, down=True)
             if level < instrument.lower_limit:
                 break
-            bids.append(BookLevel(level, rng.randint(1, 5_000)))
+            bids.append(BookLevel(level, 1 + draws[_BOOK_DEPTH + len(bids)] % 5_000))
         effect = self.effect(code, step)
         pin = effect.pin if effect.trading else None  # a halt's auction book is two-sided
+        low, high = _LIMIT_QUEUE
+        queued = low + draws[2 * _BOOK_DEPTH] % (high - low + 1)
         if pin == "upper":
-            queue = BookLevel(instrument.upper_limit, rng.randint(*_LIMIT_QUEUE))
-            asks, bids = [], [queue, *bids[: depth - 1]]
+            asks, bids = [], [BookLevel(instrument.upper_limit, queued), *bids[: depth - 1]]
         elif pin == "lower":
-            queue = BookLevel(instrument.lower_limit, rng.randint(*_LIMIT_QUEUE))
-            asks, bids = [queue, *asks[: depth - 1]], []
+            asks, bids = [BookLevel(instrument.lower_limit, queued), *asks[: depth - 1]], []
         return OrderBook(code, step, tuple(asks), tuple(bids))
+
+
+def _book_draws(seed: int, code: str, step: int) -> tuple[int, ...]:
+    """The seeded numbers of one step's book: one hash, not a seeded ``random.Random``
+    and its twenty draws, which cost a feed several times as much per record."""
+    key = f"squall:{seed}:{code}:book:{step}".encode()
+    return _BOOK_DRAWS.unpack(hashlib.blake2b(key, digest_size=64).digest())
 
 
 def _within(price: int, instrument: Instrument) -> int:

@@ -22,13 +22,16 @@ stands still during the halt, so the invariant above holds across it.
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from mocks.clock import MockClock
 from mocks.feed.protocol import BOOK, TRADES
-from mocks.market import STEP_SECONDS, Instrument, Market, OrderBook, day_sign
+from mocks.market import STEP_SECONDS, BookLevel, Instrument, Market, OrderBook, day_sign
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD",
@@ -80,14 +83,18 @@ TRADE_COLUMNS: tuple[str, ...] = (
 )
 
 _LEVELS = range(1, 11)
+_ASK_PRICES = tuple(f"ASKP{n}" for n in _LEVELS)
+_BID_PRICES = tuple(f"BIDP{n}" for n in _LEVELS)
+_ASK_QUANTITIES = tuple(f"ASKP_RSQN{n}" for n in _LEVELS)
+_BID_QUANTITIES = tuple(f"BIDP_RSQN{n}" for n in _LEVELS)
 BOOK_COLUMNS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD",
     "BSOP_HOUR",
     "HOUR_CLS_CODE",
-    *(f"ASKP{n}" for n in _LEVELS),
-    *(f"BIDP{n}" for n in _LEVELS),
-    *(f"ASKP_RSQN{n}" for n in _LEVELS),
-    *(f"BIDP_RSQN{n}" for n in _LEVELS),
+    *_ASK_PRICES,
+    *_BID_PRICES,
+    *_ASK_QUANTITIES,
+    *_BID_QUANTITIES,
     "TOTAL_ASKP_RSQN",
     "TOTAL_BIDP_RSQN",
     "OVTM_TOTAL_ASKP_RSQN",
@@ -107,6 +114,9 @@ BOOK_COLUMNS: tuple[str, ...] = (
 )
 
 COLUMNS: dict[str, tuple[str, ...]] = {TRADES: TRADE_COLUMNS, BOOK: BOOK_COLUMNS}
+# A record's values in column order, picked from the dict that names them.
+_trade_fields: Callable[[dict[str, str]], tuple[str, ...]] = operator.itemgetter(*TRADE_COLUMNS)
+_book_fields: Callable[[dict[str, str]], tuple[str, ...]] = operator.itemgetter(*BOOK_COLUMNS)
 
 # CCLD_DVSN: 1 buy-initiated, 3 the opening auction, 5 sell-initiated.
 _BUY, _OPENING, _SELL = "1", "3", "5"
@@ -167,7 +177,8 @@ class Tape:
         self._flows: dict[str, list[_Flow]] = {}
         self._profiles: dict[str, _Profile] = {}
         self._records: dict[tuple[str, str, int], tuple[str, ...]] = {}
-        self._books: dict[tuple[str, int], OrderBook] = {}
+        self._books: dict[tuple[str, int], _Levels] = {}
+        self._clock_strings: dict[int, tuple[str, str]] = {}
         self._revision = market.events.revision
 
     def _current(self) -> None:
@@ -201,7 +212,8 @@ class Tape:
         """The H0STCNT0 record of ``code`` at ``step`` (46 fields)."""
         instrument = self.market.instrument(code)
         tick = self.market.tick(code, step)
-        book = self._order_book(code, step)
+        book = self._levels(code, step)
+        best_ask, best_bid = book.best_ask, book.best_bid
         flow = self._flow(code, step)
         profile = self._profile(instrument)
         change = tick.price - instrument.base_price
@@ -209,7 +221,6 @@ class Tape:
         elapsed = min(step + 1, _STEPS_PER_DAY) / _STEPS_PER_DAY
         share = _OPENING_SHARE + (1 - _OPENING_SHARE) * elapsed
         same_time_yesterday = int(profile.previous_volume * share)
-        asks, bids = _totals(book)
         values = {
             "MKSC_SHRN_ISCD": code,
             "STCK_CNTG_HOUR": self._hour(step),
@@ -221,8 +232,8 @@ class Tape:
             "STCK_OPRC": str(tick.open),
             "STCK_HGPR": str(tick.high),
             "STCK_LWPR": str(tick.low),
-            "ASKP1": _level(book, "ask", 1)[0],
-            "BIDP1": _level(book, "bid", 1)[0],
+            "ASKP1": best_ask[0],
+            "BIDP1": best_bid[0],
             "CNTG_VOL": str(self.traded(code, step)),
             "ACML_VOL": str(tick.volume),
             "ACML_TR_PBMN": str(tick.turnover),
@@ -244,13 +255,13 @@ class Tape:
             "LWPR_HOUR": self._hour(flow.low_step),
             "LWPR_VRSS_PRPR_SIGN": direction(tick.price, tick.low),
             "LWPR_VRSS_PRPR": str(tick.price - tick.low),
-            "BSOP_DATE": self.clock.wall(step * STEP_SECONDS).strftime("%Y%m%d"),
+            "BSOP_DATE": self._date(step),
             "NEW_MKOP_CLS_CODE": _REGULAR_SESSION,
             "TRHT_YN": "N",
-            "ASKP_RSQN1": _level(book, "ask", 1)[1],
-            "BIDP_RSQN1": _level(book, "bid", 1)[1],
-            "TOTAL_ASKP_RSQN": str(asks),
-            "TOTAL_BIDP_RSQN": str(bids),
+            "ASKP_RSQN1": best_ask[1],
+            "BIDP_RSQN1": best_bid[1],
+            "TOTAL_ASKP_RSQN": str(book.asks),
+            "TOTAL_BIDP_RSQN": str(book.bids),
             "VOL_TNRT": f"{tick.volume / profile.listed_shares * 100:.2f}",
             "PRDY_SMNS_HOUR_ACML_VOL": str(same_time_yesterday),
             "PRDY_SMNS_HOUR_ACML_VOL_RATE": _percent(tick.volume, same_time_yesterday),
@@ -258,28 +269,27 @@ class Tape:
             "MRKT_TRTM_CLS_CODE": "N",
             "VI_STND_PRC": str(tick.open),  # static VI's reference: the opening auction price
         }
-        return tuple(values[column] for column in TRADE_COLUMNS)
+        return _trade_fields(values)
 
     def book(self, code: str, step: int) -> tuple[str, ...]:
         """The H0STASP0 record of ``code`` at ``step`` (59 fields); missing levels (near
         the daily limits) are "0", as the broker's REST order book shows them."""
         instrument = self.market.instrument(code)
         tick = self.market.tick(code, step)
-        book = self._order_book(code, step)
-        asks, bids = _totals(book)
-        before = _totals(self._order_book(code, step - 1)) if step > 0 else (asks, bids)
+        book = self._levels(code, step)
+        before = self._levels(code, step - 1) if step > 0 else book
         change = tick.price - instrument.base_price
         trading = self.market.effect(code, step).trading
         values = {
             "MKSC_SHRN_ISCD": code,
             "BSOP_HOUR": self._hour(step),
             "HOUR_CLS_CODE": _REGULAR_HOURS if trading else _VI_AUCTION,
-            **{f"ASKP{n}": _level(book, "ask", n)[0] for n in _LEVELS},
-            **{f"BIDP{n}": _level(book, "bid", n)[0] for n in _LEVELS},
-            **{f"ASKP_RSQN{n}": _level(book, "ask", n)[1] for n in _LEVELS},
-            **{f"BIDP_RSQN{n}": _level(book, "bid", n)[1] for n in _LEVELS},
-            "TOTAL_ASKP_RSQN": str(asks),
-            "TOTAL_BIDP_RSQN": str(bids),
+            **dict(zip(_ASK_PRICES, book.ask_side[0], strict=True)),
+            **dict(zip(_BID_PRICES, book.bid_side[0], strict=True)),
+            **dict(zip(_ASK_QUANTITIES, book.ask_side[1], strict=True)),
+            **dict(zip(_BID_QUANTITIES, book.bid_side[1], strict=True)),
+            "TOTAL_ASKP_RSQN": str(book.asks),
+            "TOTAL_BIDP_RSQN": str(book.bids),
             "OVTM_TOTAL_ASKP_RSQN": "0",
             "OVTM_TOTAL_BIDP_RSQN": "0",
             # The expected-execution block mirrors the broker's REST output2.
@@ -290,25 +300,37 @@ class Tape:
             "ANTC_CNTG_VRSS_SIGN": day_sign(tick.price, instrument),
             "ANTC_CNTG_PRDY_CTRT": _percent(change, instrument.base_price),
             "ACML_VOL": str(tick.volume),
-            "TOTAL_ASKP_RSQN_ICDC": str(asks - before[0]),
-            "TOTAL_BIDP_RSQN_ICDC": str(bids - before[1]),
+            "TOTAL_ASKP_RSQN_ICDC": str(book.asks - before.asks),
+            "TOTAL_BIDP_RSQN_ICDC": str(book.bids - before.bids),
             "OVTM_TOTAL_ASKP_ICDC": "0",
             "OVTM_TOTAL_BIDP_ICDC": "0",
             "STCK_DEAL_CLS_CODE": "00",  # documented as unused
         }
-        return tuple(values[column] for column in BOOK_COLUMNS)
+        return _book_fields(values)
 
-    def _order_book(self, code: str, step: int) -> OrderBook:
+    def _levels(self, code: str, step: int) -> _Levels:
         self._current()
         key = (code, step)
         found = self._books.get(key)
         if found is None:
-            found = self.market.order_book(code, step)
+            found = _Levels(self.market.order_book(code, step))
             _keep(self._books, key, found)
         return found
 
     def _hour(self, step: int) -> str:
-        return self.clock.wall(step * STEP_SECONDS).strftime("%H%M%S")
+        return self._clock_strings_at(step)[0]
+
+    def _date(self, step: int) -> str:
+        return self._clock_strings_at(step)[1]
+
+    def _clock_strings_at(self, step: int) -> tuple[str, str]:
+        """(HHMMSS, YYYYMMDD) of the step's wall time: four a trade record, formatted once."""
+        found = self._clock_strings.get(step)
+        if found is None:
+            wall = self.clock.wall(step * STEP_SECONDS)
+            found = (wall.strftime("%H%M%S"), wall.strftime("%Y%m%d"))
+            _keep(self._clock_strings, step, found)
+        return found
 
     def _flow(self, code: str, step: int) -> _Flow:
         self._current()
@@ -360,13 +382,41 @@ def _keep(recent: dict[K, V], key: K, value: V) -> None:
         del recent[next(iter(recent))]
 
 
-def _level(book: OrderBook, side: str, n: int) -> tuple[str, str]:
-    """(price, quantity) of the n-th level of one side, or ("0", "0") past its depth."""
-    rows = book.asks if side == "ask" else book.bids
-    if n > len(rows):
-        return "0", "0"
-    return str(rows[n - 1].price), str(rows[n - 1].quantity)
+class _Levels:
+    """One step's book as the records write it: each side's total, its best level, and
+    its ten levels ("0" past the book's depth, near the daily limits). Kept per step for
+    its trade record, its book record and the next step's book record; the ten levels are
+    formatted only when a book record asks, since a trade record shows only the best."""
+
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
+        self.asks = sum(quantity for _, quantity in book.asks)  # total quantities
+        self.bids = sum(quantity for _, quantity in book.bids)
+
+    @property
+    def best_ask(self) -> tuple[str, str]:
+        """(price, quantity) of the best ask, ("0", "0") when there is none."""
+        return _written(self.book.asks[0]) if self.book.asks else ("0", "0")
+
+    @property
+    def best_bid(self) -> tuple[str, str]:
+        return _written(self.book.bids[0]) if self.book.bids else ("0", "0")
+
+    @functools.cached_property
+    def ask_side(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(prices, quantities) of the ten ask levels."""
+        return _side(self.book.asks)
+
+    @functools.cached_property
+    def bid_side(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return _side(self.book.bids)
 
 
-def _totals(book: OrderBook) -> tuple[int, int]:
-    return sum(level.quantity for level in book.asks), sum(level.quantity for level in book.bids)
+def _written(level: BookLevel) -> tuple[str, str]:
+    return str(level.price), str(level.quantity)
+
+
+def _side(rows: tuple[BookLevel, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    missing = ("0",) * (len(_LEVELS) - len(rows))
+    prices = tuple(str(level.price) for level in rows) + missing
+    return prices, tuple(str(level.quantity) for level in rows) + missing
