@@ -103,3 +103,19 @@ async def test_serving_on_a_taken_port_raises_port_in_use() -> None:
         with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is already in use"):
             async with serve(create_app(), port=port):
                 pass
+
+
+async def test_the_date_header_is_real_time_though_the_server_never_ticks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The served mock wakes only to stop (a wake-up is a clock jump on virtual time); the
+    # Date header is brought up to date by the first request of each second instead.
+    import mocks.server
+
+    now = [1_800_000_000.0]  # 2027-01-15 08:00:00 UTC
+    monkeypatch.setattr(mocks.server.time, "time", lambda: now[0])
+    async with serve(create_app()) as server, httpx.AsyncClient(base_url=server.url) as http:
+        first = (await http.get("/nothing")).headers["date"]
+        now[0] += 61
+        second = (await http.get("/nothing")).headers["date"]
+    assert (first, second) == ("Fri, 15 Jan 2027 08:00:00 GMT", "Fri, 15 Jan 2027 08:01:01 GMT")
