@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -156,6 +157,9 @@ class _Order:
     """The service's working state for one client order id."""
 
     order: OrderRequest
+    # The service's count of its orders by status, kept as each changes: health reads the
+    # unknown ones every time it is asked, which must not mean walking the day's orders.
+    tally: Counter[OrderStatus]
     status: OrderStatus = "pending"
     odno: str | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
@@ -165,11 +169,19 @@ class _Order:
     # The latest request handed to the client (the original, or a derived id in "resend" mode).
     sending: OrderRequest | None = None
 
+    def __post_init__(self) -> None:
+        self.tally[self.status] += 1
+
     def note(self, what: str) -> None:
         self.events.append((loop_time(), what))
 
-    def close(self, status: OrderStatus, what: str, odno: str | None = None) -> None:
+    def become(self, status: OrderStatus) -> None:
+        self.tally[self.status] -= 1
+        self.tally[status] += 1
         self.status = status
+
+    def close(self, status: OrderStatus, what: str, odno: str | None = None) -> None:
+        self.become(status)
         self.odno = odno if odno is not None else self.odno
         self.note(what)
 
@@ -242,6 +254,7 @@ class TradingService:
         self.settings = settings or ServiceSettings()
         self.recorder = recorder
         self._orders: dict[str, _Order] = {}  # insertion order is first-seen order
+        self._tally: Counter[OrderStatus] = Counter()  # orders by status (see _Order.tally)
         self._counts = _Counters()
         self._health = BrokerHealth(
             window_s=self.settings.health_window_s,
@@ -464,7 +477,7 @@ class TradingService:
         cid = order.client_order_id
         record = self._orders.get(cid)
         if record is None:
-            record = self._orders[cid] = _Order(order)
+            record = self._orders[cid] = _Order(order, self._tally)
             record.note("requested")
             return record
         if record.status == "pending":
@@ -483,7 +496,8 @@ class TradingService:
                 "double the order — reconcile it (KisClient.reconcile) first"
             )
         # Rejected or never placed: the id is free, and the record keeps one history.
-        record.order, record.status = order, "pending"
+        record.order = order
+        record.become("pending")
         record.note("requested again")
         return record
 
@@ -543,4 +557,4 @@ class TradingService:
         )
 
     def _count_status(self, status: OrderStatus) -> int:
-        return sum(1 for record in self._orders.values() if record.status == status)
+        return self._tally[status]
