@@ -37,7 +37,7 @@ WRITES_NOT_LOST = "no write the storage accepted is lost, and rows were committe
 GROUPS_NOT_HALF_WRITTEN = "no order is stored without its audit event, or the other way round"
 # How often the half-written probe looks: near a database fault, and away from any.
 BUSY_EVERY_S = 0.25
-QUIET_EVERY_S = 30.0
+QUIET_EVERY_S = 120.0
 # How long after a fault ends the probe keeps looking closely: a cut batch is retried
 # within the write buffer's backoff, a few seconds.
 SETTLE_S = 15.0
