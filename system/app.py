@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
-from system.broker import KisClient, KisSettings
+from system.broker import BrokerClient, KisClient, KisSettings
 from system.broker.clock import KST
 from system.gateway import Gateway, GatewaySettings, create_gateway
 from system.market import (
@@ -217,7 +217,7 @@ def machine_wall(at: float) -> datetime:
     return datetime.now(KST) + timedelta(seconds=at - asyncio.get_running_loop().time())
 
 
-def broker_cash(client: KisClient) -> Callable[[], Awaitable[int]]:
+def broker_cash(client: BrokerClient) -> Callable[[], Awaitable[int]]:
     """The account's cash, asked of the broker when the desk sizes a trade."""
 
     async def cash() -> int:

@@ -1,7 +1,7 @@
-"""The trading service: the system's policy on top of its KIS client.
+"""The trading service: the system's policy on top of its broker client.
 
-``KisClient`` says exactly what happened on each request; ``TradingService`` decides what
-to do about it, and that policy is what Squall's scenarios test:
+The client (a ``BrokerClient``: ``KisClient`` for KIS) says exactly what happened on each
+request; ``TradingService`` decides what to do about it, and that policy is what Squall's scenarios test:
 
 - A token cooldown is waited out (``TokenCooldown.retry_after``), an unavailable or
   rate-limited broker is retried after a pause, until a deadline; then the last error is
@@ -36,11 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from system.broker import (
     AuthExpired,
+    BrokerClient,
     BrokerError,
     BrokerMetrics,
     BrokerRejected,
     BrokerUnavailable,
-    KisClient,
     MalformedResponse,
     OrderAck,
     OrderOutcomeUnknown,
@@ -245,7 +245,7 @@ class TradingService:
 
     def __init__(
         self,
-        client: KisClient,
+        client: BrokerClient,
         settings: ServiceSettings | None = None,
         *,
         recorder: Recorder | None = None,
@@ -493,7 +493,7 @@ class TradingService:
         if record.status == "unknown":
             raise ValueError(
                 f"the outcome of client_order_id {cid!r} is unknown; sending it again could "
-                "double the order — reconcile it (KisClient.reconcile) first"
+                "double the order — reconcile it (the broker client's reconcile) first"
             )
         # Rejected or never placed: the id is free, and the record keeps one history.
         record.order = order

@@ -5,6 +5,7 @@ reads ``SQUALL_KIS_*``). Errors derive from ``BrokerError``; see ``system.broker
 what each one means and what to do about it.
 """
 
+from system.broker.client import BrokerClient, TokenState
 from system.broker.clock import KST, kst_today, loop_time
 from system.broker.errors import (
     AuthExpired,
@@ -40,6 +41,7 @@ __all__ = [
     "KST",
     "AuthExpired",
     "Balance",
+    "BrokerClient",
     "BrokerError",
     "BrokerMetrics",
     "BrokerRejected",
@@ -64,6 +66,7 @@ __all__ = [
     "TokenCooldown",
     "TokenIssuanceFailed",
     "TokenManager",
+    "TokenState",
     "TokenUnavailable",
     "kst_today",
     "loop_time",

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from system.broker import KisClient, OrderAck, OrderRequest
+from system.broker import BrokerClient, OrderAck, OrderRequest
 
 
 class BrokerFills:
-    """Fills read from today's orders at the broker (``inquire-daily-ccld``), matched by the
+    """Fills read from today's orders at the broker (KIS: ``inquire-daily-ccld``), matched by the
     order number the broker acknowledged. The broker's figures, not the system's guess:
     a market order fills at whatever the market paid."""
 
-    def __init__(self, client: KisClient) -> None:
+    def __init__(self, client: BrokerClient) -> None:
         self.client = client
 
     async def fill_of(self, ack: OrderAck, order: OrderRequest) -> tuple[int, int] | None:
