@@ -1,7 +1,8 @@
 """The trading service: the system's policy on top of its broker client.
 
 The client (a ``BrokerClient``: ``KisClient`` for KIS) says exactly what happened on each
-request; ``TradingService`` decides what to do about it, and that policy is what Squall's scenarios test:
+request; ``TradingService`` decides what to do about it, and that policy is what Squall's
+scenarios test:
 
 - A token cooldown is waited out (``TokenCooldown.retry_after``), an unavailable or
   rate-limited broker is retried after a pause, until a deadline; then the last error is

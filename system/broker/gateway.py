@@ -1,12 +1,17 @@
-"""One request to KIS, start to verdict: token, budget, headers, and what the answer means.
+"""One request to a broker, start to verdict: token, budget, headers, and what the answer
+means.
 
-Every answer is judged by its body first, whatever its HTTP status: KIS gateway errors come
-as ``{"rt_cd": "1", "msg_cd": "EGW…"}`` under HTTP 500 on most deployments and under 200 on
+``BrokerGateway`` is the broker-neutral part; a ``Wire`` is one broker's dialect: the headers
+a call carries and what an answer's body says (``KisWire`` for KIS). Every answer is judged
+by its body first, whatever its HTTP status: KIS gateway errors come as
+``{"rt_cd": "1", "msg_cd": "EGW…"}`` under HTTP 500 on most deployments and under 200 on
 others. Two gateway refusals are retried here because the gateway refused the request before
 it reached the exchange, so even an order can be sent again:
 
-- ``EGW00123``/``EGW00121`` (token expired/invalid): drop the token, retry once with a new one.
-- ``EGW00201`` (per-second budget exceeded): hold every caller back, wait, retry a few times.
+- an expired or invalid token (KIS ``EGW00123``/``EGW00121``): drop the token, retry once
+  with a new one.
+- the per-second budget exceeded (KIS ``EGW00201``): hold every caller back, wait, retry a
+  few times.
 
 Anything that leaves the outcome open — a timeout or broken connection after the request may
 have left, an answer without a verdict — is ``BrokerUnavailable`` for reads (``read`` retries
@@ -17,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -38,10 +43,9 @@ from system.broker.errors import (
     TokenUnavailable,
 )
 from system.broker.models import OrderRequest
-from system.broker.oauth import TokenIssuer
 from system.broker.ratelimit import RateLimiter
-from system.broker.settings import KisSettings
-from system.broker.token import TokenManager
+from system.broker.settings import ClientPolicy, KisSettings
+from system.broker.token import IssuedToken, TokenManager
 from system.broker.wire import (
     JSON_CONTENT,
     NEVER_SENT,
@@ -88,32 +92,109 @@ class Reply:
     status_code: int
 
 
-class KisGateway:
-    """Sends ``Call``s through one shared ``httpx.AsyncClient`` under the account's budget."""
+@dataclass(frozen=True)
+class Verdict:
+    """What a broker's answer says of a request: done, refused for its token, refused for
+    the per-second budget, or refused for good (``code`` and ``message`` are the broker's)."""
 
-    def __init__(self, settings: KisSettings, http: httpx.AsyncClient, rng: random.Random) -> None:
+    kind: Literal["ok", "token", "budget", "refused"]
+    code: str = ""
+    message: str = ""
+
+
+class Wire(Protocol):
+    """One broker's dialect on the wire."""
+
+    name: str  # the broker, in error messages: "KIS"
+
+    def headers(self, call: Call, token: str | None) -> dict[str, str]:
+        """The headers ``call`` goes out with (``token`` is None for a call without one)."""
+        ...
+
+    def verdict(self, body: Mapping[str, Any]) -> Verdict | None:
+        """What ``body`` says, or None when it gives no verdict at all."""
+        ...
+
+
+TokenIssue = Callable[[], Awaitable[IssuedToken]]
+
+
+class KisWire:
+    """KIS: credentials and ``tr_id`` in headers; ``rt_cd``/``msg_cd``/``msg1`` in bodies."""
+
+    name = "KIS"
+
+    def __init__(self, settings: KisSettings) -> None:
         self.settings = settings
-        self.http = http
-        self.rng = rng
-        self.limiter = RateLimiter(
-            settings.budget_per_second,
-            margin_s=settings.rate_window_margin_s,
-            transit_s=settings.rate_transit_s,
-        )
-        self.counters = Counters()
-        self.tokens = TokenManager(
-            TokenIssuer(settings, http, self.counters),
-            cooldown_s=settings.token_cooldown_s,
-            renew_before_s=settings.token_renew_before_s,
-        )
-        # Asked of every order just before it goes out: a reason not to send it, or None.
-        self.order_permit: OrderPermit | None = None
 
     def tr_id(self, real_tr_id: str) -> str:
         """The profile's tr_id: paper accounts use V for a leading T/J/C (TTTC0012U → VTTC…)."""
         if self.settings.profile == "paper" and real_tr_id[:1] in ("T", "J", "C"):
             return "V" + real_tr_id[1:]
         return real_tr_id
+
+    def headers(self, call: Call, token: str | None) -> dict[str, str]:
+        settings = self.settings
+        headers = {
+            "content-type": JSON_CONTENT,
+            "appkey": settings.appkey,
+            "appsecret": settings.appsecret.get_secret_value(),
+        }
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        if call.tr_id is not None:
+            headers["tr_id"] = call.tr_id
+        if call.authorized:
+            headers["tr_cont"] = call.tr_cont
+            headers["custtype"] = settings.custtype
+        if call.hashkey is not None:
+            headers["hashkey"] = call.hashkey
+        return headers
+
+    def verdict(self, body: Mapping[str, Any]) -> Verdict | None:
+        if "rt_cd" not in body:
+            return None
+        rt_cd, msg_cd, msg1 = (str(body.get(key, "")) for key in ("rt_cd", "msg_cd", "msg1"))
+        if rt_cd == "0":
+            return Verdict("ok", msg_cd, msg1)
+        if msg_cd in TOKEN_REFUSED:
+            return Verdict("token", msg_cd, msg1)
+        if msg_cd == BUDGET_EXCEEDED:
+            return Verdict("budget", msg_cd, msg1)
+        return Verdict("refused", msg_cd, msg1)
+
+
+class BrokerGateway:
+    """Sends ``Call``s through one shared ``httpx.AsyncClient`` under the account's budget,
+    in ``wire``'s dialect, with tokens from ``issue``."""
+
+    def __init__(
+        self,
+        settings: ClientPolicy,
+        http: httpx.AsyncClient,
+        rng: random.Random,
+        *,
+        wire: Wire,
+        issue: TokenIssue,
+        counters: Counters,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.rng = rng
+        self.wire = wire
+        self.limiter = RateLimiter(
+            settings.budget_per_second,
+            margin_s=settings.rate_window_margin_s,
+            transit_s=settings.rate_transit_s,
+        )
+        self.counters = counters
+        self.tokens = TokenManager(
+            issue,
+            cooldown_s=settings.token_cooldown_s,
+            renew_before_s=settings.token_renew_before_s,
+        )
+        # Asked of every order just before it goes out: a reason not to send it, or None.
+        self.order_permit: OrderPermit | None = None
 
     async def read(self, call: Call, parse: Callable[[Reply], T]) -> T:
         """``exchange`` + ``parse``, retrying unusable answers with jittered backoff.
@@ -164,9 +245,10 @@ class KisGateway:
                 response, body, sent_at = await self._send(call, token, order)
             finally:
                 self.limiter.release(slot)
-            if not isinstance(body, Mapping) or "rt_cd" not in body:
-                # Only the calls without a token (/uapi/hashkey, /oauth2/Approval) succeed
-                # without rt_cd; their parsers check the answer's own keys.
+            verdict = self.wire.verdict(body) if isinstance(body, Mapping) else None
+            if verdict is None:
+                # Only the calls without a token (KIS: /uapi/hashkey, /oauth2/Approval)
+                # succeed without a verdict; their parsers check the answer's own keys.
                 if not call.authorized and isinstance(body, Mapping):
                     if response.is_success:
                         return Reply(body, response.headers, response.status_code)
@@ -180,16 +262,17 @@ class KisGateway:
                             status_code=response.status_code,
                         )
                 raise self._no_verdict(call, response, order, sent_at)
-            rt_cd, msg_cd, msg1 = (str(body.get(key, "")) for key in ("rt_cd", "msg_cd", "msg1"))
-            if rt_cd == "0":
+            assert isinstance(body, Mapping)  # a verdict comes only from a body
+            msg_cd, msg1 = verdict.code, verdict.message
+            if verdict.kind == "ok":
                 return Reply(body, response.headers, response.status_code)
-            if msg_cd in TOKEN_REFUSED and token is not None:
+            if verdict.kind == "token" and token is not None:
                 self.tokens.invalidate(token)
                 if token_renewed:
                     raise AuthExpired(endpoint=call.endpoint, msg_cd=msg_cd, msg1=msg1)
                 token_renewed = True
                 continue
-            if msg_cd == BUDGET_EXCEEDED:
+            if verdict.kind == "budget":
                 wait = self.settings.rate_limit_wait_s
                 self.limiter.penalize(wait)
                 if budget_retries >= self.settings.rate_limit_retries:
@@ -205,24 +288,6 @@ class KisGateway:
                 endpoint=call.endpoint, msg_cd=msg_cd, msg1=msg1, status_code=response.status_code
             )
 
-    def _headers(self, call: Call, token: str | None) -> dict[str, str]:
-        settings = self.settings
-        headers = {
-            "content-type": JSON_CONTENT,
-            "appkey": settings.appkey,
-            "appsecret": settings.appsecret.get_secret_value(),
-        }
-        if token is not None:
-            headers["authorization"] = f"Bearer {token}"
-        if call.tr_id is not None:
-            headers["tr_id"] = call.tr_id
-        if call.authorized:
-            headers["tr_cont"] = call.tr_cont
-            headers["custtype"] = settings.custtype
-        if call.hashkey is not None:
-            headers["hashkey"] = call.hashkey
-        return headers
-
     async def _send(
         self, call: Call, token: str | None, order: OrderRequest | None
     ) -> tuple[httpx.Response, object, float]:
@@ -231,7 +296,7 @@ class KisGateway:
             call.path,
             params=call.params,
             content=call.content,
-            headers=self._headers(call, token),
+            headers=self.wire.headers(call, token),
         )
         sent_at = loop_time()
         self.counters.requests_sent += 1
@@ -259,7 +324,9 @@ class KisGateway:
         self, call: Call, response: httpx.Response, order: OrderRequest | None, sent_at: float
     ) -> BrokerError:
         self.counters.unavailable_errors += 1
-        what = f"HTTP {response.status_code} without a KIS verdict ({snippet(response)})"
+        what = (
+            f"HTTP {response.status_code} without a {self.wire.name} verdict ({snippet(response)})"
+        )
         if order is not None:
             return OrderOutcomeUnknown(
                 order=order, sent_at=sent_at, endpoint=call.endpoint, reason=what

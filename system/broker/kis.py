@@ -22,7 +22,7 @@ import httpx
 from system.broker import parse
 from system.broker.clock import Today, kst_today, loop_time
 from system.broker.errors import MalformedResponse, OrderOutcomeUnknown
-from system.broker.gateway import Call, KisGateway, OrderPermit, Reply
+from system.broker.gateway import BrokerGateway, Call, KisWire, OrderPermit, Reply
 from system.broker.ledger import OrderLedger
 from system.broker.models import (
     Balance,
@@ -35,10 +35,12 @@ from system.broker.models import (
     Quote,
     check_code,
 )
+from system.broker.oauth import TokenIssuer
 from system.broker.paging import follow_pages, more_follows
 from system.broker.ratelimit import RateLimiter
 from system.broker.settings import KisSettings
 from system.broker.token import TokenManager
+from system.broker.wire import Counters
 
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
 ORDER_BOOK_PATH = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn"
@@ -80,7 +82,16 @@ class KisClient:
             timeout=httpx.Timeout(settings.timeout_s),
             verify=tls_context(),
         )
-        self._gateway = KisGateway(settings, self._http, rng or random.Random())
+        self._wire = KisWire(settings)
+        counters = Counters()
+        self._gateway = BrokerGateway(
+            settings,
+            self._http,
+            rng or random.Random(),
+            wire=self._wire,
+            issue=TokenIssuer(settings, self._http, counters),
+            counters=counters,
+        )
         self._ledger = OrderLedger()
         self._today = today
 
@@ -183,7 +194,7 @@ class KisClient:
             content = _encode(self._order_body(order))
             # The broker hashes the bytes it receives, so both requests carry these bytes.
             hashkey = await self._hashkey(content)
-            tr_id = self._gateway.tr_id(ORDER_TR_IDS[order.side])
+            tr_id = self._wire.tr_id(ORDER_TR_IDS[order.side])
             call = Call("POST", ORDER_PATH, tr_id=tr_id, content=content, hashkey=hashkey)
             sent_at = loop_time()
             reply = await self._gateway.exchange(call, order=order)
@@ -261,7 +272,7 @@ class KisClient:
         pages = await follow_pages(
             self._gateway,
             DAILY_ORDERS_PATH,
-            "TTTC0081R",
+            self._wire.tr_id("TTTC0081R"),
             query,
             lambda reply: [
                 parse.daily_order(row)
@@ -291,7 +302,9 @@ class KisClient:
             last = None if more_follows(reply) else parse.balance([], reply.body, endpoint=endpoint)
             return holdings, last
 
-        pages = await follow_pages(self._gateway, BALANCE_PATH, "TTTC8434R", query, page)
+        pages = await follow_pages(
+            self._gateway, BALANCE_PATH, self._wire.tr_id("TTTC8434R"), query, page
+        )
         holdings = [holding for page_holdings, _ in pages for holding in page_holdings]
         totals = pages[-1][1]
         if totals is None:  # unreachable: follow_pages returns after a last page

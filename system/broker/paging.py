@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from system.broker.errors import MalformedResponse
-from system.broker.gateway import Call, KisGateway, Reply
+from system.broker.gateway import BrokerGateway, Call, Reply
 
 T = TypeVar("T")
 
@@ -28,20 +28,21 @@ def more_follows(reply: Reply) -> bool:
 
 
 async def follow_pages(
-    gateway: KisGateway,
+    gateway: BrokerGateway,
     path: str,
     tr_id: str,
     query: Mapping[str, str],
     parse_page: Callable[[Reply], T],
 ) -> list[T]:
-    """Follow KIS paging: response ``tr_cont`` F/M means more, D/E (or none) the last."""
+    """Follow KIS paging: response ``tr_cont`` F/M means more, D/E (or none) the last.
+    ``tr_id`` is sent as given (the profile's: ``KisWire.tr_id``)."""
     fk100 = nk100 = tr_cont = ""
     parsed: list[T] = []
     for _ in range(MAX_PAGES):
         call = Call(
             "GET",
             path,
-            tr_id=gateway.tr_id(tr_id),
+            tr_id=tr_id,
             params={**query, "CTX_AREA_FK100": fk100, "CTX_AREA_NK100": nk100},
             tr_cont=tr_cont,
         )

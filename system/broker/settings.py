@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -22,6 +22,37 @@ M = TypeVar("M", bound=BaseModel)
 
 class SettingsError(ValueError):
     """The settings are missing or invalid; the message names the variable to fix."""
+
+
+class ClientPolicy(Protocol):
+    """The knobs of a broker client's policy, whichever broker: where it connects, how long
+    it waits, its per-second budget, its token cooldown and how it retries. ``KisSettings``
+    has them; a second broker's settings have the same."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def budget_per_second(self) -> float: ...
+    @property
+    def rate_window_margin_s(self) -> float: ...
+    @property
+    def rate_transit_s(self) -> float: ...
+    @property
+    def token_cooldown_s(self) -> float: ...
+    @property
+    def token_renew_before_s(self) -> float: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def read_retries(self) -> int: ...
+    @property
+    def backoff_base_s(self) -> float: ...
+    @property
+    def backoff_max_s(self) -> float: ...
+    @property
+    def rate_limit_retries(self) -> int: ...
+    @property
+    def rate_limit_wait_s(self) -> float: ...
 
 
 class KisSettings(BaseModel):
