@@ -50,13 +50,20 @@ class TokenIssuanceFailed(TokenUnavailable):
     """``POST /oauth2/tokenP`` was refused, e.g. HTTP 403 ``EGW00133`` (one token a minute)."""
 
     def __init__(
-        self, *, error_code: str, description: str, status_code: int, cooldown_s: float
+        self,
+        *,
+        error_code: str,
+        description: str,
+        status_code: int,
+        cooldown_s: float,
+        endpoint: str = TOKEN_ENDPOINT,
     ) -> None:
         super().__init__(
-            f"{TOKEN_ENDPOINT}: token issuance refused with HTTP {status_code} "
+            f"{endpoint}: token issuance refused with HTTP {status_code} "
             f"{error_code} ({description}); no new token can be requested for "
-            f"{cooldown_s:.1f} s — wait, then retry; if it persists check the appkey/appsecret",
-            endpoint=TOKEN_ENDPOINT,
+            f"{cooldown_s:.1f} s — wait, then retry; if it persists check the app's key "
+            "and secret",
+            endpoint=endpoint,
         )
         self.error_code = error_code
         self.description = description
@@ -66,12 +73,14 @@ class TokenIssuanceFailed(TokenUnavailable):
 class TokenCooldown(TokenUnavailable):
     """A token was requested too recently; asking again now would earn an ``EGW00133``."""
 
-    def __init__(self, *, retry_after: float, attempted_at: float) -> None:
+    def __init__(
+        self, *, retry_after: float, attempted_at: float, endpoint: str = TOKEN_ENDPOINT
+    ) -> None:
         super().__init__(
-            f"{TOKEN_ENDPOINT}: token issuance is cooling down after an attempt at loop time "
+            f"{endpoint}: token issuance is cooling down after an attempt at loop time "
             f"{attempted_at:.1f} s; retry in {retry_after:.1f} s "
-            "(KIS allows one token per minute)",
-            endpoint=TOKEN_ENDPOINT,
+            "(brokers limit issuance: KIS allows one token per minute)",
+            endpoint=endpoint,
         )
         self.retry_after = retry_after
         self.attempted_at = attempted_at

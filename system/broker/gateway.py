@@ -31,6 +31,7 @@ import httpx
 from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
 from system.broker.errors import (
+    TOKEN_ENDPOINT,
     AuthExpired,
     BrokerError,
     BrokerRejected,
@@ -44,7 +45,7 @@ from system.broker.errors import (
 )
 from system.broker.models import OrderRequest
 from system.broker.ratelimit import RateLimiter
-from system.broker.settings import ClientPolicy, KisSettings
+from system.broker.settings import BrokerSettings, KisSettings
 from system.broker.token import IssuedToken, TokenManager
 from system.broker.wire import (
     JSON_CONTENT,
@@ -73,7 +74,8 @@ class Call:
     tr_id: str | None = None
     params: Mapping[str, str] | None = None
     content: bytes | None = None
-    tr_cont: str = ""
+    tr_cont: str = ""  # KIS paging: "N" asks for the next page
+    next_key: str = ""  # Kiwoom paging: the previous answer's next-key asks for the next page
     hashkey: str | None = None
     # /uapi/hashkey and /oauth2/Approval take no token and answer without rt_cd.
     authorized: bool = True
@@ -106,6 +108,7 @@ class Wire(Protocol):
     """One broker's dialect on the wire."""
 
     name: str  # the broker, in error messages: "KIS"
+    token_endpoint: str  # where tokens are issued, in error messages: "POST /oauth2/tokenP"
 
     def headers(self, call: Call, token: str | None) -> dict[str, str]:
         """The headers ``call`` goes out with (``token`` is None for a call without one)."""
@@ -123,6 +126,7 @@ class KisWire:
     """KIS: credentials and ``tr_id`` in headers; ``rt_cd``/``msg_cd``/``msg1`` in bodies."""
 
     name = "KIS"
+    token_endpoint = TOKEN_ENDPOINT
 
     def __init__(self, settings: KisSettings) -> None:
         self.settings = settings
@@ -170,7 +174,7 @@ class BrokerGateway:
 
     def __init__(
         self,
-        settings: ClientPolicy,
+        settings: BrokerSettings,
         http: httpx.AsyncClient,
         rng: random.Random,
         *,
@@ -192,6 +196,7 @@ class BrokerGateway:
             issue,
             cooldown_s=settings.token_cooldown_s,
             renew_before_s=settings.token_renew_before_s,
+            endpoint=wire.token_endpoint,
         )
         # Asked of every order just before it goes out: a reason not to send it, or None.
         self.order_permit: OrderPermit | None = None

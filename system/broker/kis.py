@@ -35,7 +35,7 @@ from system.broker.models import (
     Quote,
     check_code,
 )
-from system.broker.oauth import TokenIssuer
+from system.broker.oauth import kis_token_issuer
 from system.broker.paging import follow_pages, more_follows
 from system.broker.ratelimit import RateLimiter
 from system.broker.settings import KisSettings
@@ -89,7 +89,7 @@ class KisClient:
             self._http,
             rng or random.Random(),
             wire=self._wire,
-            issue=TokenIssuer(settings, self._http, counters),
+            issue=kis_token_issuer(settings, self._http, counters),
             counters=counters,
         )
         self._ledger = OrderLedger()

@@ -1,8 +1,11 @@
-"""How to reach one KIS account: endpoint, credentials, and the knobs of the client's policy.
+"""How to reach one broker account: endpoint, credentials, and the knobs of the client's
+policy.
 
-The system is pointed at a real broker or a simulated one only through these settings; the
-defaults follow the KIS rules in ``BROKER_FACTS.md`` (18 requests/s real, 1/s paper, one token
-per minute, 24 h tokens).
+The system is pointed at a real broker or a simulated one only through these settings.
+``BrokerSettings`` holds what every broker's client shares (where, the per-second budget,
+timeouts, retries, the token cooldown); ``KisSettings`` adds KIS's credentials and account.
+The defaults follow the KIS rules in ``BROKER_FACTS.md`` (18 requests/s real, 1/s paper, one
+token per minute, 24 h tokens).
 """
 
 from __future__ import annotations
@@ -10,12 +13,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal, Protocol, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 _ACCOUNT = re.compile(r"^(\d{8})-(\d{2})$")
-_DEFAULT_BUDGET = {"real": 18.0, "paper": 1.0}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,46 +26,15 @@ class SettingsError(ValueError):
     """The settings are missing or invalid; the message names the variable to fix."""
 
 
-class ClientPolicy(Protocol):
-    """The knobs of a broker client's policy, whichever broker: where it connects, how long
-    it waits, its per-second budget, its token cooldown and how it retries. ``KisSettings``
-    has them; a second broker's settings have the same."""
-
-    @property
-    def base_url(self) -> str: ...
-    @property
-    def budget_per_second(self) -> float: ...
-    @property
-    def rate_window_margin_s(self) -> float: ...
-    @property
-    def rate_transit_s(self) -> float: ...
-    @property
-    def token_cooldown_s(self) -> float: ...
-    @property
-    def token_renew_before_s(self) -> float: ...
-    @property
-    def timeout_s(self) -> float: ...
-    @property
-    def read_retries(self) -> int: ...
-    @property
-    def backoff_base_s(self) -> float: ...
-    @property
-    def backoff_max_s(self) -> float: ...
-    @property
-    def rate_limit_retries(self) -> int: ...
-    @property
-    def rate_limit_wait_s(self) -> float: ...
-
-
-class KisSettings(BaseModel):
-    """One KIS account's connection settings (frozen; ``appsecret`` never printed)."""
+class BrokerSettings(BaseModel):
+    """What every broker client's settings share (frozen): where it connects, as which app,
+    its per-second budget (``DEFAULT_BUDGET`` per profile unless set) and its policy."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    DEFAULT_BUDGET: ClassVar[dict[str, float]] = {"real": 18.0, "paper": 1.0}
 
     base_url: str
     appkey: str
-    appsecret: SecretStr
-    account: str = Field(description='KIS account as "CANO-ACNT_PRDT_CD", e.g. "50012345-01"')
     profile: Literal["real", "paper"] = "real"
     requests_per_second: float | None = Field(default=None, gt=0)
     # The limiter already counts each request from sending to answer, so arrival jitter is
@@ -80,7 +51,6 @@ class KisSettings(BaseModel):
     backoff_max_s: float = Field(default=2.0, ge=0)
     rate_limit_retries: int = Field(default=3, ge=0)
     rate_limit_wait_s: float = Field(default=1.0, ge=0)
-    custtype: str = "P"
 
     @field_validator("base_url")
     @classmethod
@@ -88,9 +58,31 @@ class KisSettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError(
                 "base_url must start with http:// or https://, e.g. "
-                "https://openapi.koreainvestment.com:9443"
+                "https://openapi.koreainvestment.com:9443 or https://api.kiwoom.com"
             )
         return value.rstrip("/")
+
+    @field_validator("appkey")
+    @classmethod
+    def _check_appkey(cls, value: str) -> str:
+        if not value:
+            raise ValueError("appkey must not be empty")
+        return value
+
+    @property
+    def budget_per_second(self) -> float:
+        """Requests per second the client allows itself: the setting, else the profile's."""
+        if self.requests_per_second is not None:
+            return self.requests_per_second
+        return self.DEFAULT_BUDGET[self.profile]
+
+
+class KisSettings(BrokerSettings):
+    """One KIS account's connection settings (frozen; ``appsecret`` never printed)."""
+
+    appsecret: SecretStr
+    account: str = Field(description='KIS account as "CANO-ACNT_PRDT_CD", e.g. "50012345-01"')
+    custtype: str = "P"
 
     @field_validator("account")
     @classmethod
@@ -102,13 +94,6 @@ class KisSettings(BaseModel):
             )
         return value
 
-    @field_validator("appkey")
-    @classmethod
-    def _check_appkey(cls, value: str) -> str:
-        if not value:
-            raise ValueError("appkey must not be empty")
-        return value
-
     @property
     def cano(self) -> str:
         """The 8-digit account number (``CANO``)."""
@@ -118,13 +103,6 @@ class KisSettings(BaseModel):
     def acnt_prdt_cd(self) -> str:
         """The 2-digit account product code (``ACNT_PRDT_CD``)."""
         return self.account[9:]
-
-    @property
-    def budget_per_second(self) -> float:
-        """Requests per second the client allows itself: the setting, else the profile's."""
-        if self.requests_per_second is not None:
-            return self.requests_per_second
-        return _DEFAULT_BUDGET[self.profile]
 
     @classmethod
     def from_env(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from system.broker.clock import loop_time
-from system.broker.errors import TokenCooldown
+from system.broker.errors import TOKEN_ENDPOINT, TokenCooldown
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,10 @@ class TokenManager:
         *,
         cooldown_s: float = 60.0,
         renew_before_s: float = 300.0,
+        endpoint: str = TOKEN_ENDPOINT,
     ) -> None:
         self._issue = issue
+        self.endpoint = endpoint  # the broker's token endpoint, for error messages
         self.cooldown_s = cooldown_s
         self.renew_before_s = renew_before_s
         self._held: _Held | None = None
@@ -91,7 +93,11 @@ class TokenManager:
             if held is not None and usable:
                 return held.value
             self.cooldown_rejections += 1
-            raise TokenCooldown(retry_after=retry_after, attempted_at=self._last_attempt_at)
+            raise TokenCooldown(
+                retry_after=retry_after,
+                attempted_at=self._last_attempt_at,
+                endpoint=self.endpoint,
+            )
         try:
             return (await self._issue_shared(now)).value
         except Exception:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from system.broker.settings import ClientPolicy
+from system.broker.settings import BrokerSettings
 
 JSON_CONTENT = "application/json; charset=utf-8"
 # These fail before a single byte of the request leaves: nothing can have reached the broker.
@@ -61,7 +61,7 @@ def snippet(response: httpx.Response) -> str:
     return repr(text) if text else "empty body"
 
 
-def describe(exc: httpx.TransportError, settings: ClientPolicy) -> str:
+def describe(exc: httpx.TransportError, settings: BrokerSettings) -> str:
     """What a transport failure means, in words (httpx's messages are often empty)."""
     name = type(exc).__name__
     detail = f"{name}: {exc}" if str(exc) else name
