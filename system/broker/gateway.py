@@ -161,11 +161,17 @@ class KisWire:
         rt_cd, msg_cd, msg1 = (str(body.get(key, "")) for key in ("rt_cd", "msg_cd", "msg1"))
         if rt_cd == "0":
             return Verdict("ok", msg_cd, msg1)
-        if msg_cd in TOKEN_REFUSED:
-            return Verdict("token", msg_cd, msg1)
-        if msg_cd == BUDGET_EXCEEDED:
-            return Verdict("budget", msg_cd, msg1)
-        return Verdict("refused", msg_cd, msg1)
+        return refusal(msg_cd, msg1, token=TOKEN_REFUSED, budget=BUDGET_EXCEEDED)
+
+
+def refusal(code: str, message: str, *, token: frozenset[str], budget: str) -> Verdict:
+    """A broker's refusal by its code: for the token (one of ``token``), for the per-second
+    budget (``budget``), or for good."""
+    if code in token:
+        return Verdict("token", code, message)
+    if code == budget:
+        return Verdict("budget", code, message)
+    return Verdict("refused", code, message)
 
 
 class BrokerGateway:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from system.broker.gateway import Call, Verdict
+from system.broker.gateway import Call, Verdict, refusal
 
 TOKEN_PATH = "/oauth2/token"
 JSON_CONTENT = "application/json;charset=UTF-8"
@@ -48,11 +48,7 @@ class KiwoomWire:
         message = str(body.get("return_msg", ""))
         if code == "0":
             return Verdict("ok", code, message)
-        if code in TOKEN_REFUSED:
-            return Verdict("token", code, message)
-        if code == BUDGET_EXCEEDED:
-            return Verdict("budget", code, message)
-        return Verdict("refused", code, message)
+        return refusal(code, message, token=TOKEN_REFUSED, budget=BUDGET_EXCEEDED)
 
 
 def return_code(body: Mapping[str, Any]) -> str | None:
