@@ -18,10 +18,10 @@ once per tick, and say in the module docstring what re-arms it. Export it below,
 that it fires exactly once where it should and stays silent on the near misses.
 """
 
+from system.krx import daily_limits, floor_to_tick, tick_size, ticks_above
 from system.trading.detectors.base import Detector, Side, Signal, signal_id
 from system.trading.detectors.breakout import BreakoutDetector, BreakoutParams
 from system.trading.detectors.closing_bet import ClosingBetDetector, ClosingBetParams, WallClock
-from system.trading.detectors.ticks import daily_limits, floor_to_tick, tick_size, ticks_above
 from system.trading.detectors.triangular import (
     Leg,
     Opportunity,

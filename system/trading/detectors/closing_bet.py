@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from system.broker.clock import KST
+from system.krx import ticks_above
 from system.market import PriceUpdate
 from system.trading.detectors.base import Signal
-from system.trading.detectors.ticks import cap_buy_limit, ticks_above
+from system.trading.detectors.ticks import cap_buy_limit
 
 WallClock = Callable[[float], datetime]
 """Loop time (``PriceUpdate.at``) → the aware wall-clock datetime it corresponds to."""

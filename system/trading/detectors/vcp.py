@@ -51,9 +51,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from system.krx import floor_to_tick
 from system.market import PriceUpdate
 from system.trading.detectors.base import Signal
-from system.trading.detectors.ticks import cap_buy_limit, floor_to_tick
+from system.trading.detectors.ticks import cap_buy_limit
 
 Direction = Literal["up", "down"]
 
