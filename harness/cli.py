@@ -49,18 +49,25 @@ class Profile(StrEnum):
     paper = "paper"
 
 
+class Api(StrEnum):
+    kis = "kis"
+    kiwoom = "kiwoom"
+
+
 @mock_app.command("broker")
 def mock_broker(
     port: Annotated[
         int, typer.Option(help="TCP port; 0 picks a free one.", envvar="SQUALL_BROKER_PORT")
     ] = 8000,
     host: Host = "127.0.0.1",
-    profile: Annotated[Profile, typer.Option(help="KIS real or paper (VTS) rules.")] = (
-        Profile.real
-    ),
+    api: Annotated[Api, typer.Option(help="Protocol: KIS Open API or Kiwoom REST.")] = Api.kis,
+    profile: Annotated[
+        Profile, typer.Option(help="Real or paper rules (KIS VTS, Kiwoom mockapi).")
+    ] = Profile.real,
     seed: Annotated[int, typer.Option(help="Seed for prices, tokens and faults.")] = 0,
     rps: Annotated[
-        int | None, typer.Option(help="Per-second budget (default: real 18, paper 1).")
+        int | None,
+        typer.Option(help="Per-second budget (default: KIS real 18, Kiwoom real 5, paper 1)."),
     ] = None,
     gateway_status: Annotated[
         int, typer.Option(help="HTTP status of gateway errors (EGW…); KIS clients see 500.")
@@ -69,7 +76,7 @@ def mock_broker(
         float, typer.Option(help="Seconds between token issuances (EGW00133).")
     ] = 60.0,
 ) -> None:
-    """Serve a simulated KIS Open API until Ctrl-C.
+    """Serve a simulated KIS Open API (or Kiwoom REST, with --api kiwoom) until Ctrl-C.
 
     The control plane is under /_squall on the same port. It answers loopback clients only,
     unless SQUALL_CONTROL_TOKEN is set: then every caller must send that token in the
@@ -82,6 +89,7 @@ def mock_broker(
         BrokerConfig,
         "broker",
         {
+            "api": ("--api", api.value),
             "profile": ("--profile", profile.value),
             "seed": ("--seed", seed),
             "requests_per_second": ("--rps", rps),
@@ -95,7 +103,8 @@ def mock_broker(
     async def main() -> None:
         async with serve(broker, host, port) as server:
             await _announce(
-                f"Squall mock KIS broker ({profile.value} profile, seed {seed}, "
+                f"Squall mock {'Kiwoom' if api is Api.kiwoom else 'KIS'} broker "
+                f"({profile.value} profile, seed {seed}, "
                 f"{config.budget} req/s) — {_control_plane(server.url, token)}; Ctrl-C stops it",
                 server.url,
             )

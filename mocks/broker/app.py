@@ -1,4 +1,8 @@
-"""The simulated KIS broker as one ASGI app: gateway routes, fault injector, control plane."""
+"""The simulated broker as one ASGI app: gateway routes, fault injector, control plane.
+
+``BrokerConfig.api`` picks the protocol the routes speak: KIS Open API (``kis``) or Kiwoom
+REST (``kiwoom``, ``mocks.broker.kiwoom``). The control plane is the same for both.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,21 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mocks.broker import account_control, codes, market_control, oauth, quotations, trading
+from mocks.broker import (
+    account_control,
+    codes,
+    kiwoom,
+    market_control,
+    oauth,
+    quotations,
+    trading,
+)
 from mocks.broker.config import BrokerConfig
 from mocks.broker.gateway import GatewayRefusal, Rejection
 from mocks.broker.state import Broker
 from mocks.clock import MockClock
 from mocks.control import PREFIX, ControlPlane, json_body, mock_app, validation_summary
-from mocks.http_faults import FaultInjector
+from mocks.http_faults import ErrorRenderer, FaultInjector
 
 
 def create_app(
@@ -33,17 +45,25 @@ def create_app(
     broker = Broker(config, clock)
     plane = ControlPlane(name="broker", seed=config.seed, control_token=control_token, clock=clock)
     plane.on_reset(broker.reset)
-    app = mock_app("Squall mock KIS broker", plane)
+    app = mock_app(f"Squall mock {_NAMES[config.api]} broker", plane)
     app.state.broker = broker
-    app.include_router(oauth.router(broker))
-    app.include_router(quotations.router(broker))
-    app.include_router(trading.router(broker))
+    render_error: ErrorRenderer
+    if config.api == "kiwoom":
+        render_error = kiwoom.install(app, broker, plane)
+    else:
+        app.include_router(oauth.router(broker))
+        app.include_router(quotations.router(broker))
+        app.include_router(trading.router(broker))
+        _install_error_handlers(app, broker)
+        render_error = broker.render_error
     app.include_router(_broker_control(broker, plane))
     app.include_router(market_control.router(broker, plane))
     app.include_router(account_control.router(broker, plane))
-    _install_error_handlers(app, broker)
-    app.add_middleware(FaultInjector, plane=plane, render_error=broker.render_error)
+    app.add_middleware(FaultInjector, plane=plane, render_error=render_error)
     return app
+
+
+_NAMES = {"kis": "KIS", "kiwoom": "Kiwoom"}
 
 
 def _install_error_handlers(app: FastAPI, broker: Broker) -> None:
@@ -68,8 +88,9 @@ def _install_error_handlers(app: FastAPI, broker: Broker) -> None:
         return JSONResponse(codes.gateway_error("OPSQ0002", detail), status_code=exc.status_code)
 
 
-# What the world was built from (market, accounts) can't change under a running mock.
-_CHANGEABLE = set(BrokerConfig.model_fields) - {"profile", "seed", "initial_cash"}
+# What the world was built from (protocol, market, accounts) can't change under a running
+# mock.
+_CHANGEABLE = set(BrokerConfig.model_fields) - {"api", "profile", "seed", "initial_cash"}
 
 
 def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
@@ -103,7 +124,8 @@ def _broker_control(broker: Broker, plane: ControlPlane) -> APIRouter:
 
     @api.post("/tokens/expire")
     async def expire_tokens() -> dict[str, int]:
-        """Expire every live token now: the next request with one gets EGW00123."""
+        """Expire every live token now: the next request with one gets EGW00123 (KIS)
+        or 8005 (Kiwoom)."""
         return {"expired": broker.tokens.expire_all(broker.clock.now())}
 
     @api.get("/tokens")

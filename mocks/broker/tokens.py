@@ -90,10 +90,14 @@ class TokenBook:
             raise TokenRefused("EGW00103")
         if not isinstance(appsecret, str) or len(appsecret) != APPSECRET_LENGTH:
             raise TokenRefused("EGW00105")
-        known = self._secrets.setdefault(appkey, appsecret)
-        if known != appsecret:
+        if not self.bind_secret(appkey, appsecret):
             raise TokenRefused("EGW00105")
         return appkey, appsecret
+
+    def bind_secret(self, appkey: str, secret: str) -> bool:
+        """Whether ``secret`` is the one ``appkey`` was first seen with (binding it if new):
+        the mock has no registry of apps, so the first pair it sees is the registered one."""
+        return self._secrets.setdefault(appkey, secret) == secret
 
     def issue(
         self, appkey: str, now: float, *, interval: float, ttl: float, reuse: float
@@ -137,9 +141,15 @@ class TokenBook:
         signature = base64.urlsafe_b64encode(self._rng.randbytes(64)).rstrip(b"=").decode()
         return f"{header}.{claims}.{signature}"
 
-    def validate(self, value: str, appkey: str, now: float) -> Token:
+    def current(self, appkey: str) -> Token | None:
+        """The token last issued to ``appkey``, unless it was revoked."""
+        return self._current.get(appkey)
+
+    def validate(self, value: str, appkey: str | None, now: float) -> Token:
+        """The live token ``value``; ``appkey`` None: any app key's (Kiwoom requests carry
+        only the bearer token). Raises TokenCheck."""
         token = self._by_value.get(value)
-        if token is None or token.revoked or token.appkey != appkey:
+        if token is None or token.revoked or (appkey is not None and token.appkey != appkey):
             raise TokenCheck("EGW00121")
         if now >= token.expires_at:
             raise TokenCheck("EGW00123")

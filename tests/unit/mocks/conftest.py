@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -8,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from mocks.broker import BrokerConfig, create_app
+from mocks.clock import KST
 
 APPKEY = "PSunit" + "k" * 30
 APPSECRET = "u" * 180
@@ -85,3 +87,96 @@ async def kis(make_app: Callable[..., FastAPI]) -> AsyncIterator[Kis]:
         caller = Kis(http)
         assert (await caller.issue()).status_code == 200
         yield caller
+
+
+# Kiwoom REST (BrokerConfig(api="kiwoom")). Kiwoom keys are opaque strings: clients
+# report 43 characters, and the mock checks only that they are given and consistent.
+KW_APPKEY = "kwunit" + "a" * 37
+KW_SECRETKEY = "kwsecret" + "s" * 35
+STKINFO = "/api/dostk/stkinfo"
+CHART = "/api/dostk/chart"
+ORDR = "/api/dostk/ordr"
+ACNT = "/api/dostk/acnt"
+# A Monday 10:00 KST: today is a trading day, and wall-clock strings are reproducible.
+KW_OPEN = datetime(2026, 3, 2, 10, 0, tzinfo=KST)
+
+
+class Kiwoom:
+    """A tiny hand-rolled Kiwoom caller: the tests speak the wire, not a client library."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.token = ""
+
+    async def issue(self, appkey: str = KW_APPKEY, secretkey: str = KW_SECRETKEY) -> httpx.Response:
+        body = {"grant_type": "client_credentials", "appkey": appkey, "secretkey": secretkey}
+        response = await self.http.post("/oauth2/token", json=body)
+        if response.json().get("return_code") == 0:
+            self.token = response.json()["token"]
+        return response
+
+    def headers(self, api_id: str, **extra: str) -> dict[str, str]:
+        return {
+            "authorization": f"Bearer {self.token}",
+            "api-id": api_id,
+            "content-type": "application/json;charset=UTF-8",
+            **extra,
+        }
+
+    async def tr(
+        self, path: str, api_id: str, body: dict[str, Any], **headers: str
+    ) -> httpx.Response:
+        if not self.token:  # the first TR issues: fixtures must not start the mock's clock
+            assert (await self.issue()).json()["return_code"] == 0
+        return await self.http.post(path, json=body, headers=self.headers(api_id, **headers))
+
+    async def pages(
+        self, path: str, api_id: str, body: dict[str, Any], rows: str, limit: int = 50
+    ) -> list[list[dict[str, Any]]]:
+        """Every page of a list TR: cont-yn/next-key sent back until cont-yn is N."""
+        pages: list[list[dict[str, Any]]] = []
+        extra: dict[str, str] = {}
+        for _ in range(limit):
+            answer = await self.tr(path, api_id, body, **extra)
+            assert answer.status_code == 200
+            assert answer.json()["return_code"] == 0, answer.json()
+            assert answer.headers["api-id"] == api_id
+            pages.append(answer.json()[rows])
+            if answer.headers["cont-yn"] != "Y":
+                assert answer.headers["next-key"] == ""
+                return pages
+            extra = {"cont-yn": "Y", "next-key": answer.headers["next-key"]}
+        raise AssertionError(f"{api_id} still said cont-yn Y after {limit} pages")
+
+
+def kiwoom_order(
+    code: str = "005930", qty: int = 3, price: int = 0, venue: str = "KRX"
+) -> dict[str, str]:
+    return {
+        "dmst_stex_tp": venue,
+        "stk_cd": code,
+        "ord_qty": str(qty),
+        "ord_uv": str(price) if price else "",
+        "trde_tp": "0" if price else "3",
+        "cond_uv": "",
+    }
+
+
+@pytest.fixture
+def make_kiwoom_app() -> Callable[..., FastAPI]:
+    def make(**config: Any) -> FastAPI:
+        control_token = config.pop("control_token", None)
+        return create_app(
+            BrokerConfig(api="kiwoom", **config), control_token=control_token, wall_origin=KW_OPEN
+        )
+
+    return make
+
+
+@pytest.fixture
+async def kiwoom(make_kiwoom_app: Callable[..., FastAPI]) -> AsyncIterator[Kiwoom]:
+    """A caller with no token yet: its first TR issues one. Issuing here would start the
+    mock's clock on real loop time, before a looptime test's virtual time begins."""
+    # A budget no test trips over unless it means to (those build their own app).
+    async with client_for(make_kiwoom_app(requests_per_second=1000)) as http:
+        yield Kiwoom(http)
