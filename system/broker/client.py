@@ -19,7 +19,6 @@ from system.broker.models import (
     BrokerMetrics,
     DailyOrder,
     OrderAck,
-    OrderBook,
     OrderRequest,
     Quote,
 )
@@ -57,8 +56,6 @@ class BrokerClient(Protocol):
         ...
 
     async def get_price(self, code: str) -> Quote: ...
-
-    async def get_order_book(self, code: str) -> OrderBook: ...
 
     async def place_order(self, order: OrderRequest) -> OrderAck: ...
 

@@ -7,26 +7,21 @@ unknown raises ``OrderOutcomeUnknown`` and is settled by ``reconcile``, never re
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import random
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from system.broker import parse
-from system.broker.clock import Today, kst_today, loop_time
+from system.broker.account import AccountClient, Sending
+from system.broker.clock import Today, kst_today
 from system.broker.errors import MalformedResponse, OrderOutcomeUnknown
-from system.broker.gateway import BrokerGateway, Call, KisWire, OrderPermit, Reply
-from system.broker.ledger import OrderLedger
+from system.broker.gateway import Call, KisWire, Reply
 from system.broker.models import (
     Balance,
-    BrokerMetrics,
     DailyOrder,
     Holding,
     OrderAck,
@@ -37,9 +32,7 @@ from system.broker.models import (
 )
 from system.broker.oauth import kis_token_issuer
 from system.broker.paging import follow_pages, more_follows
-from system.broker.ratelimit import RateLimiter
 from system.broker.settings import KisSettings
-from system.broker.token import TokenManager
 from system.broker.wire import Counters
 
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
@@ -53,19 +46,14 @@ BALANCE_PATH = "/uapi/domestic-stock/v1/trading/inquire-balance"
 ORDER_TR_IDS = {"buy": "TTTC0012U", "sell": "TTTC0011U"}
 
 
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """httpx's default verification context, built once per process: loading the CA bundle
-    costs ~15 ms, paid by every client the service (or each scenario run) creates."""
-    return httpx.create_ssl_context()
-
-
-class KisClient:
+class KisClient(AccountClient):
     """One KIS account over one shared ``httpx.AsyncClient``; use ``async with`` or ``aclose``.
 
     ``transport`` is the test seam (respx, an ASGI app); ``rng`` makes retry jitter
     reproducible; ``today`` gives the KST trading date for order inquiries.
     """
+
+    order_endpoint = f"POST {ORDER_PATH}"
 
     def __init__(
         self,
@@ -76,71 +64,17 @@ class KisClient:
         today: Today = kst_today,
     ) -> None:
         self.settings = settings
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            transport=transport,
-            timeout=httpx.Timeout(settings.timeout_s),
-            verify=tls_context(),
-        )
-        self._wire = KisWire(settings)
+        http = self.http_client(settings, transport)
         counters = Counters()
-        self._gateway = BrokerGateway(
+        self._wire = KisWire(settings)
+        super().__init__(
             settings,
-            self._http,
-            rng or random.Random(),
             wire=self._wire,
-            issue=kis_token_issuer(settings, self._http, counters),
+            issue=kis_token_issuer(settings, http, counters),
             counters=counters,
-        )
-        self._ledger = OrderLedger()
-        self._today = today
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    @property
-    def tokens(self) -> TokenManager:
-        return self._gateway.tokens
-
-    @property
-    def limiter(self) -> RateLimiter:
-        return self._gateway.limiter
-
-    @property
-    def order_permit(self) -> OrderPermit | None:
-        """Asked of every order just before it goes on the wire, after it has its token and
-        its place in the budget: a reason to hold it back (``OrderBlocked``), or None."""
-        return self._gateway.order_permit
-
-    @order_permit.setter
-    def order_permit(self, permit: OrderPermit | None) -> None:
-        self._gateway.order_permit = permit
-
-    @property
-    def unknown_orders(self) -> list[OrderOutcomeUnknown]:
-        """Orders sent without a verdict and not yet reconciled, oldest first."""
-        return self._ledger.pending_unknown()
-
-    @property
-    def metrics(self) -> BrokerMetrics:
-        counters, tokens = self._gateway.counters, self._gateway.tokens
-        # The gateway's counters and the token manager's are the snapshot's fields.
-        return BrokerMetrics(
-            **vars(counters),  # flat ints: no deep copy (this runs per metrics read)
-            token_issuance_attempts=tokens.issuance_attempts,
-            token_issuances_succeeded=tokens.issuances_succeeded,
-            token_cooldown_rejections=tokens.cooldown_rejections,
+            http=http,
+            rng=rng,
+            today=today,
         )
 
     async def get_price(self, code: str) -> Quote:
@@ -181,74 +115,24 @@ class KisClient:
         advice = "retry, and check that base_url points at the KIS Open API"
         return await self._gateway.read(call, _text_of(call, "approval_key", advice))
 
-    async def place_order(self, order: OrderRequest) -> OrderAck:
-        """Send a cash order once; ``ValueError`` if its client order id was already used.
-
-        Raises ``OrderRejected`` (not placed; fix and re-send), ``BrokerUnavailable`` or a
-        token/rate error (not sent; may be re-sent), or ``OrderOutcomeUnknown`` (may be placed:
-        do not re-send, call ``reconcile``).
-        """
-        self._ledger.begin(order)
-        sent_at: float | None = None
+    async def _send_order(self, sending: Sending) -> OrderAck:
+        order = sending.order
+        content = _encode(self._order_body(order))
+        # The broker hashes the bytes it receives, so both requests carry these bytes.
+        hashkey = await self._hashkey(content)
+        tr_id = self._wire.tr_id(ORDER_TR_IDS[order.side])
+        call = Call("POST", ORDER_PATH, tr_id=tr_id, content=content, hashkey=hashkey)
+        sent_at = sending.on_the_wire()
+        reply = await self._gateway.exchange(call, order=order)
         try:
-            content = _encode(self._order_body(order))
-            # The broker hashes the bytes it receives, so both requests carry these bytes.
-            hashkey = await self._hashkey(content)
-            tr_id = self._wire.tr_id(ORDER_TR_IDS[order.side])
-            call = Call("POST", ORDER_PATH, tr_id=tr_id, content=content, hashkey=hashkey)
-            sent_at = loop_time()
-            reply = await self._gateway.exchange(call, order=order)
-            try:
-                ack = parse.order_ack(order.client_order_id, reply.body, endpoint=call.endpoint)
-            except MalformedResponse as exc:
-                # rt_cd "0": the broker took the order, but without its number only
-                # reconcile can tell which one it is.
-                reason = "the broker accepted it (rt_cd 0) but sent no usable order number (ODNO)"
-                raise OrderOutcomeUnknown(
-                    order=order, sent_at=sent_at, endpoint=call.endpoint, reason=reason
-                ) from exc
-        except OrderOutcomeUnknown as exc:
-            self._unknown(exc)
-            raise
-        except asyncio.CancelledError:
-            if sent_at is None:
-                self._ledger.release(order.client_order_id)
-            else:  # cancelled while the order was on the wire: it may have been placed
-                reason = "place_order() was cancelled while the order was in flight"
-                self._unknown(
-                    OrderOutcomeUnknown(
-                        order=order, sent_at=sent_at, endpoint=f"POST {ORDER_PATH}", reason=reason
-                    )
-                )
-            raise
-        except BaseException:
-            self._ledger.release(order.client_order_id)
-            raise
-        self._ledger.acked(ack)
-        return ack
-
-    async def reconcile(self, unknown: OrderOutcomeUnknown | OrderRequest) -> OrderAck | None:
-        """Settle an order of unknown outcome from today's orders at the broker.
-
-        Returns the ack if the broker has the order (it is recorded; never re-send it), or
-        ``None`` if it does not (its client order id is free to be placed again). Give the
-        broker a moment after the failure before asking, so a late order has been booked.
-        """
-        order = unknown.order if isinstance(unknown, OrderOutcomeUnknown) else unknown
-        known = self._ledger.ack_for(order.client_order_id)
-        if known is not None:
-            return known
-        self._ledger.check_not_in_flight(order)
-        booked = await self.daily_orders()
-        row = self._ledger.match(order, booked)
-        if row is None:
-            self._ledger.release(order.client_order_id)
-            self._gateway.counters.orders_confirmed_absent += 1
-            return None
-        ack = OrderAck(order.client_order_id, row.odno, row.org_no, row.order_time)
-        self._ledger.acked(ack)
-        self._gateway.counters.orders_reconciled += 1
-        return ack
+            return parse.order_ack(order.client_order_id, reply.body, endpoint=call.endpoint)
+        except MalformedResponse as exc:
+            # rt_cd "0": the broker took the order, but without its number only
+            # reconcile can tell which one it is.
+            reason = "the broker accepted it (rt_cd 0) but sent no usable order number (ODNO)"
+            raise OrderOutcomeUnknown(
+                order=order, sent_at=sent_at, endpoint=call.endpoint, reason=reason
+            ) from exc
 
     async def daily_orders(self, *, odno: str = "") -> list[DailyOrder]:
         """Today's (KST) orders in this account, all pages; with ``odno``, that one order
@@ -328,10 +212,6 @@ class KisClient:
 
     def _account_query(self) -> dict[str, str]:
         return {"CANO": self.settings.cano, "ACNT_PRDT_CD": self.settings.acnt_prdt_cd}
-
-    def _unknown(self, error: OrderOutcomeUnknown) -> None:
-        self._ledger.unknown(error)
-        self._gateway.counters.orders_unknown += 1
 
 
 def _text_of(call: Call, key: str, advice: str) -> Callable[[Reply], str]:

@@ -46,8 +46,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from system.broker.account import tls_context
 from system.broker.backoff import jittered_backoff
-from system.broker.kis import tls_context
 from system.broker.settings import settings_from_env
 
 log = logging.getLogger(__name__)
