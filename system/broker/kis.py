@@ -7,7 +7,6 @@ unknown raises ``OrderOutcomeUnknown`` and is settled by ``reconcile``, never re
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -33,7 +32,7 @@ from system.broker.models import (
 from system.broker.oauth import kis_token_issuer
 from system.broker.paging import follow_pages, more_follows
 from system.broker.settings import KisSettings
-from system.broker.wire import Counters
+from system.broker.wire import Counters, encode_json
 
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
 ORDER_BOOK_PATH = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn"
@@ -95,7 +94,7 @@ class KisClient(AccountClient):
 
     async def hashkey(self, body: Mapping[str, Any]) -> str:
         """The broker's hash of ``body`` as this client serialises it (``POST /uapi/hashkey``)."""
-        return await self._hashkey(_encode(body))
+        return await self._hashkey(encode_json(body))
 
     async def approval_key(self) -> str:
         """A new realtime (WebSocket) approval key, from ``POST /oauth2/Approval``.
@@ -111,13 +110,13 @@ class KisClient(AccountClient):
             # KIS names the appsecret "secretkey" on this endpoint only.
             "secretkey": settings.appsecret.get_secret_value(),
         }
-        call = Call("POST", APPROVAL_PATH, content=_encode(credentials), authorized=False)
+        call = Call("POST", APPROVAL_PATH, content=encode_json(credentials), authorized=False)
         advice = "retry, and check that base_url points at the KIS Open API"
         return await self._gateway.read(call, _text_of(call, "approval_key", advice))
 
     async def _send_order(self, sending: Sending) -> OrderAck:
         order = sending.order
-        content = _encode(self._order_body(order))
+        content = encode_json(self._order_body(order))
         # The broker hashes the bytes it receives, so both requests carry these bytes.
         hashkey = await self._hashkey(content)
         tr_id = self._wire.tr_id(ORDER_TR_IDS[order.side])
@@ -231,7 +230,3 @@ def _text_of(call: Call, key: str, advice: str) -> Callable[[Reply], str]:
 
 def _stock_query(code: str) -> dict[str, str]:
     return {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code}
-
-
-def _encode(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -28,7 +28,7 @@ class Fields:
         if not isinstance(record, Mapping):
             raise MalformedResponse(
                 f"{endpoint}: expected an object in {where}, got {type(record).__name__}; "
-                "the broker's answer does not match the KIS specification",
+                "the answer does not match the broker's specification",
                 endpoint=endpoint,
             )
         self.record: Mapping[str, Any] = record
@@ -40,7 +40,7 @@ class Fields:
         if not isinstance(value, str):
             raise MalformedResponse(
                 f"{self.endpoint}: field {key!r} of {self.where} is missing or not a string "
-                f"({value!r}); the answer does not match the KIS specification",
+                f"({value!r}); the answer does not match the broker's specification",
                 endpoint=self.endpoint,
             )
         return value
@@ -56,6 +56,14 @@ class Fields:
                 f"{self.endpoint}: field {key!r} of {self.where} is not a number ({raw!r})",
                 endpoint=self.endpoint,
             ) from None
+
+    def fail(self, key: str, problem: str) -> MalformedResponse:
+        """The error for field ``key`` of this record, which ``problem`` describes."""
+        return MalformedResponse(
+            f"{self.endpoint}: field {key!r} of {self.where} {problem} "
+            f"({self.record.get(key)!r}); the answer does not match the broker's specification",
+            endpoint=self.endpoint,
+        )
 
     def integer(self, key: str) -> int:
         return int(self.number(key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,12 @@ class Counters:
     orders_unknown: int = 0
     orders_reconciled: int = 0
     orders_confirmed_absent: int = 0
+
+
+def encode_json(body: Mapping[str, Any]) -> bytes:
+    """A request body as the client sends it: UTF-8 JSON, Korean as is, no spaces (KIS hashes
+    these exact bytes for its hashkey)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def json_or_none(response: httpx.Response) -> object:
