@@ -75,6 +75,7 @@ async def serve_world(
     feed_app = create_feed_app(
         feed_config,
         approvals=broker_app.state.broker.tokens.approvals,
+        tokens=broker_app.state.broker.tokens,
         wall_origin=origin,
         control_token=control_token,
         market_events=broker_app.state.broker.market.events,

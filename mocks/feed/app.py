@@ -9,7 +9,8 @@ built on the websockets library's sans-I/O core, so the wire is the same.
 
 The same app serves the FX venue's ticker channel at ``/v2`` (``mocks.feed.fx_session``:
 Kraken's WebSocket v2 ticker protocol over the simulator's cross rates), on the same clock
-and market events.
+and market events, and Kiwoom's realtime protocol at ``/api/dostk/websocket``
+(``mocks.feed.kiwoom_session``) on the same market, fault rules and journal as KIS's.
 
 Serve it with uvicorn's WebSocket-level pings off (``serve(..., ws_ping_interval=None)``, or
 ``serve_feed``): KIS keeps connections alive with its own PINGPONG, and a stall must be
@@ -31,6 +32,8 @@ from mocks.feed.config import FeedConfig
 from mocks.feed.control import FeedControlPlane
 from mocks.feed.fx_session import PATH as FX_PATH
 from mocks.feed.fx_session import FxVenue
+from mocks.feed.kiwoom_session import PATH as KIWOOM_PATH
+from mocks.feed.kiwoom_session import KiwoomVenue, TokenRegistry
 from mocks.feed.session import Session
 from mocks.feed.state import ApprovalRegistry, Feed
 from mocks.journal import fingerprint
@@ -56,6 +59,7 @@ def create_feed_app(
     wall_origin: datetime | None = None,
     control_token: str | None = None,
     market_events: MarketEvents | None = None,
+    tokens: TokenRegistry | None = None,
 ) -> FastAPI:
     """A fresh feed.
 
@@ -67,6 +71,9 @@ def create_feed_app(
     ``market_events`` is the mock broker's collection (``broker_app.state.broker.market
     .events``) when both run in one world, so the frames show the events its control plane
     injects (a VI halt sends no trade frames); by default the feed's market has its own.
+    ``tokens`` is the mock broker's token book (``broker_app.state.broker.tokens``): Kiwoom's
+    realtime channel at ``/api/dostk/websocket`` then logs in only live tokens it issued;
+    without it, any non-empty token (``mocks.feed.kiwoom_session``).
     """
     config = config or FeedConfig()
     clock = MockClock(wall_origin or opening_bell())
@@ -85,6 +92,8 @@ def create_feed_app(
     plane.on_reset(venue.reset)
     app.state.fx = venue
     app.add_api_websocket_route(FX_PATH, venue.serve)
+    app.state.kiwoom = KiwoomVenue(feed, tokens)
+    app.add_api_websocket_route(KIWOOM_PATH, app.state.kiwoom.serve)
     app.include_router(_feed_control(feed, plane))
     return app
 

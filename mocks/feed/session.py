@@ -323,9 +323,14 @@ class Session:
                 if not self._live.is_set() or self._closing():
                     return
 
+    def _frame_text(self, key: tuple[str, str], records: list[tuple[str, ...]]) -> str:
+        """The data message that carries ``records`` of subscription ``key``: KIS's
+        pipe-delimited frame here; another protocol's session renders its own."""
+        return protocol.frame(key[0], records)
+
     def _frame(self, key: tuple[str, str], records: list[tuple[str, ...]], step: int) -> None:
         tr_id, tr_key = key
-        text = protocol.frame(tr_id, records)
+        text = self._frame_text(key, records)
         item = _Outgoing(text, "frame", tr_id, tr_key, records=len(records), step=step)
         decision = self._decide("frame", tr_id, tr_key)
         action = decision.action if decision is not None else None
