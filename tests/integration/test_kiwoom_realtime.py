@@ -187,3 +187,17 @@ async def test_a_feed_close_rule_applies_to_kiwoom_connections() -> None:
             await next_not_ping(ws)
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4001, "maintenance")
+
+
+async def test_a_world_of_the_kiwoom_profile_logs_its_broker_tokens_into_its_feed() -> None:
+    from mocks.world import serve_world
+
+    async with serve_world(BrokerConfig(api="kiwoom", seed=SEED)) as world:
+        async with httpx.AsyncClient(base_url=world.broker.url) as http:
+            body = {"grant_type": "client_credentials", "appkey": APPKEY, "secretkey": SECRETKEY}
+            token = (await http.post("/oauth2/token", json=body)).json()["token"]
+        async with connect(world.feed.ws_url + PATH) as ws:
+            assert (await login(ws, token))["return_code"] == 0
+        async with connect(world.feed.ws_url + PATH) as ws:
+            # A token this world's broker never issued does not log in.
+            assert (await login(ws, token[::-1]))["return_code"] == 8005
