@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,8 +22,10 @@ from mocks.faults import Decision, Error, Request
 from mocks.faults.model import Close, Delay, Drop, Empty, Hang, Malformed, Reset, Truncated
 from mocks.journal import Entry, protocol_headers
 
-# (status, JSON body) a mock answers with for an Error action.
-ErrorRenderer = Callable[[Error], tuple[int, dict[str, Any]]]
+# (status, JSON body, extra headers) a mock answers with for an Error action on a request:
+# the request too, since a broker's error may name it (Kiwoom's 1700 names the api-id and
+# every Kiwoom answer echoes it in a header).
+ErrorRenderer = Callable[[Error, Request], tuple[int, dict[str, Any], Mapping[str, str]]]
 
 _JOURNALED_BODY_LIMIT = 64 * 1024
 _ID_HEADERS = ("tr_id", "api-id")  # KIS names its transaction in tr_id, Kiwoom in api-id
@@ -55,17 +57,24 @@ class FaultInjector:
             query=_query(scope),
             body=_json_object(body),
         )
-        decision = self.plane.faults.decide(Request(scope["method"], scope["path"], tr_id), started)
+        request = Request(scope["method"], scope["path"], tr_id)
+        decision = self.plane.faults.decide(request, started)
         if decision is not None:
             entry.fault = decision.label
         recording = _recording(send, entry)
         try:
-            await self._apply(decision, scope, replay, recording, entry)
+            await self._apply(decision, request, scope, replay, recording, entry)
         finally:
             entry.duration = round(clock.now() - started, 6)
 
     async def _apply(
-        self, decision: Decision | None, scope: Scope, receive: Receive, send: Send, entry: Entry
+        self,
+        decision: Decision | None,
+        request: Request,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        entry: Entry,
     ) -> None:
         if decision is None:
             await self.app(scope, receive, send)
@@ -75,8 +84,9 @@ class FaultInjector:
             await asyncio.sleep(decision.delay)
             await self.app(scope, receive, send)
         elif isinstance(action, Error):
-            status, payload = self.render_error(action)
-            await _send_bytes(send, status, json.dumps(payload, ensure_ascii=False).encode())
+            status, payload, headers = self.render_error(action, request)
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            await _send_bytes(send, status, body, headers)
         elif isinstance(action, Empty):
             await _send_bytes(send, action.status, b"")
         elif isinstance(action, Malformed):
@@ -236,7 +246,12 @@ def _query(scope: Scope) -> dict[str, str]:
     return dict(parse_qsl(raw, keep_blank_values=True))
 
 
-async def _send_bytes(send: Send, status: int, body: bytes) -> None:
+async def _send_bytes(
+    send: Send, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> None:
+    extra = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()
+    ]
     await send(
         {
             "type": "http.response.start",
@@ -244,6 +259,7 @@ async def _send_bytes(send: Send, status: int, body: bytes) -> None:
             "headers": [
                 (b"content-type", b"application/json; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
+                *extra,
             ],
         }
     )

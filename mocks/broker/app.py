@@ -55,7 +55,7 @@ def create_app(
         app.include_router(quotations.router(broker))
         app.include_router(trading.router(broker))
         _install_error_handlers(app, broker)
-        render_error = broker.render_error
+        render_error = broker.render_fault
     app.include_router(_broker_control(broker, plane))
     app.include_router(market_control.router(broker, plane))
     app.include_router(account_control.router(broker, plane))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -12,6 +13,7 @@ from mocks.broker.config import BrokerConfig
 from mocks.broker.tokens import TokenBook
 from mocks.clock import MockClock
 from mocks.faults import Error
+from mocks.faults import Request as FaultRequest
 from mocks.market import Market
 
 
@@ -39,6 +41,14 @@ class Broker:
         if self.config.profile == "paper" and real_id[:1] in ("T", "J", "C"):
             return "V" + real_id[1:]
         return real_id
+
+    def render_fault(
+        self, action: Error, _: FaultRequest
+    ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
+        """A fault rule's Error as the fault injector sends it (KIS names no request in an
+        error, and adds no header)."""
+        status, body = self.render_error(action)
+        return status, body, {}
 
     def render_error(self, action: Error) -> tuple[int, dict[str, Any]]:
         """What a fault rule's Error answers: the broker's own body and status for its code."""

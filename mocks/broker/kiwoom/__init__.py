@@ -17,6 +17,7 @@ docs/kiwoom.md has every endpoint with a curl example, and the decisions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,11 +27,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mocks.broker.kiwoom import account, charts, codes, oauth, stocks, trading
 from mocks.broker.kiwoom.codes import KiwoomError
-from mocks.broker.kiwoom.gateway import Gateway
+from mocks.broker.kiwoom.gateway import Gateway, answer_headers
 from mocks.broker.kiwoom.state import Kiwoom
 from mocks.broker.state import Broker
 from mocks.control import PREFIX, ControlPlane
 from mocks.faults import Error
+from mocks.faults import Request as FaultRequest
 from mocks.http_faults import ErrorRenderer
 
 __all__ = ["install"]
@@ -82,16 +84,21 @@ def _install_error_handlers(app: FastAPI, broker: Broker) -> None:
 
 def _fault_renderer(broker: Broker) -> ErrorRenderer:
     """A fault rule's error in Kiwoom's terms when its code is a Kiwoom number ("1700",
-    "8005"): the body and status the mock itself answers with for that code. The rule
-    can't name the request's api-id, so 1700's "API ID=" is blank unless ``message`` says
-    more. Other rules (a body, a bare status, a KIS code) render as at KIS."""
+    "8005"): the body, status and headers the mock itself answers with for that code, for
+    the request's api-id (1700's message names it, and every answer echoes it). Other rules
+    (a body, a bare status, a KIS code) render as at KIS, with the api-id echoed."""
 
-    def render(action: Error) -> tuple[int, dict[str, Any]]:
+    def render(
+        action: Error, request: FaultRequest
+    ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
+        api_id = request.tr_id or ""
+        headers = answer_headers(api_id) if api_id else {}
         if action.body is not None or action.code is None or not action.code.isdigit():
-            return broker.render_error(action)
+            status, body = broker.render_error(action)
+            return status, body, headers
         code = int(action.code)
-        text = action.message or codes.message(code)
+        text = action.message or codes.message(code, api_id)
         body = codes.coded_body(code, text, broker.config.kiwoom_error_style)
-        return action.status or codes.status_of(code, broker.config), body
+        return action.status or codes.status_of(code, broker.config), body, headers
 
     return render

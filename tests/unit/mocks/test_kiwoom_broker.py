@@ -262,7 +262,9 @@ async def test_a_fault_rule_by_tr_id_applies_to_kiwoom_api_ids(kiwoom: Kiwoom) -
     assert listed.json()["return_code"] == 0
     assert faulted.status_code == 429
     assert faulted.json()["return_code"] == 1700
-    assert faulted.json()["return_msg"].startswith("허용된 요청 개수를 초과하였습니다.")
+    # As the broker's own 1700: the request's api-id in the message and in the headers.
+    assert faulted.json()["return_msg"] == "허용된 요청 개수를 초과하였습니다. API ID=ka10001"
+    assert (faulted.headers["api-id"], faulted.headers["cont-yn"]) == ("ka10001", "N")
     assert after.json()["return_code"] == 0
     (stored,) = (await kiwoom.http.get("/_squall/faults")).json()
     assert (stored["matched"], stored["applied"]) == (2, 1)
