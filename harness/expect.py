@@ -32,8 +32,6 @@ from harness.stats import percentile
 from mocks.journal import Entry, FeedEntry
 from mocks.webhook import WebhookEntry
 
-TOKEN_PATHS = ("/oauth2/tokenP",)
-
 _Seen = TypeVar("_Seen")
 
 
@@ -195,6 +193,8 @@ def _step(scenario: Scenario, label: str) -> Step:
 
 
 def broker_matches(selector: BrokerRequests, entry: Entry) -> bool:
+    if selector.kind is not None and selector.kind != entry.kind:
+        return False
     if selector.path is not None and not fnmatch.fnmatchcase(entry.path, selector.path):
         return False
     if selector.method is not None and selector.method.upper() != entry.method.upper():
@@ -205,7 +205,7 @@ def broker_matches(selector: BrokerRequests, entry: Entry) -> bool:
         if selector.code == "ok":
             if not entry.ok:
                 return False
-        elif selector.code != entry.code:
+        elif selector.code not in (entry.code, entry.meaning):
             return False
     if selector.status is not None and selector.status != entry.status:
         return False
@@ -243,7 +243,7 @@ def matching(selector: Ticks | Halts | AlertsReceived, seen: Sequence[_Seen]) ->
 
 
 def is_token_issuance(entry: Entry) -> bool:
-    return entry.path in TOKEN_PATHS and bool(entry.ok)
+    return entry.kind == "token" and bool(entry.ok)
 
 
 def _event_times(expectation: Expectation, evidence: Evidence) -> list[float]:

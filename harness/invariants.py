@@ -19,23 +19,28 @@ from mocks.market import STEP_SECONDS
 from system.market import PriceUpdate
 from system.service import OrderRecord
 
-# The wire path as KIS documents it, written out rather than taken from the system's client:
-# a checker that shared the client's constant would agree with the client's mistakes.
-ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
+# The order's stock and quantity as each broker documents its order body (KIS's PDNO and
+# ORD_QTY, Kiwoom's stk_cd and ord_qty), written out rather than taken from the system's
+# client: a checker that shared the client's constants would agree with its mistakes. Which
+# requests are orders the mock broker says itself (its journal's ``kind``).
+_ORDER_FIELDS = (("PDNO", "ORD_QTY"), ("stk_cd", "ord_qty"))
 
 
 def booked_orders(journal: Sequence[Entry]) -> list[Entry]:
     """Order requests the broker accepted (whether or not the client heard the answer)."""
-    return [e for e in journal if e.path == ORDER_PATH and e.method == "POST" and e.ok]
+    return [e for e in journal if e.kind == "order" and e.ok]
 
 
 def _signature(body: dict[str, Any] | None) -> tuple[str, int] | None:
     if not body:
         return None
-    try:
-        return str(body["PDNO"]), int(body["ORD_QTY"])
-    except (KeyError, ValueError, TypeError):
-        return None
+    for code, quantity in _ORDER_FIELDS:
+        if code in body:
+            try:
+                return str(body[code]), int(body[quantity])
+            except (KeyError, ValueError, TypeError):
+                return None
+    return None
 
 
 def bookings_by_order(

@@ -179,10 +179,17 @@ class ControlPlane(BaseControlPlane[Journal]):
         method: str | None = None,
         tr_id: str | None = None,
         code: str | None = None,
+        kind: str | None = None,
         limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> list[Entry]:
         return self.journal.entries(
-            since=since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
+            since=since,
+            path=path,
+            method=method,
+            tr_id=tr_id,
+            code=code,
+            kind=kind,
+            limit=limit,
         )
 
 

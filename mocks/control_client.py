@@ -136,10 +136,13 @@ class ControlClient(_Control):
         method: str | None = None,
         tr_id: str | None = None,
         code: str | None = None,
+        kind: str | None = None,
         limit: int | None = None,
     ) -> list[Entry]:
+        """Journal entries; ``code`` matches the broker's code or its meaning
+        (``budget-exceeded``), ``kind`` what the request was (``order``)."""
         rows = await self._journal_rows(
-            since, path=path, method=method, tr_id=tr_id, code=code, limit=limit
+            since, path=path, method=method, tr_id=tr_id, code=code, kind=kind, limit=limit
         )
         return [Entry(**row) for row in rows]
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +21,9 @@ from mocks.control import PREFIX, ControlPlane
 from mocks.faults import Decision, Error, Request
 from mocks.faults.model import Close, Delay, Drop, Empty, Hang, Malformed, Reset, Truncated
 from mocks.journal import Entry, protocol_headers
+
+if TYPE_CHECKING:
+    from mocks.vocabulary import Vocabulary
 
 # (status, JSON body, extra headers) a mock answers with for an Error action on a request:
 # the request too, since a broker's error may name it (Kiwoom's 1700 names the api-id and
@@ -32,10 +35,20 @@ _ID_HEADERS = ("tr_id", "api-id")  # KIS names its transaction in tr_id, Kiwoom 
 
 
 class FaultInjector:
-    def __init__(self, app: ASGIApp, plane: ControlPlane, render_error: ErrorRenderer) -> None:
+    """``vocabulary`` says what each request is and what its answer's code means, in
+    Squall's terms (``mocks.vocabulary``), for the journal and for rules by kind."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        plane: ControlPlane,
+        render_error: ErrorRenderer,
+        vocabulary: Vocabulary,
+    ) -> None:
         self.app = app
         self.plane = plane
         self.render_error = render_error
+        self.vocabulary = vocabulary
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(PREFIX):
@@ -48,6 +61,7 @@ class FaultInjector:
         tr_id = next((lowered[h] for h in _ID_HEADERS if h in lowered), None)
         clock = self.plane.clock
         started = clock.now()
+        kind = self.vocabulary.kind(scope["method"], scope["path"], tr_id)
         entry = self.plane.journal.open(
             at=round(started, 6),
             method=scope["method"],
@@ -56,12 +70,13 @@ class FaultInjector:
             headers=protocol_headers(headers),
             query=_query(scope),
             body=_json_object(body),
+            kind=kind,
         )
-        request = Request(scope["method"], scope["path"], tr_id)
+        request = Request(scope["method"], scope["path"], tr_id, kind)
         decision = self.plane.faults.decide(request, started)
         if decision is not None:
             entry.fault = decision.label
-        recording = _recording(send, entry)
+        recording = _recording(send, entry, self.vocabulary)
         try:
             await self._apply(decision, request, scope, replay, recording, entry)
         finally:
@@ -98,7 +113,7 @@ class FaultInjector:
                 wire.close(scope)
                 await _until_disconnect(receive, None)
         elif isinstance(action, Drop):
-            await self._drop(action, scope, receive, entry)
+            await self._drop(action, scope, receive, entry, self.vocabulary)
         elif isinstance(action, Reset):
             entry.outcome = "reset"
             wire.reset(scope)
@@ -110,7 +125,9 @@ class FaultInjector:
         elif isinstance(action, Truncated):
             await self._truncate(action, scope, receive, entry)
 
-    async def _drop(self, action: Drop, scope: Scope, receive: Receive, entry: Entry) -> None:
+    async def _drop(
+        self, action: Drop, scope: Scope, receive: Receive, entry: Entry, vocabulary: Vocabulary
+    ) -> None:
         """Let the broker answer into the void, then hold the connection like a hang."""
         captured: list[Message] = []
 
@@ -123,6 +140,7 @@ class FaultInjector:
         entry.status = None if start is None else start["status"]
         payload = _json_object(body)
         entry.code = _code_of(payload)
+        entry.meaning = vocabulary.meaning(entry.code, payload)
         entry.ok = _succeeded(entry.status, payload)
         entry.outcome = "dropped"
         await _until_disconnect(receive, action.max_seconds)
@@ -188,7 +206,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _recording(send: Send, entry: Entry) -> Send:
+def _recording(send: Send, entry: Entry, vocabulary: Vocabulary) -> Send:
     """Note the status and the broker's result code of whatever the route answers."""
     chunks: list[bytes] = []
 
@@ -200,6 +218,7 @@ def _recording(send: Send, entry: Entry) -> Send:
             if not message.get("more_body", False):
                 payload = _json_object(b"".join(chunks))
                 entry.code = _code_of(payload)
+                entry.meaning = vocabulary.meaning(entry.code, payload)
                 entry.ok = _succeeded(entry.status, payload)
         await send(message)
 

@@ -105,6 +105,10 @@ class Entry:
     duration: float | None = None
     ok: bool | None = None  # the broker's verdict: a 2xx answer with rt_cd "0" (or no error)
     outcome: str = "answered"  # answered | reset | closed | truncated | abandoned | dropped
+    # In Squall's terms, whichever broker (mocks.vocabulary): what the request was
+    # (token, quote, order, ...) and what its answer's code means (budget-exceeded, ...).
+    kind: str = "other"
+    meaning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _plain(self)
@@ -173,10 +177,19 @@ class Journal(BoundedLog[Entry]):
         headers: dict[str, str],
         query: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        kind: str = "other",
     ) -> Entry:
         return self._append(
             lambda seq: Entry(
-                seq, at, method, path, tr_id, headers, query or {}, body and redact(body)
+                seq,
+                at,
+                method,
+                path,
+                tr_id,
+                headers,
+                query or {},
+                body and redact(body),
+                kind=kind,
             )
         )
 
@@ -188,9 +201,11 @@ class Journal(BoundedLog[Entry]):
         method: str | None = None,
         tr_id: str | None = None,
         code: str | None = None,
+        kind: str | None = None,
         limit: int | None = None,
     ) -> list[Entry]:
-        """Entries with ``seq > since`` matching every given filter, oldest first."""
+        """Entries with ``seq > since`` matching every given filter, oldest first; ``code``
+        matches the broker's code or its meaning (``budget-exceeded``)."""
         method = method and method.upper()
         tr_id = tr_id and tr_id.upper()
         return self._select(
@@ -200,7 +215,8 @@ class Journal(BoundedLog[Entry]):
                 (path is None or entry.path == path)
                 and (method is None or entry.method == method)
                 and (tr_id is None or (entry.tr_id or "").upper() == tr_id)
-                and (code is None or entry.code == code)
+                and (code is None or code in (entry.code, entry.meaning))
+                and (kind is None or entry.kind == kind)
             ),
         )
 

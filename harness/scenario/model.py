@@ -35,6 +35,7 @@ from mocks.faults.proxy import (
 )
 from mocks.fx import PAIR_NAMES as FX_PAIRS
 from mocks.market_events import KRX_VI_SECONDS as VI_SECONDS
+from mocks.vocabulary import MEANINGS, RequestKind
 from mocks.webhook import WebhookAction
 from system.broker.errors import BrokerError
 from system.gateway.metrics import metric_names as gateway_metric_names
@@ -544,15 +545,24 @@ class Step(_Strict):
 class BrokerRequests(_Strict):
     """Requests the mock broker saw. Every given field must match.
 
-    ``code`` is the broker's answer code (``EGW00201``, ``EGW00123``, ``EGW00133``;
-    ``ok`` for an rt_cd "0" answer); ``status`` the HTTP status; ``faulted`` whether a fault
-    rule fired on the request.
+    ``kind`` is what the request was, whichever the broker (token, quote, order, ...);
+    ``code`` the broker's answer code (``EGW00201``, ``1700``; ``ok`` for a successful
+    answer) or its meaning, whichever the broker (``budget-exceeded``, ``token-refused``,
+    ``token-rate-limited``); ``status`` the HTTP status; ``faulted`` whether a fault rule
+    fired on the request.
     """
 
+    kind: RequestKind | None = Field(
+        default=None, description="What the request was: token, quote, order, ..."
+    )
     path: str | None = Field(default=None, description="Shell-style glob, e.g. /uapi/*.")
     method: str | None = None
     tr_id: str | None = None
-    code: str | None = None
+    code: str | None = Field(
+        default=None,
+        description="The broker's code (EGW00201, 1700), ok, or a meaning "
+        "(budget-exceeded, token-refused, token-rate-limited).",
+    )
     status: int | None = Field(default=None, ge=100, le=599)
     faulted: bool | None = None
 
@@ -1110,10 +1120,11 @@ class Scenario(_Strict):
 
     @property
     def answer_codes(self) -> set[str]:
-        """Codes a broker answer can carry in this scenario: ``ok``, the broker's own, and
-        any a fault step answers with."""
+        """Codes a broker answer can carry in this scenario: ``ok``, a meaning
+        (``budget-exceeded``, ...), the broker's own, and any a fault step answers with."""
         codes = {
             "ok",
+            *MEANINGS,
             *broker_codes.GATEWAY_MESSAGES,
             *broker_codes.BUSINESS_MESSAGES,
             *broker_codes.OAUTH_MESSAGES,

@@ -30,6 +30,7 @@ from mocks.broker.state import Broker
 from mocks.clock import MockClock
 from mocks.control import PREFIX, ControlPlane, json_body, mock_app, validation_summary
 from mocks.http_faults import ErrorRenderer, FaultInjector
+from mocks.vocabulary import KIS, KIWOOM
 
 
 def create_app(
@@ -59,7 +60,8 @@ def create_app(
     app.include_router(_broker_control(broker, plane))
     app.include_router(market_control.router(broker, plane))
     app.include_router(account_control.router(broker, plane))
-    app.add_middleware(FaultInjector, plane=plane, render_error=render_error)
+    vocabulary = KIWOOM if config.api == "kiwoom" else KIS
+    app.add_middleware(FaultInjector, plane=plane, render_error=render_error, vocabulary=vocabulary)
     return app
 
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mocks.vocabulary import RequestKind
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -23,14 +25,19 @@ class Where(_Strict):
     """Which requests a rule targets. Empty fields match everything.
 
     ``path`` is a shell-style glob (``/uapi/*/quotations/*``); method and tr_id compare
-    case-insensitively, as the brokers' gateways treat them.
+    case-insensitively, as the brokers' gateways treat them (tr_id is also Kiwoom's
+    api-id). ``kind`` names what the request is whichever the broker (token, quote, order,
+    order-inquiry, balance, ...: ``mocks.vocabulary``), so one rule fits both.
     """
 
     path: str | None = None
     method: str | None = None
     tr_id: str | None = None
+    kind: RequestKind | None = None
 
-    def matches(self, method: str, path: str, tr_id: str | None) -> bool:
+    def matches(self, method: str, path: str, tr_id: str | None, kind: str = "other") -> bool:
+        if self.kind is not None and self.kind != kind:
+            return False
         if self.method is not None and self.method.upper() != method.upper():
             return False
         if self.path is not None and not fnmatch.fnmatchcase(path, self.path):

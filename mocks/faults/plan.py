@@ -23,6 +23,7 @@ class Request:
     method: str
     path: str
     tr_id: str | None = None
+    kind: str = "other"  # what the request is, in Squall's terms (mocks.vocabulary)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def _covers(rule: AnyRule, subject: Request | FeedEvent | ProxyEvent) -> bool:
     another's."""
     if isinstance(rule, FaultRule):
         return isinstance(subject, Request) and rule.where.matches(
-            subject.method, subject.path, subject.tr_id
+            subject.method, subject.path, subject.tr_id, subject.kind
         )
     if isinstance(rule, ProxyFaultRule):
         return isinstance(subject, ProxyEvent) and rule.covers(subject)

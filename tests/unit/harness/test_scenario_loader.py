@@ -321,7 +321,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (4, 23),
             "expect.0.broker_requests.cod",
             "cod",
-            "code, faulted, method, path, status, tr_id",
+            "code, faulted, kind, method, path, status, tr_id",
             id="broker-requests",
         ),
         pytest.param(
@@ -337,7 +337,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (6, 30),
             "timeline.0.fault.match.methd",
             "methd",
-            "method, path, tr_id",
+            "kind, method, path, tr_id",
             id="fault-match",
         ),
         pytest.param(
@@ -381,7 +381,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (7, 15),
             "timeline.0.fault.match.event",
             "event",
-            "method, path, tr_id",
+            "kind, method, path, tr_id",
             id="broker-match-with-a-feed-key",
         ),
         pytest.param(
