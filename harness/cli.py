@@ -27,6 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
+    from mocks.broker.config import Api as BrokerApi
 
 app = typer.Typer(
     name="squall",
@@ -465,6 +466,13 @@ def run_command(
     clock: Annotated[
         ClockChoice | None, typer.Option(help="Override every scenario's clock.")
     ] = None,
+    broker: Annotated[
+        Api | None,
+        typer.Option(
+            help="Run against this broker only (scenarios that don't list it are skipped); "
+            "by default each scenario runs against every broker its 'brokers' lists."
+        ),
+    ] = None,
     report_json: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (for CI).")] = None,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
@@ -482,6 +490,7 @@ def run_command(
         keyword=keyword,
         seed=seed,
         clock=None if clock is None else clock.value,
+        broker=None if broker is None else broker.value,
         report_json=report_json,
         junit=junit,
         html=html,
@@ -496,6 +505,7 @@ def run_scenarios(
     keyword: str | None = None,
     seed: int | None = None,
     clock: ClockKind | None = None,
+    broker: BrokerApi | None = None,
     report_json: Path | None = None,
     junit: Path | None = None,
     html: Path | None = None,
@@ -507,18 +517,27 @@ def run_scenarios(
     The system's and the mocks' log lines go to ``log`` (when given), not to the terminal:
     a storage outage makes the system log every retry, which would bury the progress."""
     from harness.report import Progress, print_summary, write_html, write_json, write_junit
-    from harness.runner import Options, run_scenario
+    from harness.runner import Options, run_name, run_scenario
 
     out = console or Console()
     loaded = _load_all(paths, keyword)
     results = []
+    runs = [
+        (file, scenario, api)
+        for file, scenario in loaded
+        for api in scenario.brokers
+        if broker is None or api == broker
+    ]
+    if not runs:
+        err.print(f"[red]error:[/red] none of the {len(loaded)} scenario(s) runs against {broker}")
+        raise typer.Exit(2)
     with _logging_to(log), Progress(out) as progress:
-        for file, scenario in loaded:
-            handle = progress.start(scenario.name, scenario.duration)
+        for file, scenario, api in runs:
+            handle = progress.start(run_name(scenario, api), scenario.duration)
             result = run_scenario(
                 scenario,
                 str(file),
-                Options(seed=seed, clock=clock),
+                Options(seed=seed, clock=clock, broker=api),
                 lambda now, handle=handle: progress.advance(handle, now),  # type: ignore[misc]
             )
             progress.finish(handle, result.passed)

@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from harness.scenario import Scenario, ScenarioError
     from harness.stack import Stack
     from mocks.broker import BrokerConfig
+    from mocks.broker.config import Api
     from mocks.control_client import BrokerControl
 
 # Markers with a behaviour of their own: a tag with one of these names must not skip,
@@ -163,7 +164,8 @@ def _shown(path: Path, config: pytest.Config) -> str:
 
 
 class ScenarioFile(pytest.File):
-    """One scenario file; it yields one item, even when the file is not a valid scenario."""
+    """One scenario file; it yields one item per broker it runs against (``name[kiwoom]``
+    when there are several), and one item even when the file is not a valid scenario."""
 
     def collect(self) -> Iterator[ScenarioItem]:
         from harness.scenario import ScenarioError, load_file
@@ -175,7 +177,11 @@ class ScenarioFile(pytest.File):
             # the whole session, and one broken file must not keep the others from running.
             yield ScenarioItem.from_parent(self, name=self.path.stem, scenario=None, problem=exc)
             return
-        yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario, problem=None)
+        for api in scenario.brokers:
+            name = f"{scenario.name}[{api}]" if len(scenario.brokers) > 1 else scenario.name
+            yield ScenarioItem.from_parent(
+                self, name=name, scenario=scenario, problem=None, broker=api
+            )
 
 
 class ScenarioFailed(Exception):
@@ -190,11 +196,17 @@ class ScenarioItem(pytest.Item):
     """One scenario, run by ``harness.runner.run_scenario`` in a loop of its own."""
 
     def __init__(
-        self, *, scenario: Scenario | None, problem: ScenarioError | None, **kwargs: Any
+        self,
+        *,
+        scenario: Scenario | None,
+        problem: ScenarioError | None,
+        broker: Api | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
         self.problem = problem
+        self.broker = broker
         self.squall_result: ScenarioResult | None = None
         self.add_marker("scenario")
         tags = scenario.tags if scenario is not None else []
@@ -233,6 +245,7 @@ class ScenarioItem(pytest.Item):
         options = Options(
             seed=self.config.getoption("squall_seed"),
             clock=self.config.getoption("squall_clock"),
+            broker=self.broker,
         )
         result = run_scenario(self.scenario, shown, options)
         self._record(result)

@@ -61,6 +61,7 @@ from harness.startup import DEFAULT_LAUNCHER, launch
 from harness.stored import HalfWrittenProbe, writes_not_lost
 from harness.watchers import Watchers
 from harness.workload import History, Workloads
+from mocks.broker.config import Api
 from mocks.control_client import ControlError
 from mocks.faults import Cut, FaultRule, FeedFaultRule, ProxyFaultRule, Refuse
 from mocks.journal import Entry, FeedEntry
@@ -83,6 +84,7 @@ Progress = Callable[[float], None]
 class Options:
     seed: int | None = None  # None: the scenario's own
     clock: ClockKind | None = None  # None: the scenario's own
+    broker: Api | None = None  # None: the first of the scenario's brokers
     # How a start-up scenario runs ``squall``: the argv its arguments follow.
     launcher: tuple[str, ...] = DEFAULT_LAUNCHER
 
@@ -93,6 +95,16 @@ def run_scenario(
     """Run one scenario on its clock in a fresh event loop; never raises for a failed run."""
     clock: ClockKind = options.clock or scenario.clock
     seed = scenario.seed if options.seed is None else options.seed
+    api = options.broker or scenario.brokers[0]
+    if api not in scenario.brokers:
+        return _broken(
+            scenario,
+            path,
+            seed,
+            clock,
+            f"this scenario runs against {', '.join(scenario.brokers)} only (its 'brokers'), "
+            f"not {api}; add {api} there if it holds for {api} too",
+        )
     # The database is a process of its own too, but every wait on it is guarded (see
     # harness.clock.RealtimeGuard); a start-up's command is not, and waits as it likes.
     if clock == "virtual" and scenario.start is not None:
@@ -107,7 +119,7 @@ def run_scenario(
     started = time.perf_counter()
     try:
         playing = (
-            _play(scenario, path, seed, clock, progress)
+            _play(scenario, path, seed, clock, progress, api)
             if scenario.start is None
             else _start_up(scenario, path, seed, options.launcher)
         )
@@ -123,7 +135,13 @@ def run_scenario(
     ) as exc:
         result = _broken(scenario, path, seed, clock, f"{type(exc).__name__}: {exc}")
     result.wall_seconds = time.perf_counter() - started
+    result.name = run_name(scenario, api)
     return result
+
+
+def run_name(scenario: Scenario, api: Api) -> str:
+    """The scenario's name, with the broker when it runs against more than one."""
+    return f"{scenario.name} [{api}]" if len(scenario.brokers) > 1 else scenario.name
 
 
 def _broken(scenario: Scenario, path: str, seed: int, clock: str, error: str) -> ScenarioResult:
@@ -143,9 +161,14 @@ def _broken(scenario: Scenario, path: str, seed: int, clock: str, error: str) ->
 
 
 async def _play(
-    scenario: Scenario, path: str, seed: int, clock: ClockKind, progress: Progress | None
+    scenario: Scenario,
+    path: str,
+    seed: int,
+    clock: ClockKind,
+    progress: Progress | None,
+    api: Api = "kis",
 ) -> ScenarioResult:
-    async with stacks.start(scenario, seed) as stack:
+    async with stacks.start(scenario, seed, api) as stack:
         feed_control = stack.feed_control
         origin = stack.origin
         for step in scenario.faults:

@@ -29,14 +29,15 @@ from harness.database import Database, serve_database
 from harness.scenario.model import Scenario
 from harness.stored import RecordLog
 from mocks.broker import BrokerConfig, create_app
-from mocks.broker.config import Profile
+from mocks.broker.config import Api, Profile
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, opening_bell
 from mocks.server import serve
 from mocks.webhook import ServedWebhook, WebhookReceiver, serve_webhook
 from mocks.world import World, serve_world
 from system.app import SystemSettings, running_system
-from system.broker import KisClient, KisSettings
+from system.broker import BrokerClient, KisClient, KisSettings
+from system.broker.kiwoom import KiwoomClient, KiwoomSettings
 from system.gateway import Gateway, GatewayServer, GatewaySettings
 from system.gateway import serve as serve_gateway
 from system.gateway.metrics import gateway_values
@@ -53,7 +54,16 @@ APPKEY = "PSsquall" + "0" * 28
 APPSECRET = "squall" + "s" * 174
 ACCOUNT = "50012345-01"
 # The stack owns where the system connects and as whom; a scenario may tune the rest.
-_STACK_OWNED = {"base_url", "appkey", "appsecret", "account", "profile", "url", "webhook_url"}
+_STACK_OWNED = {
+    "base_url",
+    "appkey",
+    "appsecret",
+    "secretkey",
+    "account",
+    "profile",
+    "url",
+    "webhook_url",
+}
 # Only for checking a scenario's storage overrides before anything runs.
 _PLACEHOLDER_DSN = "postgresql://squall@127.0.0.1:1/squall"
 # Enough money that a long order flow is never refused for cash: the order workload's
@@ -147,6 +157,19 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
     client = _client_values("http://127.0.0.1:1", scenario.broker.profile, overrides.client)
     checks: list[tuple[str, type[Any], Mapping[str, Any]]] = [
         ("client", KisSettings, client),
+        *(
+            [
+                (
+                    "client",
+                    KiwoomSettings,
+                    _kiwoom_client_values(
+                        "http://127.0.0.1:1", scenario.broker.profile, overrides.client
+                    ),
+                )
+            ]
+            if "kiwoom" in scenario.brokers
+            else []
+        ),
         ("service", ServiceSettings, overrides.service),
         ("feed", FeedSettings, {**feed, "url": "ws://127.0.0.1:1/tryitout"}),
         ("gateway", GatewaySettings, overrides.gateway),
@@ -166,6 +189,43 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
                     message = f"unknown setting; valid ones: {', '.join(valid)}"
                 problems.append((("system", section, *loc), message))
     return problems
+
+
+def _broker_client(
+    scenario: Scenario,
+    config: BrokerConfig,
+    base_url: str,
+    rng: random.Random,
+    bell: datetime,
+    origin: float,
+) -> BrokerClient:
+    """The system's client for the broker the run plays: KIS's, or Kiwoom's reading its
+    token's expires_dt on the mock's wall clock (the KRX open at the run's time zero)."""
+    overrides = scenario.system.client
+    if config.api == "kiwoom":
+        loop = asyncio.get_running_loop()
+        kiwoom = KiwoomSettings.model_validate(
+            _kiwoom_client_values(base_url, scenario.broker.profile, overrides)
+        )
+        return KiwoomClient(
+            kiwoom, rng=rng, wall=lambda: bell + timedelta(seconds=loop.time() - origin)
+        )
+    kis = KisSettings.model_validate(_client_values(base_url, scenario.broker.profile, overrides))
+    return KisClient(kis, rng=rng)
+
+
+def _kiwoom_client_values(
+    base_url: str, profile: Profile, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The Kiwoom client's settings: the scenario's policy overrides, then what the stack
+    owns (where and as which app)."""
+    return {
+        **{k: v for k, v in (overrides or {}).items() if k not in _STACK_OWNED},
+        "base_url": base_url,
+        "appkey": APPKEY,
+        "secretkey": APPSECRET,
+        "profile": profile,
+    }
 
 
 def _client_values(
@@ -230,12 +290,15 @@ def system_settings(
 
 
 @contextlib.asynccontextmanager
-async def start(scenario: Scenario, seed: int) -> AsyncIterator[Stack]:
-    """The parts ``scenario`` needs; torn down on exit, whatever happened."""
+async def start(scenario: Scenario, seed: int, api: Api = "kis") -> AsyncIterator[Stack]:
+    """The parts ``scenario`` needs, the broker playing ``api``; torn down on exit, whatever
+    happened."""
     problems = system_settings_problems(scenario)
     if problems:
         raise StackError("; ".join(f"{'.'.join(loc)}: {msg}" for loc, msg in problems))
-    config = BrokerConfig(seed=seed, initial_cash=INITIAL_CASH, **scenario.broker.model_dump())
+    config = BrokerConfig(
+        api=api, seed=seed, initial_cash=INITIAL_CASH, **scenario.broker.model_dump()
+    )
     async with contextlib.AsyncExitStack() as parts:
         database = None
         if "database" in scenario.needs:
@@ -288,17 +351,14 @@ async def _broker_only(
     Broker-only scenarios serve no feed at all: an idle server still wakes every second,
     and on virtual time every wake-up costs a clock jump. The broker's wall clock starts at
     the KRX open, whatever the hour."""
-    app = create_app(config, wall_origin=opening_bell())
+    bell = opening_bell()
+    app = create_app(config, wall_origin=bell)
     async with (
         serve(app) as server,
         BrokerControl(server.url) as control,
         contextlib.AsyncExitStack() as parts,
     ):
         origin = await _time_zero(control, database=database)
-        overrides = scenario.system.client
-        settings = KisSettings.model_validate(
-            _client_values(server.url, scenario.broker.profile, overrides)
-        )
         rng = random.Random(f"squall-system:{seed}")
         storage = None
         stored = storage_settings(database, scenario.system.storage)
@@ -307,7 +367,7 @@ async def _broker_only(
                 Storage(stored, rng=random.Random(seed), database_wait=realtime_guard())
             )
         # A seeded RNG makes the client's retry jitter part of the scenario's determinism.
-        client = KisClient(settings, rng=rng)
+        client = _broker_client(scenario, config, server.url, rng, bell, origin)
         service = TradingService(
             client, ServiceSettings.model_validate(scenario.system.service), recorder=storage
         )

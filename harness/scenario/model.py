@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from mocks.broker import codes as broker_codes
-from mocks.broker.config import Profile
+from mocks.broker.config import Api, Profile
 from mocks.faults.feed import FeedAction, FeedWhere
 from mocks.faults.model import Error, FaultAction, When, Where
 from mocks.faults.proxy import (
@@ -861,6 +861,10 @@ def _default_parts() -> list[Part]:
     return ["broker"]
 
 
+def _default_brokers() -> list[Api]:
+    return ["kis"]
+
+
 class Scenario(_Strict):
     """A scenario file. See docs/scenarios.md for every key, with examples."""
 
@@ -876,6 +880,12 @@ class Scenario(_Strict):
         "gets to exit before it is stopped.",
     )
     needs: list[Part] = Field(default_factory=_default_parts)
+    brokers: list[Api] = Field(
+        default_factory=_default_brokers,
+        min_length=1,
+        description="The brokers the scenario runs against, each a run of its own: kis (KIS "
+        "Open API), kiwoom (Kiwoom REST).",
+    )
     broker: BrokerSettings = BrokerSettings()
     feed: MockFeedSettings = MockFeedSettings()
     system: SystemSettings = SystemSettings()
@@ -885,10 +895,21 @@ class Scenario(_Strict):
     steady_state: SteadyState | None = None
     invariants: list[Invariant] | Literal["all", "none"] = "all"
 
+    def _check_brokers(self) -> None:
+        if len(set(self.brokers)) != len(self.brokers):
+            raise Misplaced(("brokers",), "each broker once: the list names runs, not weights")
+        if "kiwoom" in self.brokers and "feed" in self.needs:
+            raise Misplaced(
+                ("brokers",),
+                "kiwoom runs broker scenarios only for now: the system's Kiwoom realtime "
+                "client is not built yet, so a scenario that needs the feed runs on kis",
+            )
+
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
         names = [step.label for step in self.timeline]
         self._check_needs()
+        self._check_brokers()
         self._check_start()
         for index, step in enumerate(self.timeline):
             if names.count(step.label) > 1:

@@ -17,6 +17,7 @@ from harness.result import ScenarioResult
 from harness.runner import Options, run_scenario
 from harness.scenario import Scenario, load_file
 from harness.scenario.model import SystemSettings
+from mocks.broker.config import Api
 from tests.integration.conftest import assert_real_time_agrees
 
 BROKER = Path(__file__).resolve().parents[2] / "scenarios" / "broker"
@@ -27,23 +28,35 @@ def scenario(stem: str) -> Scenario:
 
 
 def run(
-    stem: str, *, client: dict[str, Any] | None = None, service: dict[str, Any] | None = None
+    stem: str,
+    *,
+    client: dict[str, Any] | None = None,
+    service: dict[str, Any] | None = None,
+    broker: Api | None = None,
 ) -> ScenarioResult:
     loaded = scenario(stem)
     if client or service:
         loaded = loaded.model_copy(
             update={"system": SystemSettings(client=client or {}, service=service or {})}
         )
-    return run_scenario(loaded, str(BROKER / f"{stem}.yaml"))
+    return run_scenario(loaded, str(BROKER / f"{stem}.yaml"), Options(broker=broker))
 
 
 def failed(result: ScenarioResult) -> dict[str, str]:
     return {check.description: check.observed for check in result.failed_checks}
 
 
-@pytest.mark.parametrize("stem", sorted(p.stem for p in BROKER.glob("*.yaml")))
-def test_the_system_passes(stem: str) -> None:
-    result = run(stem)
+# Every scenario against every broker it lists: the same file, parametrised, not copied.
+RUNS = [
+    pytest.param(path.stem, api, id=f"{path.stem}[{api}]")
+    for path in sorted(BROKER.glob("*.yaml"))
+    for api in load_file(path).brokers
+]
+
+
+@pytest.mark.parametrize(("stem", "broker"), RUNS)
+def test_the_system_passes(stem: str, broker: Api) -> None:
+    result = run(stem, broker=broker)
     assert result.error is None
     assert result.passed, failed(result)
 
@@ -101,11 +114,34 @@ BROKEN = [
 ]
 
 
-@pytest.mark.parametrize(("stem", "client", "service", "check"), BROKEN)
+# The same protections on Kiwoom's wire, and its own: 1700 waited out.
+BROKEN_KIWOOM = [
+    pytest.param(
+        "token-expiry-mid-session",
+        {"token_renew_before_s": 0},
+        {},
+        "the token was renewed before it expired",
+        id="kiwoom-expiry-without-early-renewal",
+    ),
+    pytest.param(
+        "kiwoom-1700-storm",
+        {"rate_limit_retries": 0},
+        {"quote_deadline_s": 0},
+        "every quote is served, later rather than refused",
+        id="kiwoom-1700-without-retries",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stem", "client", "service", "check", "broker"),
+    [pytest.param(*p.values, "kis", id=p.id) for p in BROKEN]
+    + [pytest.param(*p.values, "kiwoom", id=p.id) for p in BROKEN_KIWOOM],
+)
 def test_a_broken_client_fails_for_the_right_reason(
-    stem: str, client: dict[str, Any], service: dict[str, Any], check: str
+    stem: str, client: dict[str, Any], service: dict[str, Any], check: str, broker: Api
 ) -> None:
-    result = run(stem, client=client, service=service)
+    result = run(stem, client=client, service=service, broker=broker)
     assert result.error is None
     assert not result.passed
     assert check in failed(result), failed(result)

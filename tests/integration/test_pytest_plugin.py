@@ -79,6 +79,21 @@ def test_a_passing_scenario_is_one_item_named_after_the_scenario(project: pytest
     result.stdout.fnmatch_lines(["scenarios/tiny.yaml::tiny PASSED*"])
 
 
+def test_a_scenario_for_two_brokers_is_an_item_per_broker(project: pytest.Pytester) -> None:
+    both = TINY.replace("name: tiny", "name: tiny\nbrokers: [kis, kiwoom]").replace(
+        "expect:", "expect:\n  - {token_issuances: true, equals: 1}"
+    )
+    write(project, "scenarios/tiny.yaml", both)
+    result = project.runpytest_subprocess("-v", "scenarios")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "scenarios/tiny.yaml::tiny[[]kis[]] PASSED*",
+            "scenarios/tiny.yaml::tiny[[]kiwoom[]] PASSED*",
+        ]
+    )
+
+
 def test_a_failing_scenario_shows_its_checks_and_no_traceback(project: pytest.Pytester) -> None:
     write(project, "scenarios/tokens.yaml", TOO_MANY_TOKENS)
     result = project.runpytest_subprocess("scenarios", "--squall-seed", "42")

@@ -274,8 +274,8 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (3, 1),
             "durration",
             "durration",
-            "broker, clock, duration, expect, feed, invariants, name, needs, seed, start, "
-            "steady_state, summary, system, tags, timeline",
+            "broker, brokers, clock, duration, expect, feed, invariants, name, needs, seed, "
+            "start, steady_state, summary, system, tags, timeline",
             id="top-level",
         ),
         pytest.param(
