@@ -289,3 +289,35 @@ async def first_live_price(ws_url: str) -> dict[str, Any]:
                     data: dict[str, Any] = message["data"]
                     return data
     raise AssertionError("the gateway closed before a live price arrived")
+
+
+def test_run_against_one_broker_runs_the_scenarios_that_list_it(
+    squall_exe: str, tmp_path: Path
+) -> None:
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        "name: quotes\nduration: 5\nbrokers: [kis, kiwoom]\n"
+        "timeline:\n  - {name: q, at: 0, quotes: {rate: 1}}\n"
+        "expect:\n  - {success_ratio: {workload: q}, equals: 1}\n",
+        encoding="utf-8",
+    )
+    kis_only = tmp_path / "kis.yaml"
+    kis_only.write_text(both.read_text().replace("brokers: [kis, kiwoom]", "brokers: [kis]"))
+    report = tmp_path / "r.json"
+    run = subprocess.run(
+        [squall_exe, "run", str(tmp_path), "--broker", "kiwoom", "--report-json", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    names = [s["name"] for s in json.loads(report.read_text())["scenarios"]]
+    assert names == ["quotes [kiwoom]"]
+    none = subprocess.run(
+        [squall_exe, "run", str(kis_only), "--broker", "kiwoom"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert none.returncode == 2
+    assert "none of the 1 scenario(s) runs against kiwoom" in none.stderr
