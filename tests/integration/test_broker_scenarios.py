@@ -124,6 +124,20 @@ BROKEN_KIWOOM = [
         id="kiwoom-expiry-without-early-renewal",
     ),
     pytest.param(
+        "ambiguous-order-timeout",
+        {},
+        {"on_unknown_order": "resend"},
+        "no order is booked twice for one client order id",
+        id="kiwoom-ambiguous-order-blind-retry",
+    ),
+    pytest.param(
+        "5xx-burst",
+        {"read_retries": 0},
+        {"quote_deadline_s": 0},
+        "every quote is served despite the burst",
+        id="kiwoom-5xx-without-retries",
+    ),
+    pytest.param(
         "kiwoom-1700-storm",
         {"rate_limit_retries": 0},
         {"quote_deadline_s": 0},
