@@ -154,22 +154,16 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
             (("system", "storage", "pool", "url"), "'url' is set by the stack, not by scenarios")
         )
     feed = {k: v for k, v in overrides.feed.items() if k not in _STACK_OWNED}
-    client = _client_values("http://127.0.0.1:1", scenario.broker.profile, overrides.client)
+    # The client overrides must suit the client of every broker the scenario runs against.
     checks: list[tuple[str, type[Any], Mapping[str, Any]]] = [
-        ("client", KisSettings, client),
-        *(
-            [
-                (
-                    "client",
-                    KiwoomSettings,
-                    _kiwoom_client_values(
-                        "http://127.0.0.1:1", scenario.broker.profile, overrides.client
-                    ),
-                )
-            ]
-            if "kiwoom" in scenario.brokers
-            else []
-        ),
+        (
+            "client",
+            _CLIENT_SETTINGS[api],
+            _client_values("http://127.0.0.1:1", scenario.broker.profile, overrides.client, api),
+        )
+        for api in scenario.brokers
+    ]
+    checks += [
         ("service", ServiceSettings, overrides.service),
         ("feed", FeedSettings, {**feed, "url": "ws://127.0.0.1:1/tryitout"}),
         ("gateway", GatewaySettings, overrides.gateway),
@@ -201,45 +195,40 @@ def _broker_client(
 ) -> BrokerClient:
     """The system's client for the broker the run plays: KIS's, or Kiwoom's reading its
     token's expires_dt on the mock's wall clock (the KRX open at the run's time zero)."""
-    overrides = scenario.system.client
+    values = _client_values(base_url, scenario.broker.profile, scenario.system.client, config.api)
     if config.api == "kiwoom":
         loop = asyncio.get_running_loop()
-        kiwoom = KiwoomSettings.model_validate(
-            _kiwoom_client_values(base_url, scenario.broker.profile, overrides)
-        )
         return KiwoomClient(
-            kiwoom, rng=rng, wall=lambda: bell + timedelta(seconds=loop.time() - origin)
+            KiwoomSettings.model_validate(values),
+            rng=rng,
+            wall=lambda: bell + timedelta(seconds=loop.time() - origin),
         )
-    kis = KisSettings.model_validate(_client_values(base_url, scenario.broker.profile, overrides))
-    return KisClient(kis, rng=rng)
+    return KisClient(KisSettings.model_validate(values), rng=rng)
 
 
-def _kiwoom_client_values(
-    base_url: str, profile: Profile, overrides: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """The Kiwoom client's settings: the scenario's policy overrides, then what the stack
-    owns (where and as which app)."""
-    return {
-        **{k: v for k, v in (overrides or {}).items() if k not in _STACK_OWNED},
-        "base_url": base_url,
-        "appkey": APPKEY,
-        "secretkey": APPSECRET,
-        "profile": profile,
-    }
+_CLIENT_SETTINGS: dict[Api, type[KisSettings] | type[KiwoomSettings]] = {
+    "kis": KisSettings,
+    "kiwoom": KiwoomSettings,
+}
 
 
 def _client_values(
-    base_url: str, profile: Profile, overrides: Mapping[str, Any] | None
+    base_url: str, profile: Profile, overrides: Mapping[str, Any] | None, api: Api = "kis"
 ) -> dict[str, Any]:
-    """The KIS client's settings: the scenario's policy overrides, then what the stack owns
-    (where and as whom the client connects), which no override can change."""
+    """The broker client's settings: the scenario's policy overrides, then what the stack
+    owns (where and as whom the client connects: KIS's app secret and account, Kiwoom's
+    secret key), which no override can change."""
+    identity = (
+        {"secretkey": APPSECRET}
+        if api == "kiwoom"
+        else {"appsecret": APPSECRET, "account": ACCOUNT}
+    )
     return {
         **{k: v for k, v in (overrides or {}).items() if k not in _STACK_OWNED},
         "base_url": base_url,
         "appkey": APPKEY,
-        "appsecret": APPSECRET,
-        "account": ACCOUNT,
         "profile": profile,
+        **identity,
     }
 
 

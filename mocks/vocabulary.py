@@ -19,7 +19,7 @@ import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 RequestKind = Literal[
     "token",
@@ -32,19 +32,8 @@ RequestKind = Literal[
     "balance",
     "other",
 ]
-REQUEST_KINDS: tuple[RequestKind, ...] = (
-    "token",
-    "approval",
-    "revoke",
-    "hashkey",
-    "quote",
-    "order",
-    "order-inquiry",
-    "balance",
-    "other",
-)
 Meaning = Literal["budget-exceeded", "token-refused", "token-rate-limited"]
-MEANINGS: tuple[Meaning, ...] = ("budget-exceeded", "token-refused", "token-rate-limited")
+MEANINGS: tuple[Meaning, ...] = get_args(Meaning)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from mocks.broker import codes as broker_codes
 from mocks.broker.config import Api, Profile
+from mocks.broker.kiwoom import codes as kiwoom_codes
 from mocks.faults.feed import FeedAction, FeedWhere
 from mocks.faults.model import Error, FaultAction, When, Where
 from mocks.faults.proxy import (
@@ -1142,14 +1143,17 @@ class Scenario(_Strict):
     @property
     def answer_codes(self) -> set[str]:
         """Codes a broker answer can carry in this scenario: ``ok``, a meaning
-        (``budget-exceeded``, ...), the broker's own, and any a fault step answers with."""
-        codes = {
-            "ok",
-            *MEANINGS,
-            *broker_codes.GATEWAY_MESSAGES,
-            *broker_codes.BUSINESS_MESSAGES,
-            *broker_codes.OAUTH_MESSAGES,
-        }
+        (``budget-exceeded``, ...), the codes of the brokers it runs against, and any a
+        fault step answers with."""
+        codes = {"ok", *MEANINGS}
+        if "kis" in self.brokers:
+            codes.update(
+                broker_codes.GATEWAY_MESSAGES,
+                broker_codes.BUSINESS_MESSAGES,
+                broker_codes.OAUTH_MESSAGES,
+            )
+        if "kiwoom" in self.brokers:
+            codes.update(str(code) for code in kiwoom_codes.MESSAGES)
         for step in self.faults:
             assert step.fault is not None
             action = step.fault.do

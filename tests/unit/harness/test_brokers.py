@@ -56,3 +56,13 @@ def test_a_kis_only_client_setting_is_refused_for_a_kiwoom_run() -> None:
     text = QUOTES.format(brokers="brokers: [kis, kiwoom]\nsystem:\n  client: {custtype: B}")
     with pytest.raises(ScenarioError, match=r"client\.custtype"):
         load_text(text, "s.yaml")
+
+
+def test_broker_requests_take_the_codes_of_the_brokers_the_scenario_runs_against() -> None:
+    counted = "expect:\n  - {broker_requests: {code: '%s'}, equals: 0}\n"
+    kiwoom = QUOTES.format(brokers="brokers: [kiwoom]") + counted % "1700"
+    assert load_text(kiwoom, "s.yaml").brokers == ["kiwoom"]
+    with pytest.raises(ScenarioError, match="EGW00201"):
+        load_text(QUOTES.format(brokers="brokers: [kiwoom]") + counted % "EGW00201", "s.yaml")
+    with pytest.raises(ScenarioError, match="1700"):
+        load_text(QUOTES.format(brokers="") + counted % "1700", "s.yaml")
