@@ -23,12 +23,13 @@ import httpx
 
 from system.broker.clock import Today, kst_today, loop_time
 from system.broker.errors import OrderOutcomeUnknown
-from system.broker.gateway import BrokerGateway, OrderPermit, TokenIssue, Wire
+from system.broker.gateway import BrokerGateway, OrderPermit, TokenIssue, Unanswered, Wire
 from system.broker.ledger import OrderLedger
 from system.broker.models import BrokerMetrics, DailyOrder, OrderAck, OrderRequest
 from system.broker.ratelimit import RateLimiter
 from system.broker.settings import BrokerSettings
 from system.broker.token import TokenManager
+from system.broker.transport import BrokerTransport
 from system.broker.wire import Counters
 
 
@@ -84,9 +85,8 @@ class AccountClient(ABC):
     ) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=transport,
+            transport=transport or BrokerTransport(verify=tls_context()),
             timeout=httpx.Timeout(settings.timeout_s),
-            verify=tls_context(),
         )
 
     async def __aenter__(self) -> Self:
@@ -106,6 +106,10 @@ class AccountClient(ABC):
     @property
     def tokens(self) -> TokenManager:
         return self._gateway.tokens
+
+    @property
+    def unanswered(self) -> Unanswered:
+        return self._gateway.unanswered
 
     @property
     def limiter(self) -> RateLimiter:

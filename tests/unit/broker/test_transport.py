@@ -1,0 +1,227 @@
+"""The broker client's transport on real loopback sockets: pooling, a server's closes, timeouts,
+refusals and TLS, seen through httpx's public API and exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.ports import free_port
+from system.broker.transport import AsyncioBackend, BrokerTransport
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"rt_cd":0}'
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+@dataclass
+class Server:
+    """A tiny HTTP/1.1 server whose behaviour per connection each test writes."""
+
+    url: str
+    connections: list[int] = field(default_factory=list)
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+async def _answer_forever(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int
+) -> None:
+    while True:
+        try:
+            await _read_request(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        writer.write(OK)
+        await writer.drain()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(
+        handler: Handler = _answer_forever, tls: ssl.SSLContext | None = None
+    ) -> Server:
+        scheme = "https" if tls else "http"
+        made = Server(url="")
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            made.connections.append(len(made.connections))
+            try:
+                await handler(reader, writer, len(made.connections))
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=tls)
+        servers.append(server)
+        made.url = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        return made
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def _client(
+    url: str, verify: ssl.SSLContext | None = None, timeout: float = 2.0
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=url,
+        transport=BrokerTransport(verify=verify or ssl.create_default_context()),
+        timeout=timeout,
+    )
+
+
+async def test_requests_go_through_the_asyncio_backend_and_reuse_one_connection(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve()
+    async with _client(server.url) as client:
+        for _ in range(5):
+            response = await client.get("/uapi/domestic-stock/v1/quotations/inquire-price")
+            assert response.json() == {"rt_cd": 0}
+        stream = response.extensions["network_stream"]
+    # The stream httpcore used is ours: the pool swap in BrokerTransport took effect.
+    assert type(stream).__module__ == "system.broker.transport"
+    assert server.connections == [0]
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_not_failed(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int
+    ) -> None:
+        await _read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+
+    server = await serve(one_answer_then_close)
+    async with _client(server.url) as client:
+        assert (await client.get("/a")).status_code == 200
+        await asyncio.sleep(0.05)  # the FIN arrives while the connection idles in the pool
+        assert (await client.get("/b")).status_code == 200
+    assert server.connections == [0, 1]
+
+
+async def test_a_silent_server_is_a_read_timeout(serve: Callable[..., Awaitable[Server]]) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await _read_request(reader)
+        await asyncio.sleep(5)
+
+    server = await serve(silent)
+    async with _client(server.url, timeout=0.1) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/slow")
+
+
+async def test_a_server_that_hangs_up_without_answering_is_a_protocol_error(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await _read_request(reader)
+
+    server = await serve(hang_up)
+    async with _client(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="disconnected"):
+            await client.get("/gone")
+
+
+async def test_a_reset_mid_answer_is_a_read_error(serve: Callable[..., Awaitable[Server]]) -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await _read_request(reader)
+        writer.write(OK[:40])
+        await writer.drain()
+        writer.transport.abort()  # RST, not FIN
+
+    server = await serve(reset)
+    async with _client(server.url) as client:
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+            await client.get("/reset")
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    async with _client(f"http://127.0.0.1:{free_port()}") as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/")
+
+
+async def test_tls_verifies_the_server_and_refuses_an_untrusted_one(
+    serve: Callable[..., Awaitable[Server]], tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    server = await serve(tls=served)
+
+    trusting = ssl.create_default_context(cafile=str(cert))
+    async with _client(server.url, verify=trusting) as client:
+        response = await client.get("/oauth2/tokenP")
+        assert response.json() == {"rt_cd": 0}
+        assert response.extensions["network_stream"].get_extra_info("ssl_object") is not None
+
+    async with _client(server.url, verify=ssl.create_default_context()) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get("/oauth2/tokenP")
+
+
+async def test_socket_options_are_applied() -> None:
+    backend = AsyncioBackend()
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stream = await backend.connect_tcp(
+            "127.0.0.1", port, socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+        )
+        sock = stream.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        await stream.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the TLS test needs the openssl command (Debian package openssl)")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_a_body_larger_than_the_read_buffer_arrives_whole(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    body = bytes(range(256)) * 8192  # 2 MiB: reading pauses and resumes several times
+
+    async def large(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    server = await serve(large)
+    async with _client(server.url) as client:
+        response = await client.get("/large")
+    assert response.content == body
