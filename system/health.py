@@ -8,7 +8,10 @@ client's token and orders, into one of three states. The rules, worst first:
   - the last ``unhealthy_after`` interactions all failed (this holds until an interaction
     succeeds: without traffic the system cannot know that the broker is back), or
   - the client holds no usable access token and token issuance is cooling down (every
-    request needing a token is refused without being sent until the cooldown ends).
+    request needing a token is refused without being sent until the cooldown ends), or
+  - the last ``unhealthy_after`` requests the client sent got no answer at all (timed out,
+    refused or reset). This sees a hanging broker before any interaction has failed: one
+    interaction may wait through several attempts, each queued behind the budget.
 
 **degraded** — the system works, but something is wrong or unsettled:
   - an interaction failed within the last ``window_s`` seconds, or
@@ -92,6 +95,8 @@ class BrokerHealth:
         unknown_orders: int,
         token_usable: bool,
         token_cooldown_s: float,
+        unanswered: int = 0,
+        last_unanswered: str = "",
     ) -> Health:
         """The verdict at loop time ``now``, given the client's token and unknown orders."""
         unhealthy: list[str] = []
@@ -101,6 +106,11 @@ class BrokerHealth:
             unhealthy.append(
                 f"{self.consecutive_failures} consecutive broker failures "
                 f"(last: {self.last_failure[1]})"
+            )
+        if unanswered >= self.unhealthy_after:
+            unhealthy.append(
+                f"the broker left the last {unanswered} requests unanswered "
+                f"(last: {last_unanswered})"
             )
         if not token_usable and token_cooldown_s > 0:
             unhealthy.append(

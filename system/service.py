@@ -344,11 +344,14 @@ class TradingService:
     def health(self) -> Health:
         """healthy / degraded / unhealthy with reasons; the rules are in ``system.health``."""
         tokens = self.client.tokens
+        unanswered = self.client.unanswered
         return self._health.assess(
             loop_time(),
             unknown_orders=self._count_status("unknown"),
             token_usable=tokens.token is not None,
             token_cooldown_s=tokens.cooldown_remaining,
+            unanswered=unanswered.in_a_row,
+            last_unanswered=unanswered.last_error,
         )
 
     def metrics(self) -> dict[str, float]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from system.broker.errors import OrderOutcomeUnknown
-from system.broker.gateway import OrderPermit
+from system.broker.gateway import OrderPermit, Unanswered
 from system.broker.models import (
     Balance,
     BrokerMetrics,
@@ -46,6 +46,11 @@ class BrokerClient(Protocol):
 
     @property
     def tokens(self) -> TokenState: ...
+
+    @property
+    def unanswered(self) -> Unanswered:
+        """Requests in a row the broker left without any answer."""
+        ...
 
     @property
     def metrics(self) -> BrokerMetrics: ...

@@ -174,6 +174,27 @@ def refusal(code: str, message: str, *, token: frozenset[str], budget: str) -> V
     return Verdict("refused", code, message)
 
 
+@dataclass
+class Unanswered:
+    """Requests in a row that went out and got no answer at all: a timeout, a refused or reset
+    connection. Any answer, an error included, ends the run.
+
+    Health reads it because a hanging broker shows here first: an interaction (a quote with
+    its retries) fails only when its last attempt does, and behind a small budget (Kiwoom's
+    5/s) attempts queue for so long that the first interaction can fail half a minute into
+    the hang, and the answers after it return before three have."""
+
+    in_a_row: int = 0
+    last_error: str = ""
+
+    def missed(self, error: BaseException) -> None:
+        self.in_a_row += 1
+        self.last_error = type(error).__name__
+
+    def answered(self) -> None:
+        self.in_a_row = 0
+
+
 class BrokerGateway:
     """Sends ``Call``s through one shared ``httpx.AsyncClient`` under the account's budget,
     in ``wire``'s dialect, with tokens from ``issue``."""
@@ -198,6 +219,7 @@ class BrokerGateway:
             transit_s=settings.rate_transit_s,
         )
         self.counters = counters
+        self.unanswered = Unanswered()
         self.tokens = TokenManager(
             issue,
             cooldown_s=settings.token_cooldown_s,
@@ -315,6 +337,7 @@ class BrokerGateway:
             response = await self.http.send(request)
         except httpx.TransportError as exc:
             self.counters.unavailable_errors += 1
+            self.unanswered.missed(exc)
             reason = describe(exc, self.settings)
             if order is not None and not isinstance(exc, NEVER_SENT):
                 raise OrderOutcomeUnknown(
@@ -329,6 +352,7 @@ class BrokerGateway:
                 f"{call.endpoint}: the broker is unavailable: {reason}; {advice}",
                 endpoint=call.endpoint,
             ) from exc
+        self.unanswered.answered()
         return response, json_or_none(response), sent_at
 
     def _no_verdict(

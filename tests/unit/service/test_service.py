@@ -499,6 +499,31 @@ async def test_health_goes_unhealthy_after_three_failures_and_recovers_after_the
     assert service.metrics()["health_state"] == 0
 
 
+async def test_health_sees_unanswered_requests_before_any_quote_has_failed(
+    broker: respx.MockRouter, token_route: respx.Route, make_service: MakeService
+) -> None:
+    # A hanging broker: every attempt times out. One quote() makes several attempts (its
+    # read retries) before it fails, so the interaction count alone would wait for it.
+    broker.get(PRICE).mock(side_effect=httpx.ReadTimeout("no answer"))
+    service = make_service(make_settings(read_retries=5), quote_deadline_s=0)
+    quote = asyncio.create_task(service.quote("005930"))
+    while service.client.unanswered.in_a_row < 3:
+        assert not quote.done()
+        assert service.health().state == "healthy"
+        await asyncio.sleep(0.01)
+    assert not quote.done()  # no interaction has failed yet
+    assert service.health().state == "unhealthy"
+    assert service.health().reasons == (
+        "the broker left the last 3 requests unanswered (last: ReadTimeout)",
+    )
+    with pytest.raises(BrokerUnavailable):
+        await quote
+    broker.get(PRICE).mock(side_effect=None, return_value=price_ok())
+    await service.quote("005930")  # any answer ends the run of silence
+    assert service.client.unanswered.in_a_row == 0
+    assert "unanswered" not in " ".join(service.health().reasons)
+
+
 async def test_health_is_unhealthy_while_no_token_can_be_had(
     broker: respx.MockRouter, make_service: MakeService
 ) -> None:
