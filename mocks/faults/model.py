@@ -27,16 +27,19 @@ class Where(_Strict):
     ``path`` is a shell-style glob (``/uapi/*/quotations/*``); method and tr_id compare
     case-insensitively, as the brokers' gateways treat them (tr_id is also Kiwoom's
     api-id). ``kind`` names what the request is whichever the broker (token, quote, order,
-    order-inquiry, balance, ...: ``mocks.vocabulary``), so one rule fits both.
+    order-inquiry, balance, ...: ``mocks.vocabulary``), so one rule fits both; a list of
+    kinds matches any of them.
     """
 
     path: str | None = None
     method: str | None = None
     tr_id: str | None = None
-    kind: RequestKind | None = None
+    kind: RequestKind | list[RequestKind] | None = None
 
     def matches(self, method: str, path: str, tr_id: str | None, kind: str = "other") -> bool:
-        if self.kind is not None and self.kind != kind:
+        if self.kind is not None and kind not in (
+            (self.kind,) if isinstance(self.kind, str) else self.kind
+        ):
             return False
         if self.method is not None and self.method.upper() != method.upper():
             return False
