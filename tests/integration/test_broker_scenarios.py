@@ -117,6 +117,13 @@ BROKEN = [
 # The same protections on Kiwoom's wire, and its own: 1700 waited out.
 BROKEN_KIWOOM = [
     pytest.param(
+        "hanging-broker",
+        {"timeout_s": 1000},
+        {},
+        "no call is left hanging at the end",
+        id="kiwoom-hang-without-timeout",
+    ),
+    pytest.param(
         "token-expiry-mid-session",
         {"token_renew_before_s": 0},
         {},
@@ -136,6 +143,13 @@ BROKEN_KIWOOM = [
         {"quote_deadline_s": 0},
         "every quote is served despite the burst",
         id="kiwoom-5xx-without-retries",
+    ),
+    pytest.param(
+        "kiwoom-token-expiry-storm",
+        {"token_cooldown_s": 60},
+        {},
+        "no quote waits for a token much longer than the crowd's turn",
+        id="kiwoom-expiry-storm-with-a-minute-cooldown",
     ),
     pytest.param(
         "kiwoom-1700-storm",

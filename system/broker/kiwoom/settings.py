@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from system.broker.settings import BrokerSettings, settings_from_env
 
@@ -24,6 +24,10 @@ class KiwoomSettings(BrokerSettings):
     DEFAULT_BUDGET: ClassVar[dict[str, float]] = {"real": 5.0, "paper": 1.0}
 
     secretkey: SecretStr
+    # KIS allows one token a minute; Kiwoom documents no such limit. A token the broker drops
+    # early (8005) would otherwise leave every call waiting out a minute for nothing. A short
+    # pause remains, so a token refused again and again cannot become a loop of issuances.
+    token_cooldown_s: float = Field(default=10.0, ge=0)
 
     @classmethod
     def from_env(
