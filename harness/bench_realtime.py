@@ -25,7 +25,7 @@ p50 and the CPU figures below are the steadier ones.
 
 **Fan-out throughput** with 100 and 1,000 WebSocket clients on one ticker. The 1 tick/s
 of the mock feed is far too little load, so prices are published straight into the
-gateway's feed listener (``PriceUpdateBroadcaster.on_price``, what ``KisFeedClient`` calls
+gateway's feed listener (``PriceUpdateBroadcaster.on_price``, what ``FeedClient`` calls
 for every trade) by a stand-in ``PriceFeed``; no mock feed or broker runs in this part, and
 the gateway has default ``GatewaySettings``. The baseline is a plain ``websockets`` server
 whose handler answers the same subscribe message and whose publisher calls
@@ -328,7 +328,7 @@ async def tick_latency(
                     await _round(
                         world,
                         gateway.ws_url,
-                        settings.kis.appkey,
+                        settings.broker.appkey,
                         _gateway_tick,
                         codes,
                         window_s,
@@ -565,7 +565,7 @@ class _Clients:
 
 class _PublishedFeed:
     """A ``PriceFeed`` that is live and carries whatever it is asked to; ``publish`` calls
-    the listeners as ``KisFeedClient`` does for every trade it reads."""
+    the listeners as ``FeedClient`` does for every trade it reads."""
 
     def __init__(self) -> None:
         self.listeners: list[PriceListener] = []

@@ -225,14 +225,17 @@ def call_matches(selector: SystemCalls, call: SystemCall) -> bool:
 
 
 def feed_events(selector: FeedEvents, journal: Sequence[FeedEntry]) -> list[FeedEntry]:
-    """The journal entries every given field of ``selector`` matches (tr_id in any case)."""
+    """The journal entries every given field of ``selector`` matches (tr_id in any case;
+    ``code`` the protocol's own or its meaning, whichever the protocol)."""
     wanted = selector.model_dump(exclude_none=True)  # once, not per entry
     tr_id = str(wanted.pop("tr_id", "")).upper()
+    code = wanted.pop("code", None)
     return [
         entry
         for entry in journal
         if all(getattr(entry, key) == value for key, value in wanted.items())
         and (not tr_id or (entry.tr_id or "").upper() == tr_id)
+        and (code is None or code in (entry.code, entry.meaning))
     ]
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from harness.result import Check, Launched
 from harness.workload import PlacedOrder
+from mocks.feed.kiwoom_protocol import TRADES as KIWOOM_TRADES
+from mocks.feed.protocol import TRADES as KIS_TRADES
 from mocks.journal import Entry, FeedEntry
 from mocks.market import STEP_SECONDS
 from system.market import PriceUpdate
@@ -153,6 +155,8 @@ def _verdict(description: str, problems: list[str], fine: str) -> Check:
 # --- the realtime feed ----------------------------------------------------------------------
 
 TICKS_MATCH_MARKET = "ticks match the market: none wrong, none twice, none missed after resync"
+# The trade frames of each realtime protocol the mock feed speaks: KIS's and Kiwoom's.
+TRADE_TYPES = (KIS_TRADES, KIWOOM_TRADES)
 # Frames whose records reached the wire intact (a delayed or reordered frame still arrives).
 _DELIVERED = ("sent", "duplicate", "reordered", "delayed")
 
@@ -178,7 +182,7 @@ def ticks_match_market(
     for entry in feed_journal:
         if (
             entry.kind == "frame"
-            and (entry.tr_id or "").upper() == "H0STCNT0"
+            and (entry.tr_id or "").upper() in TRADE_TYPES
             and entry.outcome in _DELIVERED
             and entry.tr_key is not None
             and entry.step is not None

@@ -42,7 +42,7 @@ from system.gateway import Gateway, GatewayServer, GatewaySettings
 from system.gateway import serve as serve_gateway
 from system.gateway.metrics import gateway_values
 from system.health import Health
-from system.market import FeedSettings, KisFeedClient, RateFeedClient, RateFeedSettings
+from system.market import FeedClient, FeedSettings, RateFeedClient, RateFeedSettings
 from system.service import ServiceSettings, TradingService
 from system.storage import Storage, StorageSettings
 from system.trading.alerts import AlertNotifier, AlertSettings
@@ -89,7 +89,7 @@ class Stack:
     # tokens a reset would void.
     origin: float
     world: World | None = None
-    feed: KisFeedClient | None = None
+    feed: FeedClient | None = None
     gateway: Gateway | None = None
     gateway_server: GatewayServer | None = None
     database: Database | None = None
@@ -269,8 +269,10 @@ def system_settings(
     """The whole system's settings pointed at ``world`` (the mock broker and feed), as the
     stack's app: each mapping overrides that part's policy fields (never where it connects
     or as whom). Raises pydantic's ``ValidationError`` for a bad override."""
+    api: Api = "kiwoom" if world.api == "kiwoom" else "kis"
+    values = _client_values(world.broker.url, profile, client, api)
     return SystemSettings(
-        kis=KisSettings.model_validate(_client_values(world.broker.url, profile, client)),
+        broker=_CLIENT_SETTINGS[api].model_validate(values),
         service=ServiceSettings.model_validate(dict(service or {})),
         feed=FeedSettings.model_validate({**dict(feed or {}), "url": world.feed_url}),
         gateway=GatewaySettings.model_validate(dict(gateway or {})),

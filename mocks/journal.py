@@ -234,7 +234,8 @@ class FeedEntry:
     - ``message``: what the client sent, redacted (``message``), or an excerpt of text
       that isn't JSON (``detail``); ``outcome`` says how it was read (subscribe,
       unsubscribe, pingpong, invalid).
-    - ``ack``: a subscribe/unsubscribe answer (``code``: its msg_cd).
+    - ``ack``: a subscribe/unsubscribe answer (``code``: its msg_cd or return code;
+      ``meaning``: subscribed, unsubscribed or too-many, whichever the protocol).
     - ``frame``: a data frame, journaled when written (or when a fault dropped it): its
       ``records``, the ``step`` of its first record and ``outcome`` (sent, duplicate,
       reordered, delayed, malformed, skipped).
@@ -256,6 +257,7 @@ class FeedEntry:
     outcome: str | None = None
     detail: str | None = None
     message: dict[str, Any] | None = None
+    meaning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _plain(self)
@@ -279,6 +281,7 @@ class FeedJournal(BoundedLog[FeedEntry]):
         outcome: str | None = None,
         detail: str | None = None,
         message: Mapping[str, Any] | None = None,
+        meaning: str | None = None,
     ) -> FeedEntry:
         clean = None if message is None else redact(message)
         return self._append(
@@ -296,6 +299,7 @@ class FeedJournal(BoundedLog[FeedEntry]):
                 outcome=outcome,
                 detail=detail,
                 message=clean,
+                meaning=meaning,
             )
         )
 

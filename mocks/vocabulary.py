@@ -34,6 +34,10 @@ RequestKind = Literal[
 ]
 Meaning = Literal["budget-exceeded", "token-refused", "token-rate-limited"]
 MEANINGS: tuple[Meaning, ...] = get_args(Meaning)
+# What a realtime feed's answer to a registration means, whichever the protocol: KIS's
+# OPSP0000/OPSP0001/OPSP0008, Kiwoom's REG/REMOVE return codes.
+FeedMeaning = Literal["subscribed", "unsubscribed", "too-many"]
+FEED_MEANINGS: tuple[FeedMeaning, ...] = get_args(FeedMeaning)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from mocks.broker import BrokerConfig, create_app
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, create_feed_app, opening_bell
 from mocks.feed.fx_session import PATH as FX_PATH
+from mocks.feed.kiwoom_session import PATH as KIWOOM_PATH
 from mocks.server import MockServer, serve
 
 
@@ -40,8 +41,16 @@ class World:
     feed_app: FastAPI
 
     @property
+    def api(self) -> str:
+        """The broker's protocol: "kis" or "kiwoom"."""
+        api: str = self.broker_app.state.broker.config.api
+        return api
+
+    @property
     def feed_url(self) -> str:
-        return self.feed.ws_url + "/tryitout"
+        """The realtime channel of the broker's protocol: KIS's ``/tryitout``, or Kiwoom's
+        ``/api/dostk/websocket``."""
+        return self.feed.ws_url + (KIWOOM_PATH if self.api == "kiwoom" else "/tryitout")
 
     @property
     def rates_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Where the system is wired: settings → KIS client → trading service → feed client → gateway.
+"""Where the system is wired: settings → broker client → trading service → feed client →
+gateway.
 
 This is the one place that builds the system; everything else receives its parts.
 
@@ -9,7 +10,10 @@ This is the one place that builds the system; everything else receives its parts
   gateway app around them, closed in reverse order on exit. Serve ``system.app`` with
   ``system.gateway.serve``; ``squall system`` and ``squall up`` do exactly that.
 
-Environment: ``SQUALL_KIS_*`` (``KisSettings``: base URL, credentials, account, budgets),
+Environment: ``SQUALL_BROKER`` picks the broker, ``kis`` (the default) or ``kiwoom``; its
+client reads ``SQUALL_KIS_*`` (``KisSettings``: base URL, credentials, account, budgets) or
+``SQUALL_KIWOOM_*`` (``KiwoomSettings``: base URL, app key and secret key, budgets), and the
+feed client speaks that broker's realtime dialect. Beside it:
 ``SQUALL_SERVICE_*`` (``ServiceSettings``: deadlines, retry and reconciliation policy),
 ``SQUALL_FEED_*`` (``FeedSettings``: the realtime server's URL, stall window, backoff) and
 ``SQUALL_GATEWAY_*`` (``GatewaySettings``: heartbeats, client queues, REST fallback).
@@ -37,12 +41,16 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
-from system.broker import BrokerClient, KisClient, KisSettings
-from system.broker.clock import KST
+from system.broker import BrokerClient, KisClient, KisSettings, SettingsError
+from system.broker.clock import KST, loop_time
+from system.broker.kiwoom import KiwoomClient, KiwoomSettings
 from system.gateway import Gateway, GatewaySettings, create_gateway
 from system.market import (
+    KIS,
+    KIWOOM,
+    Dialect,
+    FeedClient,
     FeedSettings,
-    KisFeedClient,
     RateFeedClient,
     RateFeedSettings,
     quote_resync,
@@ -56,6 +64,9 @@ from system.trading.detectors import WallClock
 from system.trading.fills import BrokerFills
 from system.trading.settings import TradingSettings
 
+# The variable that picks the broker, and the brokers it may name.
+BROKER_VARIABLE = "SQUALL_BROKER"
+BROKERS = ("kis", "kiwoom")
 # The variable that switches the trading desk on.
 TRADING_MODE_VARIABLE = "SQUALL_TRADING_MODE"
 # The variable that switches the rate feed on.
@@ -69,16 +80,53 @@ def build_service(environ: Mapping[str, str] | None = None) -> TradingService:
     ``async with`` or ``aclose()`` so the client's connections are closed.
     """
     # Both settings are read before the client exists, so a bad variable leaks no client.
-    kis = KisSettings.from_env(environ=environ)
+    broker = broker_settings(environ)
     policy = ServiceSettings.from_env(environ=environ)
-    return TradingService(KisClient(kis), policy)
+    client, _, _ = broker_client(broker)
+    return TradingService(client, policy)
+
+
+ClientSettings = KisSettings | KiwoomSettings
+
+
+def broker_settings(environ: Mapping[str, str] | None = None) -> ClientSettings:
+    """The client settings of the broker ``SQUALL_BROKER`` names (default ``kis``)."""
+    env = os.environ if environ is None else environ
+    name = env.get(BROKER_VARIABLE, "").strip().lower() or "kis"
+    if name == "kiwoom":
+        return KiwoomSettings.from_env(environ=environ)
+    if name != "kis":
+        raise SettingsError(
+            f"{BROKER_VARIABLE}={name!r} names no broker Squall speaks; set it to one of "
+            f"{', '.join(BROKERS)} (or leave it unset for kis)"
+        )
+    return KisSettings.from_env(environ=environ)
+
+
+def broker_client(
+    settings: ClientSettings,
+    *,
+    rng: random.Random | None = None,
+    wall: WallClock | None = None,
+) -> tuple[BrokerClient, Callable[[], Awaitable[str]], Dialect]:
+    """The broker's client, what its realtime server logs in with (KIS: a new approval key;
+    Kiwoom: the access token) and its realtime dialect. ``wall`` maps loop time to KST wall
+    time (default: the machine's clock); Kiwoom's token expiry is a wall time."""
+    if isinstance(settings, KiwoomSettings):
+        if wall is None:
+            kiwoom = KiwoomClient(settings, rng=rng)
+        else:
+            kiwoom = KiwoomClient(settings, rng=rng, wall=lambda: wall(loop_time()))
+        return kiwoom, kiwoom.tokens.get, KIWOOM
+    kis = KisClient(settings, rng=rng)
+    return kis, kis.approval_key, KIS
 
 
 @dataclass(frozen=True)
 class SystemSettings:
     """Everything the running system is configured with."""
 
-    kis: KisSettings
+    broker: ClientSettings
     service: ServiceSettings
     feed: FeedSettings
     gateway: GatewaySettings
@@ -93,7 +141,7 @@ class SystemSettings:
         env = os.environ if environ is None else environ
         database = database_url_variable(env) is not None
         return cls(
-            kis=KisSettings.from_env(environ=environ),
+            broker=broker_settings(environ),
             service=ServiceSettings.from_env(environ=environ),
             feed=FeedSettings.from_env(environ=environ),
             gateway=GatewaySettings.from_env(environ=environ),
@@ -118,7 +166,7 @@ class System:
     ``/metrics`` and the dashboard; serve it with ``system.gateway.serve``."""
 
     service: TradingService
-    feed: KisFeedClient
+    feed: FeedClient
     app: FastAPI
     storage: Storage | None = None
     desk: Desk | None = None
@@ -161,14 +209,15 @@ async def running_system(
                 Storage(settings.storage, rng=storage_rng, database_wait=database_wait)
             )
         # Made after the storage started: a database refused at start-up leaks no client.
-        client = KisClient(settings.kis, rng=client_rng)
+        client, credential, dialect = broker_client(settings.broker, rng=client_rng, wall=wall)
         service = await stack.enter_async_context(
             TradingService(client, settings.service, recorder=storage)
         )
-        feed = KisFeedClient(
+        feed = FeedClient(
             settings.feed,
-            approval=client.approval_key,
+            credential=credential,
             resync=quote_resync(service.quote),
+            dialect=dialect,
             rng=feed_rng,
         )
         await stack.enter_async_context(feed)

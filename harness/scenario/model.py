@@ -606,7 +606,9 @@ class FeedEvents(_Strict):
     """Events the mock realtime feed journaled. Every given field must match.
 
     ``kind``: connect, disconnect, message, ack, frame, pingpong or fault. ``code`` is an
-    ack's msg_cd (OPSP0000, OPSP0008, ...) or a close code; ``outcome`` a frame's fate (sent,
+    ack's code (KIS's msg_cd OPSP0000, OPSP0008, ...; Kiwoom's return code) or what it means
+    whichever the protocol (subscribed, unsubscribed, too-many), or a close code; ``outcome``
+    a frame's fate (sent,
     duplicate, reordered, delayed, malformed, skipped) or a heartbeat's (sent, echoed).
     """
 
@@ -899,12 +901,6 @@ class Scenario(_Strict):
     def _check_brokers(self) -> None:
         if len(set(self.brokers)) != len(self.brokers):
             raise Misplaced(("brokers",), "each broker once: the list names runs, not weights")
-        if "kiwoom" in self.brokers and "feed" in self.needs:
-            raise Misplaced(
-                ("brokers",),
-                "kiwoom runs broker scenarios only for now: the system's Kiwoom realtime "
-                "client is not built yet, so a scenario that needs the feed runs on kis",
-            )
 
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:

@@ -42,6 +42,7 @@ from typing import Any, Literal
 from mocks.broker.kiwoom import codes
 from mocks.broker.kiwoom.formats import signed, signed_price, signed_rate
 from mocks.feed.records import TRADE_COLUMNS
+from mocks.vocabulary import FeedMeaning
 
 LOGIN = "LOGIN"
 PING = "PING"
@@ -221,6 +222,17 @@ class Registrations:
 
     def __len__(self) -> int:
         return len(self.active())
+
+
+def meaning(trnm: str, code: int) -> FeedMeaning | None:
+    """What an answer means in the words scenarios use whichever the protocol."""
+    if code == MOCK_TOO_MANY:
+        return "too-many"
+    if code != OK:
+        return None
+    if trnm == REG:
+        return "subscribed"
+    return "unsubscribed" if trnm == REMOVE else None
 
 
 def answer(trnm: str, code: int, text: str = "") -> str:

@@ -210,6 +210,7 @@ class KiwoomSession(Session):
             code=str(code),
             fault=fault,
             detail=text if code != kw.OK else None,
+            meaning=kw.meaning(trnm, code),
         )
         self._enqueue(item)
 

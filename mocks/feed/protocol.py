@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from mocks.vocabulary import FeedMeaning
+
 TRADES = "H0STCNT0"  # 실시간체결가 (KRX)
 BOOK = "H0STASP0"  # 실시간호가 (KRX)
 SERVED_TR_IDS = (TRADES, BOOK)
@@ -47,6 +49,12 @@ NOT_SUBSCRIBED = "OPSP0003"
 TOO_MANY = "OPSP0008"
 INVALID_APPROVAL = "OPSP0011"
 APPKEY_IN_USE = "OPSP8996"
+# What the acks mean in the words scenarios use whichever the protocol (mocks.vocabulary).
+ACK_MEANINGS: dict[str, FeedMeaning] = {
+    SUBSCRIBED: "subscribed",
+    UNSUBSCRIBED: "unsubscribed",
+    TOO_MANY: "too-many",
+}
 NOT_JSON = "OPSP9001"  # mock's choice
 INVALID_HEADER = "OPSP9002"  # mock's choice
 INVALID_TR_ID = "OPSP9003"  # mock's choice

@@ -46,6 +46,7 @@ from mocks.feed.protocol import Cipher, Invalid, PingPongEcho, Subscription
 from mocks.feed.state import Feed
 from mocks.journal import FeedEntry, FeedEntryKind, fingerprint
 from mocks.market import STEP_SECONDS
+from mocks.vocabulary import FeedMeaning
 from mocks.wire import WireUnavailable
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class _Outgoing:
     fault: str | None = None
     outcome: str | None = None
     detail: str | None = None
+    meaning: FeedMeaning | None = None  # an ack's, in neutral terms (mocks.vocabulary)
     not_before: float = 0.0  # mock-clock time; a delay fault sets it
     close_code: int = 1000
 
@@ -287,6 +289,7 @@ class Session:
                 code=code,
                 fault=fault,
                 detail=detail or message or None,
+                meaning=protocol.ACK_MEANINGS.get(code),
             )
         )
 
@@ -413,6 +416,7 @@ class Session:
             fault=item.fault,
             outcome=item.outcome or ("sent" if item.kind != "ack" else None),
             detail=item.detail,
+            meaning=item.meaning,
         )
         if item.kind == "pingpong" and item.detail is not None:
             self._pings[item.detail] = entry

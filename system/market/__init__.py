@@ -1,15 +1,17 @@
-"""The system's realtime market data: the KIS realtime feed client, the FX venue's rate
+"""The system's realtime market data: the broker's realtime feed client, the FX venue's rate
 feed client, and what they give out.
 
-``KisFeedClient`` implements ``PriceFeed`` (``system.market.model``) on the KIS realtime
-WebSocket; ``FeedSettings.from_env()`` reads ``SQUALL_FEED_*``. The protocol itself is in
-``system.market.protocol`` (no I/O), errors derive from ``FeedError``. ``RateFeedClient``
+``FeedClient`` implements ``PriceFeed`` (``system.market.model``) on a broker's realtime
+WebSocket, in the broker's ``Dialect``: ``KIS`` (``system.market.protocol``) or ``KIWOOM``
+(``system.market.kiwoom_protocol``), both without I/O; ``FeedSettings.from_env()`` reads
+``SQUALL_FEED_*``. Errors derive from ``FeedError``. ``RateFeedClient``
 gives ``RateQuote``s of currency pairs from an FX venue's ticker stream (Kraken's WebSocket
 v2 protocol, ``system.market.rate_protocol``); ``RateFeedSettings.from_env()`` reads
 ``SQUALL_RATES_*``.
 """
 
 from system.market.connection import Connect, Connection, WebSocketConnection, connect_websocket
+from system.market.dialect import Dialect
 from system.market.errors import (
     FeedConnectionClosed,
     FeedError,
@@ -21,7 +23,8 @@ from system.market.errors import (
     SubscriptionLimitExceeded,
     UnknownTrId,
 )
-from system.market.feed import KisFeedClient, metric_names
+from system.market.feed import FeedClient, metric_names
+from system.market.kiwoom_protocol import KIWOOM
 from system.market.model import (
     FEED_STATE_CODES,
     BookLevel,
@@ -36,6 +39,7 @@ from system.market.model import (
     RateQuote,
     StatusListener,
 )
+from system.market.protocol import KIS
 from system.market.rate_feed import RateFeedClient
 from system.market.rate_feed import metric_names as rate_metric_names
 from system.market.records import Trade
@@ -44,9 +48,13 @@ from system.market.settings import FeedSettings, RateFeedSettings
 
 __all__ = [
     "FEED_STATE_CODES",
+    "KIS",
+    "KIWOOM",
     "BookLevel",
     "Connect",
     "Connection",
+    "Dialect",
+    "FeedClient",
     "FeedConnectionClosed",
     "FeedError",
     "FeedProtocolError",
@@ -56,7 +64,6 @@ __all__ = [
     "FeedUnavailable",
     "FieldCountMismatch",
     "InvalidValue",
-    "KisFeedClient",
     "MalformedMessage",
     "OrderBook",
     "PriceFeed",

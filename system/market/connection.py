@@ -1,6 +1,6 @@
 """The feed client's one seam to the network: open a connection, send and receive text.
 
-``KisFeedClient`` only ever sees a ``Connection``, obtained from a ``Connect`` callable; the
+``FeedClient`` only ever sees a ``Connection``, obtained from a ``Connect`` callable; the
 real one (``connect_websocket``) wraps a websockets client connection, and unit tests pass
 an in-memory one instead (httpx's "transports as the seam for tests"). Whatever breaks
 underneath surfaces as ``FeedUnavailable`` (``FeedConnectionClosed`` once open).

@@ -20,7 +20,7 @@ import re
 
 _EXCERPT_CHARS = 80
 # A server that echoes a subscribe message back would echo the approval key with it.
-_CREDENTIAL = re.compile(r'("(?:approval_key|secretkey|appsecret|appkey)"\s*:\s*)"[^"]*"?')
+_CREDENTIAL = re.compile(r'("(?:approval_key|secretkey|appsecret|appkey|token)"\s*:\s*)"[^"]*"?')
 
 
 def excerpt(text: str) -> str:

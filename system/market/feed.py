@@ -1,10 +1,14 @@
-"""``KisFeedClient``: live prices and order books from the KIS realtime server.
+"""``FeedClient``: live prices and order books from a broker's realtime server.
 
-One task holds one connection at a time and keeps it honest:
+What the messages look like is the broker's ``Dialect`` (``system.market.dialect``): KIS
+(``protocol.KIS``, the default) or Kiwoom (``kiwoom_protocol.KIWOOM``). The rest is the
+same for both. One task holds one connection at a time and keeps it honest:
 
-- **Connect**: get an approval key (once; again only after the server refused it), open the
-  WebSocket, register every wanted code (H0STCNT0 trades, H0STASP0 books when asked).
-- **Read**: every record of every frame; echo each PINGPONG; answer nothing else.
+- **Connect**: get a credential (KIS: an approval key; Kiwoom: the access token; once, and
+  again only after the server refused it), open the WebSocket, say what the dialect says
+  first (Kiwoom: LOGIN), register every wanted code (trades; books when asked and the
+  dialect reads them).
+- **Read**: every record of every data message; echo each heartbeat; answer nothing else.
 - **Stall**: neither data nor a heartbeat for ``stall_after_s`` → the connection is dropped.
 - **Reconnect**: any ending (close frame, reset, refused connect, failed handshake, stall, a
   refused session) → wait a jittered, doubling delay → connect again → register everything
@@ -37,8 +41,8 @@ from typing import TYPE_CHECKING, NoReturn, Self, TypeVar
 from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
 from system.broker.models import check_code
-from system.market.columns import BOOKS, TRADES
 from system.market.connection import Connect, Connection, connect_websocket
+from system.market.dialect import Answer, Data, Dialect, DialectSession, Heartbeat, Registration
 from system.market.errors import (
     FeedProtocolError,
     FeedUnavailable,
@@ -53,45 +57,31 @@ from system.market.model import (
     PriceUpdate,
     StatusListener,
 )
-from system.market.protocol import (
-    ALREADY_SUBSCRIBED,
-    APPKEY_IN_USE,
-    NOT_SUBSCRIBED,
-    SUBSCRIBE,
-    SUBSCRIBED,
-    TOO_MANY_SUBSCRIPTIONS,
-    UNSUBSCRIBE,
-    UNSUBSCRIBED,
-    Ack,
-    DataFrame,
-    PingPong,
-    TrType,
-    parse_message,
-    subscribe_message,
-)
+from system.market.protocol import KIS
 from system.market.reconnect import (
     ConnectionLost,
     close_within,
     describe,
     read_until_silent,
 )
-from system.market.records import Trade, order_book, trade
+from system.market.records import Trade
 from system.market.resync import Resync
 from system.market.settings import FeedSettings
-from system.market.subscriptions import Registration, Subscriptions
+from system.market.subscriptions import Subscriptions
 from system.market.tape import Tape
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Returns a realtime approval key: ``KisClient.approval_key``.
-Approval = Callable[[], Awaitable[str]]
+# Returns the realtime credential: ``KisClient.approval_key`` (a new approval key) or
+# ``KiwoomClient.tokens.get`` (the access token).
+Credential = Callable[[], Awaitable[str]]
 
 
 @dataclass
 class _Counters:
-    # Field names are metric names without their "feed_" prefix; see KisFeedClient.metrics.
+    # Field names are metric names without their "feed_" prefix; see FeedClient.metrics.
     frames: int = 0
     records: int = 0
     trades: int = 0
@@ -114,7 +104,7 @@ class _Counters:
 
 
 def metric_names() -> tuple[str, ...]:
-    """Every name ``KisFeedClient.metrics()`` reports, known without a running client."""
+    """Every name ``FeedClient.metrics()`` reports, known without a running client."""
     return (
         *(f"feed_{field.name}" for field in dataclasses.fields(_Counters)),
         "feed_subscriptions",
@@ -123,10 +113,11 @@ def metric_names() -> tuple[str, ...]:
     )
 
 
-class KisFeedClient:
-    """A ``PriceFeed`` on the KIS realtime WebSocket; see the module docstring.
+class FeedClient:
+    """A ``PriceFeed`` on a broker's realtime WebSocket; see the module docstring.
 
-    - ``approval``: returns a realtime approval key (``KisClient.approval_key``).
+    - ``credential``: returns what the server logs in with (``Credential``).
+    - ``dialect``: the broker's realtime protocol (default KIS's).
     - ``resync``: the REST price of a code (``quote_resync(TradingService.quote)``).
     - ``connect``: opens a ``Connection`` to a URL; the test seam (default: websockets).
     - ``rng``: jitters the reconnect delays; seed it to make a scenario repeatable.
@@ -138,19 +129,23 @@ class KisFeedClient:
         self,
         settings: FeedSettings,
         *,
-        approval: Approval,
+        credential: Credential,
         resync: Resync,
+        dialect: Dialect = KIS,
         connect: Connect = connect_websocket,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
-        self._approval = approval
+        self.dialect = dialect
+        self._credential = credential
         self._resync = resync
         self._connect = connect
         self._rng = rng or random.Random()
         self._listeners: list[PriceListener] = []
         self._status_listeners: list[StatusListener] = []
-        self._subscriptions = Subscriptions(settings.max_subscriptions)
+        self._subscriptions = Subscriptions(
+            settings.max_subscriptions, trades=dialect.trades, books=dialect.books
+        )
         self._notice = ""
         self._prices: dict[str, PriceUpdate] = {}
         self._books: dict[str, OrderBook] = {}
@@ -163,7 +158,7 @@ class KisFeedClient:
         self._last_message_at: float | None = None
         self._key: str | None = None
         self._connection: Connection | None = None
-        self._session_key = ""
+        self._session: DialectSession | None = None
         self._ever_live = False
         self._attempt = 0
         self._runner: asyncio.Task[None] | None = None
@@ -188,11 +183,12 @@ class KisFeedClient:
     def start(self) -> None:
         """Start connecting in the background (idempotent); needs a running event loop."""
         if self._closed:
-            raise RuntimeError("this feed client was closed; create a new KisFeedClient")
+            raise RuntimeError("this feed client was closed; create a new FeedClient")
         if self._runner is not None:
             return
         self._set_state("connecting", "")
-        self._runner = asyncio.get_running_loop().create_task(self._run(), name="kis-feed")
+        name = f"{self.dialect.name.lower()}-feed"
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name=name)
 
     async def aclose(self) -> None:
         """Stop every task of the client and close its connection (idempotent)."""
@@ -236,7 +232,7 @@ class KisFeedClient:
         new = self._subscriptions.want(code, book=self.settings.books if book is None else book)
         if new:
             self._publish()
-            await self._send_all(new, SUBSCRIBE)
+            await self._send_all(new, subscribe=True)
 
     async def unsubscribe(self, code: str) -> None:
         """Stop receiving ``code`` (trades and book) and forget its price; idempotent."""
@@ -250,7 +246,7 @@ class KisFeedClient:
         if resync is not None:
             resync.cancel()
         self._publish()
-        await self._send_all(dropped, UNSUBSCRIBE)
+        await self._send_all(dropped, subscribe=False)
 
     def latest(self, code: str) -> PriceUpdate | None:
         return self._prices.get(code)
@@ -274,7 +270,7 @@ class KisFeedClient:
                 sorted(
                     (code, why)
                     for (tr_id, code), why in self._subscriptions.refused.items()
-                    if tr_id == TRADES
+                    if tr_id == self.dialect.trades
                 )
             ),
         )
@@ -290,14 +286,15 @@ class KisFeedClient:
         - ``feed_resyncs``: REST resyncs answered (``feed_resyncs_stale`` of them older than
           what the feed had shown, so not published); ``feed_resync_failures``: failed ones.
         - ``feed_malformed_frames``: server messages dropped as not matching the protocol.
-        - ``feed_pingpongs``: heartbeats echoed.
+        - ``feed_pingpongs``: heartbeats echoed (KIS PINGPONG, Kiwoom PING).
         - ``feed_connect_attempts`` / ``feed_connect_failures``: connections tried / that
           never opened; ``feed_reconnects``: connections opened after the first one;
           ``feed_stalls``: connections dropped for silence.
         - ``feed_subscriptions``: registrations wanted now (a code counts twice with its
           book); ``feed_subscriptions_active``: of those, acknowledged on this connection;
           ``feed_subscriptions_rejected``: error acks received;
-          ``feed_sessions_refused``: OPSP8996 (the appkey is in use by another session).
+          ``feed_sessions_refused``: sessions the server would not serve (KIS OPSP8996:
+          the appkey is in use by another session; Kiwoom: the LOGIN was refused).
         - ``feed_listener_errors``: listener calls that raised.
         - ``feed_state``: 0 live, 1 connecting, 2 reconnecting, 3 stalled, 4 stopped.
         """
@@ -340,10 +337,10 @@ class KisFeedClient:
     async def _open(self) -> tuple[Connection, str]:
         if self._key is None:
             try:
-                self._key = await self._approval()
+                self._key = await self._credential()
             except Exception as error:
                 raise ConnectionLost(
-                    f"no realtime approval key: {self._describe(error)}"
+                    f"no realtime {self.dialect.credential}: {self._describe(error)}"
                 ) from error
         try:
             async with asyncio.timeout(self.settings.connect_timeout_s):
@@ -354,7 +351,8 @@ class KisFeedClient:
 
     async def _serve(self, connection: Connection, key: str, *, resumed: bool) -> ConnectionLost:
         """Register everything, then read until the connection ends; why it ended."""
-        self._connection, self._session_key = connection, key
+        self._connection = connection
+        self._session = session = self.dialect.session(key, custtype=self.settings.custtype)
         registrations = self._subscriptions.new_connection()
         self._notice = ""
         connected_at = loop_time()
@@ -362,7 +360,9 @@ class KisFeedClient:
             self._tape.resume()
         self._set_state("live", "")
         try:
-            await self._send_all(registrations, SUBSCRIBE, strict=True)
+            for text in session.opening():
+                await connection.send(text)
+            await self._send_all(registrations, subscribe=True, strict=True)
             if resumed and self.settings.resync_on_reconnect:
                 for code in self._subscriptions.codes():
                     self._start_resync(code)
@@ -413,29 +413,26 @@ class KisFeedClient:
         await close_within(connection, self.settings.connect_timeout_s)
 
     async def _send_all(
-        self, registrations: list[Registration], tr_type: TrType, *, strict: bool = False
+        self, registrations: list[Registration], *, subscribe: bool, strict: bool = False
     ) -> None:
-        """Send ``tr_type`` for ``registrations`` on the current connection, if any.
+        """(Un)register ``registrations`` on the current connection, if any.
 
         Outside the connection's own task (``strict`` False) a broken connection is left to
         that task, which notices it and registers everything again on the next connection.
         """
-        connection = self._connection
+        connection, session = self._connection, self._session
         subscriptions = self._subscriptions
         for registration in registrations:
-            if connection is None or self._connection is not connection:
+            if connection is None or session is None or self._connection is not connection:
                 return
             due = (
                 subscriptions.claim(registration)
-                if tr_type == SUBSCRIBE
+                if subscribe
                 else subscriptions.release(registration)
             )
             if not due:
                 continue
-            tr_id, code = registration
-            message = subscribe_message(
-                self._session_key, tr_id, code, tr_type=tr_type, custtype=self.settings.custtype
-            )
+            message = session.registration(registration, subscribe=subscribe)
             try:
                 await connection.send(message)
             except FeedUnavailable:
@@ -448,39 +445,33 @@ class KisFeedClient:
     async def _handle(self, connection: Connection, text: str) -> None:
         # One clock reading per message: its records all arrived at this moment.
         now = loop_time()
+        session = self._session
+        if session is None:
+            return
         try:
-            message = parse_message(text)
-            items = self._decode(message, now) if isinstance(message, DataFrame) else []
+            event = session.parse(text, now=now)
         except FeedProtocolError:
             self._counts.malformed_frames += 1
             return
         self._last_message_at = now
-        if isinstance(message, PingPong):
+        if isinstance(event, Heartbeat):
             self._counts.pingpongs += 1
-            await connection.send(message.raw)
-        elif isinstance(message, Ack):
-            self._on_ack(message)
+            await connection.send(event.raw)
+        elif isinstance(event, Answer):
+            self._on_answer(event)
         else:
-            self._on_frame(message, items, now)
+            self._on_data(event, now)
 
-    def _decode(self, frame: DataFrame, now: float) -> list[Trade | OrderBook]:
-        # Every record is read before any is used: a frame counts whole or not at all.
-        # (An encrypted frame has no records to read.)
-        if frame.tr_id == TRADES:
-            return [trade(record) for record in frame.records]
-        return [order_book(record, at=now) for record in frame.records]
-
-    def _on_frame(self, frame: DataFrame, items: list[Trade | OrderBook], now: float) -> None:
+    def _on_data(self, data: Data, now: float) -> None:
         self._counts.frames += 1
-        if frame.encrypted:
+        if data.encrypted:
             self._counts.encrypted_frames += 1
             return
-        self._counts.records += frame.count
-        for item in items:
-            if isinstance(item, Trade):
-                self._on_trade(item, now)
-            else:
-                self._on_book(item)
+        self._counts.records += data.count
+        for item in data.trades:
+            self._on_trade(item, now)
+        for book in data.books:
+            self._on_book(book)
 
     def _on_trade(self, item: Trade, now: float) -> None:
         code = item.code
@@ -509,35 +500,34 @@ class KisFeedClient:
             self._start_resync(code)
 
     def _on_book(self, item: OrderBook) -> None:
-        if (BOOKS, item.code) not in self._subscriptions:
+        if (self.dialect.books, item.code) not in self._subscriptions:
             return
         self._proved_healthy()
         self._counts.books += 1
         self._books[item.code] = item
 
-    def _on_ack(self, ack: Ack) -> None:
-        if ack.msg_cd == APPKEY_IN_USE:
+    def _on_answer(self, answer: Answer) -> None:
+        if answer.outcome == "session-refused" or (
+            answer.outcome == "credential-refused" and answer.fatal
+        ):
             self._counts.sessions_refused += 1
-            raise ConnectionLost(
-                f"the server refused the session: {ack.msg_cd} {ack.msg1} (KIS allows one "
-                "realtime session per appkey; another process is using it)"
-            )
-        if ack.msg_cd in (UNSUBSCRIBED, NOT_SUBSCRIBED):
-            return  # answers to unsubscribes: nothing is kept about those
-        registration = (ack.tr_id, ack.tr_key)
-        if ack.ok or ack.msg_cd in (SUBSCRIBED, ALREADY_SUBSCRIBED):
-            if self._subscriptions.acknowledged(registration):
+            if answer.outcome == "credential-refused":
+                self._key = None  # the next connection logs in with a fresh one
+            raise ConnectionLost(f"the server refused the session: {answer.why}")
+        registration = answer.registration
+        if answer.outcome == "removed":
+            return  # answers to unregistrations: nothing is kept about those
+        if answer.outcome == "accepted":
+            if registration is not None and self._subscriptions.acknowledged(registration):
                 self._proved_healthy()
                 self._publish()
             return
         self._counts.subscriptions_rejected += 1
-        why = f"{ack.msg_cd} {ack.msg1}".strip()
-        if ack.msg_cd != TOO_MANY_SUBSCRIPTIONS:
-            # Not the documented refusal of one registration: most likely the approval key
-            # itself (expired, or another appkey's), so the next connection gets a new one.
-            self._key = None
-        if not self._subscriptions.refuse(registration, why):
-            self._notice = f"the server answered {ack.tr_id or '?'} {ack.tr_key or '?'}: {why}"
+        if answer.outcome == "credential-refused":
+            self._key = None  # the next connection gets a fresh one
+        kind, code = registration or ("?", "?")
+        if registration is None or not self._subscriptions.refuse(registration, answer.why):
+            self._notice = f"the server answered {kind or '?'} {code or '?'}: {answer.why}"
         self._publish()
 
     def _proved_healthy(self) -> None:
@@ -611,4 +601,4 @@ class KisFeedClient:
 
 if TYPE_CHECKING:
     # mypy proves here that the client is a PriceFeed, before any consumer relies on it.
-    _implements: type[PriceFeed] = KisFeedClient
+    _implements: type[PriceFeed] = FeedClient

@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from system.market.columns import ENCRYPTED_TR_IDS, RECORD_WIDTHS
+from system.market.columns import BOOKS, ENCRYPTED_TR_IDS, RECORD_WIDTHS, TRADES
+from system.market.dialect import Answer, Data, Event, Heartbeat, Registration
 from system.market.errors import FieldCountMismatch, MalformedMessage, UnknownTrId
+from system.market.records import order_book, trade
 
 HEARTBEAT = "PINGPONG"
 
@@ -183,3 +185,70 @@ def _frame(text: str) -> DataFrame:
         )
     records = tuple(tuple(fields[i : i + width]) for i in range(0, len(fields), width))
     return DataFrame(encrypted=False, tr_id=tr_id, count=count, records=records)
+
+
+class KisSession:
+    """One KIS connection's ``DialectSession``: nothing to send on opening (the approval key
+    rides in every registration), and each answer names what it answers."""
+
+    def __init__(self, approval_key: str, custtype: str) -> None:
+        self._key = approval_key
+        self._custtype = custtype
+
+    def opening(self) -> list[str]:
+        return []
+
+    def registration(self, registration: Registration, *, subscribe: bool) -> str:
+        tr_id, code = registration
+        tr_type = SUBSCRIBE if subscribe else UNSUBSCRIBE
+        return subscribe_message(self._key, tr_id, code, tr_type=tr_type, custtype=self._custtype)
+
+    def parse(self, text: str, *, now: float) -> Event:
+        message = parse_message(text)
+        if isinstance(message, PingPong):
+            return Heartbeat(message.raw)
+        if isinstance(message, Ack):
+            return _answer(message)
+        if message.encrypted:
+            return Data(count=message.count, encrypted=True)
+        # Every record is read before any is used: a frame counts whole or not at all.
+        if message.tr_id == TRADES:
+            return Data(message.count, trades=tuple(trade(r) for r in message.records))
+        return Data(message.count, books=tuple(order_book(r, at=now) for r in message.records))
+
+
+def _answer(ack: Ack) -> Answer:
+    registration = (ack.tr_id, ack.tr_key)
+    why = f"{ack.msg_cd} {ack.msg1}".strip()
+    if ack.msg_cd == APPKEY_IN_USE:
+        return Answer(
+            "session-refused",
+            registration,
+            f"{why} (KIS allows one realtime session per appkey; another process is using it)",
+            fatal=True,
+        )
+    if ack.msg_cd in (UNSUBSCRIBED, NOT_SUBSCRIBED):
+        return Answer("removed", registration)
+    if ack.ok or ack.msg_cd in (SUBSCRIBED, ALREADY_SUBSCRIBED):
+        return Answer("accepted", registration)
+    if ack.msg_cd == TOO_MANY_SUBSCRIPTIONS:
+        return Answer("refused", registration, why)
+    # Not the documented refusal of one registration: most likely the approval key itself
+    # (expired, or another appkey's), so the next connection gets a new one.
+    return Answer("credential-refused", registration, why)
+
+
+@dataclass(frozen=True)
+class KisDialect:
+    """KIS's realtime protocol as a ``Dialect``."""
+
+    name: str = "KIS"
+    trades: str = TRADES
+    books: str | None = BOOKS
+    credential: str = "approval key"
+
+    def session(self, credential: str, *, custtype: str) -> KisSession:
+        return KisSession(credential, custtype)
+
+
+KIS = KisDialect()

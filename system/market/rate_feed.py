@@ -1,7 +1,7 @@
 """``RateFeedClient``: currency-pair quotes from an FX venue's ticker stream.
 
 The venue speaks Kraken's WebSocket API v2 ``ticker`` channel (``system.market
-.rate_protocol``). One task holds one connection at a time, as ``KisFeedClient`` does, with
+.rate_protocol``). One task holds one connection at a time, as ``FeedClient`` does, with
 less to do (no approval key, no per-pair registrations to track, nothing to resync: a
 ticker snapshot after every subscribe is the venue's own resync):
 

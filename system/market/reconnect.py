@@ -1,4 +1,4 @@
-"""What both realtime clients (``KisFeedClient``, ``RateFeedClient``) do alike with one
+"""What both realtime clients (``FeedClient``, ``RateFeedClient``) do alike with one
 connection: say why it ended (``ConnectionLost``), read it until it falls silent, close it
 within a bound, and describe an error without quoting text that is not ours to vouch for.
 """

@@ -1,25 +1,27 @@
 """Which realtime registrations the client wants, and where each stands on this connection.
 
-A registration is one (tr_id, code) pair at the server: a code's trades (H0STCNT0) and,
-when asked, its order book (H0STASP0). KIS counts registrations against a per-appkey
-limit. What is *wanted* outlives connections; what was *sent*, *acknowledged* or *refused*
-belongs to the current connection and starts over with the next one, which is how a
-refused registration is asked again on reconnect and never in a loop on one connection.
+A registration is one (type, code) pair at the server: a code's trades (KIS H0STCNT0,
+Kiwoom 0B) and, when asked and the broker's dialect reads them, its order book (KIS
+H0STASP0). KIS counts registrations against a per-appkey limit. What is *wanted* outlives
+connections; what was *sent*, *acknowledged* or *refused* belongs to the current
+connection and starts over with the next one, which is how a refused registration is asked
+again on reconnect and never in a loop on one connection.
 """
 
 from __future__ import annotations
 
 from system.market.columns import BOOKS, TRADES
+from system.market.dialect import Registration
 from system.market.errors import SubscriptionLimitExceeded
-
-Registration = tuple[str, str]  # (tr_id, stock code)
 
 
 class Subscriptions:
     """The wanted registrations (in the order asked) and this connection's view of them."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, trades: str = TRADES, books: str | None = BOOKS) -> None:
         self.limit = limit
+        self.trades = trades
+        self.books = books  # None: no books to register, whatever is asked
         self._wanted: dict[Registration, None] = {}  # an insertion-ordered set
         self._sent: set[Registration] = set()
         self.active: set[Registration] = set()
@@ -36,14 +38,15 @@ class Subscriptions:
         return tuple(sorted({code for _, code in self._wanted}))
 
     def trades_wanted(self, code: str) -> bool:
-        return (TRADES, code) in self._wanted
+        return (self.trades, code) in self._wanted
 
     def want(self, code: str, *, book: bool) -> list[Registration]:
         """Add ``code``'s trades (and book); the registrations that are new.
 
         ``SubscriptionLimitExceeded`` (and nothing added) if they would pass the limit.
         """
-        asked = [(TRADES, code), *([(BOOKS, code)] if book else [])]
+        books = [(self.books, code)] if book and self.books is not None else []
+        asked = [(self.trades, code), *books]
         new = [registration for registration in asked if registration not in self._wanted]
         if len(self._wanted) + len(new) > self.limit:
             raise SubscriptionLimitExceeded(code=code, wanted=len(new), limit=self.limit)

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from system.market import FeedSettings, KisFeedClient, PriceUpdate
+from system.market import FeedClient, FeedSettings, PriceUpdate
 from tests.unit.market.conftest import ack, pingpong, trade_record, trades
 
 pytestmark = pytest.mark.looptime
@@ -69,7 +69,7 @@ async def test_subscribe_frames_pingpong_and_reconnect_over_a_real_socket() -> N
         settings = FeedSettings(
             url=f"ws://127.0.0.1:{port}/tryitout", backoff_base_s=0.5, backoff_max_s=1.0
         )
-        feed = KisFeedClient(settings, approval=approval, resync=resync, rng=random.Random(3))
+        feed = FeedClient(settings, credential=approval, resync=resync, rng=random.Random(3))
         feed.add_listener(updates.put_nowait)
         details: list[str] = []
         feed.add_status_listener(lambda status: details.append(status.detail))
@@ -150,9 +150,9 @@ async def test_refused_connects_and_failed_handshakes_are_retried() -> None:
     probe.close()
     await probe.wait_closed()  # the port is free again: connecting is refused
     url = f"ws://127.0.0.1:{port}/tryitout"
-    feed = KisFeedClient(
+    feed = FeedClient(
         FeedSettings(url=url, backoff_base_s=1.0),
-        approval=approval,
+        credential=approval,
         resync=resync,
         rng=random.Random(3),
     )

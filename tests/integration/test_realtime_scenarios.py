@@ -21,6 +21,7 @@ from harness.invariants import TICKS_MATCH_MARKET
 from harness.result import ScenarioResult
 from harness.runner import Options, run_scenario
 from harness.scenario import Scenario, load_file
+from mocks.broker.config import Api
 from system.gateway.connections import ConnectionManager
 from system.gateway.protocol import encode
 from system.market.tape import Tape, Verdict
@@ -33,13 +34,17 @@ def load(name: str) -> Scenario:
 
 
 def run(
-    name: str, *, feed: dict[str, Any] | None = None, seed: int | None = None
+    name: str,
+    *,
+    feed: dict[str, Any] | None = None,
+    seed: int | None = None,
+    broker: Api | None = None,
 ) -> ScenarioResult:
     scenario = load(name)
     if feed:
         system = scenario.system.model_copy(update={"feed": {**scenario.system.feed, **feed}})
         scenario = scenario.model_copy(update={"system": system})
-    return run_scenario(scenario, str(SCENARIOS / name), Options(seed=seed))
+    return run_scenario(scenario, str(SCENARIOS / name), Options(seed=seed, broker=broker))
 
 
 def failed(result: ScenarioResult) -> dict[str, str]:
@@ -120,12 +125,26 @@ WEAKENED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "feed", "weaken", "check"), WEAKENED)
+# The same weakenings on Kiwoom's realtime dialect: the protections are the feed client's,
+# whichever protocol it speaks.
+WEAKENED_KIWOOM = [
+    p
+    for p in WEAKENED
+    if p.id in {"storm-without-resync", "stall-without-detection", "gaps-without-sequence-checks"}
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "feed", "weaken", "check", "broker"),
+    [pytest.param(*p.values, "kis", id=p.id) for p in WEAKENED]
+    + [pytest.param(*p.values, "kiwoom", id=f"kiwoom-{p.id}") for p in WEAKENED_KIWOOM],
+)
 def test_a_weakened_system_fails_for_the_right_reason(
     name: str,
     feed: dict[str, Any] | None,
     weaken: Weaken,
     check: str,
+    broker: Api,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A misspelt check name would make the last assertion fail for the wrong reason; that the
@@ -133,17 +152,24 @@ def test_a_weakened_system_fails_for_the_right_reason(
     scenario = load(name)
     assert check in {e.expect for e in scenario.expect} | {TICKS_MATCH_MARKET}
     weaken(monkeypatch)
-    result = run(name, feed=feed)
+    result = run(name, feed=feed, broker=broker)
     assert result.error is None
     assert not result.passed
     assert check in failed(result), failed(result)
 
 
-@pytest.mark.parametrize("name", ["market/half-open-stall.yaml", "market/gaps-and-duplicates.yaml"])
-def test_the_same_seed_gives_the_same_journal(name: str) -> None:
-    first, second = run(name), run(name)
+@pytest.mark.parametrize(
+    ("name", "broker"),
+    [
+        ("market/half-open-stall.yaml", "kis"),
+        ("market/gaps-and-duplicates.yaml", "kis"),
+        ("market/gaps-and-duplicates.yaml", "kiwoom"),
+    ],
+)
+def test_the_same_seed_gives_the_same_journal(name: str, broker: Api) -> None:
+    first, second = run(name, broker=broker), run(name, broker=broker)
     assert first.passed, failed(first)
     assert second.passed, failed(second)
     assert first.journal_digest == second.journal_digest
-    other = run(name, seed=load(name).seed + 1)
+    other = run(name, seed=load(name).seed + 1, broker=broker)
     assert other.journal_digest != first.journal_digest

@@ -30,10 +30,9 @@ def test_an_unknown_broker_names_the_known_ones() -> None:
         load_text(QUOTES.format(brokers="brokers: [ls]"), "s.yaml")
 
 
-def test_kiwoom_is_refused_for_a_scenario_that_needs_the_feed_saying_why() -> None:
-    text = QUOTES.format(brokers="brokers: [kiwoom]\nneeds: [broker, feed]")
-    with pytest.raises(ScenarioError, match="Kiwoom realtime client is not built yet"):
-        load_text(text, "s.yaml")
+def test_a_scenario_that_needs_the_feed_may_run_on_kiwoom() -> None:
+    text = QUOTES.format(brokers="brokers: [kis, kiwoom]\nneeds: [broker, feed]")
+    assert load_text(text, "s.yaml").brokers == ["kis", "kiwoom"]
 
 
 def test_a_run_is_named_with_its_broker_only_when_there_are_several() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from system.market import FeedConnectionClosed, FeedSettings, KisFeedClient, PriceUpdate
+from system.market import FeedClient, FeedConnectionClosed, FeedSettings, PriceUpdate
 
 URL = "ws://feed.test:21000/tryitout"
 # Every wait for the client gives up after this much virtual time, so a client that died or
@@ -311,14 +311,14 @@ def approvals() -> Approvals:
 @pytest.fixture
 async def make_feed(
     server: FakeServer, quotes: Quotes, approvals: Approvals
-) -> AsyncIterator[Callable[..., KisFeedClient]]:
+) -> AsyncIterator[Callable[..., FeedClient]]:
     """Build feed clients on the fake server with a seeded rng; closed after the test."""
-    clients: list[KisFeedClient] = []
+    clients: list[FeedClient] = []
 
-    def build(seed: int = 7, **overrides: Any) -> KisFeedClient:
-        client = KisFeedClient(
+    def build(seed: int = 7, **overrides: Any) -> FeedClient:
+        client = FeedClient(
             settings(**overrides),
-            approval=approvals,
+            credential=approvals,
             resync=quotes,
             connect=server.connect,
             rng=random.Random(seed),
@@ -332,7 +332,7 @@ async def make_feed(
 
 
 @pytest.fixture
-async def feed(make_feed: Callable[..., KisFeedClient]) -> KisFeedClient:
+async def feed(make_feed: Callable[..., FeedClient]) -> FeedClient:
     return make_feed()
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from system.broker import BrokerUnavailable
 from system.market import (
+    FeedClient,
     FeedStatus,
     FeedUnavailable,
-    KisFeedClient,
     PriceUpdate,
     SubscriptionLimitExceeded,
 )
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.looptime
 class StatusLog:
     """Every status the client published, with the loop time it came, and ways to wait."""
 
-    def __init__(self, feed: KisFeedClient) -> None:
+    def __init__(self, feed: FeedClient) -> None:
         self.seen: list[FeedStatus] = []
         self.times: list[float] = []
         self._changed = asyncio.Event()
@@ -87,7 +87,7 @@ def subscription(key: str, tr_id: str, code: str, tr_type: str = "1") -> dict[st
 
 
 async def test_connects_with_an_approval_key_and_subscribes_every_code(
-    feed: KisFeedClient, server: FakeServer, approvals: Approvals
+    feed: FeedClient, server: FakeServer, approvals: Approvals
 ) -> None:
     log = StatusLog(feed)
     await feed.subscribe("005930")
@@ -115,7 +115,7 @@ async def test_connects_with_an_approval_key_and_subscribes_every_code(
 
 
 async def test_books_are_subscribed_when_asked_or_by_setting(
-    make_feed: Callable[..., KisFeedClient], server: FakeServer
+    make_feed: Callable[..., FeedClient], server: FakeServer
 ) -> None:
     feed = make_feed(books=True)
     await feed.subscribe("005930")
@@ -130,7 +130,7 @@ async def test_books_are_subscribed_when_asked_or_by_setting(
 
 
 async def test_subscribing_while_live_sends_at_once_and_only_once(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     feed.start()
     connection = await server.connection(1)
@@ -146,7 +146,7 @@ async def test_subscribing_while_live_sends_at_once_and_only_once(
 
 
 async def test_unsubscribe_removes_both_registrations_and_the_price(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     await feed.subscribe("005930", book=True)
     await feed.subscribe("000660")
@@ -176,7 +176,7 @@ async def test_unsubscribe_removes_both_registrations_and_the_price(
 
 
 async def test_pingpong_is_echoed_verbatim_and_keeps_a_quiet_connection(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     feed.start()
     connection = await server.connection(1)
@@ -194,7 +194,7 @@ async def test_pingpong_is_echoed_verbatim_and_keeps_a_quiet_connection(
 
 
 async def test_silence_for_stall_after_s_replaces_the_connection(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     log = StatusLog(feed)
     await feed.subscribe("005930")
@@ -220,7 +220,7 @@ async def test_silence_for_stall_after_s_replaces_the_connection(
 
 
 async def test_after_a_stall_the_client_does_not_wait_for_the_closing_handshake(
-    feed: KisFeedClient, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+    feed: FeedClient, server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A half-open peer never answers the close frame: close() would hang for its timeout.
     async def unanswered_close(self: FakeConnection) -> None:
@@ -242,7 +242,7 @@ async def test_after_a_stall_the_client_does_not_wait_for_the_closing_handshake(
 
 
 async def test_a_connection_that_never_speaks_stalls_from_its_opening(
-    make_feed: Callable[..., KisFeedClient], server: FakeServer
+    make_feed: Callable[..., FeedClient], server: FakeServer
 ) -> None:
     server.auto_ack = False
     feed = make_feed(stall_after_s=10.0)
@@ -253,7 +253,7 @@ async def test_a_connection_that_never_speaks_stalls_from_its_opening(
 
 
 async def test_a_closed_connection_reconnects_resubscribes_and_resyncs(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     log = StatusLog(feed)
     updates = []
@@ -299,7 +299,7 @@ async def test_a_closed_connection_reconnects_resubscribes_and_resyncs(
 
 
 async def test_no_resync_after_reconnect_when_disabled(
-    make_feed: Callable[..., KisFeedClient], server: FakeServer, quotes: Quotes
+    make_feed: Callable[..., FeedClient], server: FakeServer, quotes: Quotes
 ) -> None:
     feed = make_feed(resync_on_reconnect=False)
     await feed.subscribe("005930")
@@ -310,7 +310,7 @@ async def test_no_resync_after_reconnect_when_disabled(
 
 
 async def test_refused_connects_back_off_exponentially_reproducibly_from_the_seed(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     log = StatusLog(feed)
     server.failures = [FeedUnavailable("could not connect: refused")] * 6
@@ -331,7 +331,7 @@ async def test_refused_connects_back_off_exponentially_reproducibly_from_the_see
 
 
 async def test_another_seed_gives_another_schedule(
-    make_feed: Callable[..., KisFeedClient], server: FakeServer
+    make_feed: Callable[..., FeedClient], server: FakeServer
 ) -> None:
     server.failures = [FeedUnavailable("refused")] * 3
     make_feed(seed=8).start()
@@ -342,7 +342,7 @@ async def test_another_seed_gives_another_schedule(
 
 
 async def test_the_backoff_starts_over_once_a_connection_proved_itself(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     await feed.subscribe("005930")
     server.failures = [FeedUnavailable("refused")] * 3
@@ -357,7 +357,7 @@ async def test_the_backoff_starts_over_once_a_connection_proved_itself(
 
 
 async def test_a_refused_session_is_not_retried_in_a_hot_loop(
-    feed: KisFeedClient, server: FakeServer, approvals: Approvals
+    feed: FeedClient, server: FakeServer, approvals: Approvals
 ) -> None:
     log = StatusLog(feed)
     server.refuse[("H0STCNT0", "005930")] = ("OPSP8996", "ALREADY IN USE appkey")
@@ -377,7 +377,7 @@ async def test_a_refused_session_is_not_retried_in_a_hot_loop(
 
 
 async def test_a_refused_subscription_is_reported_and_asked_again_only_on_reconnect(
-    feed: KisFeedClient, server: FakeServer, approvals: Approvals
+    feed: FeedClient, server: FakeServer, approvals: Approvals
 ) -> None:
     server.refuse[("H0STCNT0", "000660")] = ("OPSP0008", "MAX SUBSCRIBE OVER")
     await feed.subscribe("005930")
@@ -407,7 +407,7 @@ async def test_a_refused_subscription_is_reported_and_asked_again_only_on_reconn
 
 
 async def test_already_subscribed_counts_as_subscribed(
-    feed: KisFeedClient, server: FakeServer, approvals: Approvals
+    feed: FeedClient, server: FakeServer, approvals: Approvals
 ) -> None:
     server.refuse[("H0STCNT0", "005930")] = ("OPSP0002", "ALREADY IN SUBSCRIBE")
     await feed.subscribe("005930")
@@ -423,7 +423,7 @@ async def test_already_subscribed_counts_as_subscribed(
 
 
 async def test_an_unknown_refusal_gets_a_new_approval_key_for_the_next_connection(
-    feed: KisFeedClient, server: FakeServer, approvals: Approvals
+    feed: FeedClient, server: FakeServer, approvals: Approvals
 ) -> None:
     server.refuse[("H0STCNT0", "005930")] = ("OPSP0011", "invalid approval : NOT FOUND")
     await feed.subscribe("005930")
@@ -441,7 +441,7 @@ async def test_an_unknown_refusal_gets_a_new_approval_key_for_the_next_connectio
 
 
 async def test_an_error_ack_for_nothing_subscribed_is_shown_as_a_notice(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     feed.start()
     connection = await server.connection(1)
@@ -452,7 +452,7 @@ async def test_an_error_ack_for_nothing_subscribed_is_shown_as_a_notice(
 
 
 async def test_no_approval_key_is_a_failed_attempt_retried_after_backoff(
-    feed: KisFeedClient, server: FakeServer, approvals: Approvals
+    feed: FeedClient, server: FakeServer, approvals: Approvals
 ) -> None:
     log = StatusLog(feed)
     approvals.errors = [
@@ -475,7 +475,7 @@ async def test_no_approval_key_is_a_failed_attempt_retried_after_backoff(
     assert feed.metrics()["feed_connect_failures"] == 1.0
 
 
-async def test_a_connect_that_hangs_times_out(feed: KisFeedClient, server: FakeServer) -> None:
+async def test_a_connect_that_hangs_times_out(feed: FeedClient, server: FakeServer) -> None:
     log = StatusLog(feed)
     server.hang = True
     started = now()
@@ -492,7 +492,7 @@ async def test_a_connect_that_hangs_times_out(feed: KisFeedClient, server: FakeS
 
 
 async def test_subscriptions_beyond_the_limit_are_refused_before_sending(
-    make_feed: Callable[..., KisFeedClient], server: FakeServer
+    make_feed: Callable[..., FeedClient], server: FakeServer
 ) -> None:
     feed = make_feed(max_subscriptions=3)
     await feed.subscribe("005930")
@@ -512,14 +512,14 @@ async def test_subscriptions_beyond_the_limit_are_refused_before_sending(
     assert connection.registrations() == [("1", "H0STCNT0", "005930"), ("1", "H0STCNT0", "035420")]
 
 
-async def test_a_malformed_code_is_a_value_error(feed: KisFeedClient) -> None:
+async def test_a_malformed_code_is_a_value_error(feed: FeedClient) -> None:
     with pytest.raises(ValueError, match="stock code must be 6 digits"):
         await feed.subscribe("5930")
     assert feed.status().subscriptions == ()
 
 
 async def test_aclose_stops_every_task_and_closes_the_connection(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     log = StatusLog(feed)
     quotes.delay = 30.0
@@ -540,7 +540,7 @@ async def test_aclose_stops_every_task_and_closes_the_connection(
 
 
 async def test_async_with_starts_and_stops(
-    make_feed: Callable[..., KisFeedClient], server: FakeServer
+    make_feed: Callable[..., FeedClient], server: FakeServer
 ) -> None:
     async with make_feed() as feed:
         await server.connection(1)
@@ -550,7 +550,7 @@ async def test_async_with_starts_and_stops(
 
 
 async def test_status_listeners_hear_changes_not_every_message(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     log = StatusLog(feed)
     feed.start()
@@ -565,7 +565,7 @@ async def test_status_listeners_hear_changes_not_every_message(
 
 
 async def test_a_failing_status_listener_is_counted_and_harmless(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     def broken(status: FeedStatus) -> None:
         raise RuntimeError("dashboard bug")

@@ -10,7 +10,7 @@ import pytest
 from system.broker import BrokerUnavailable, Quote
 from system.market import (
     BookLevel,
-    KisFeedClient,
+    FeedClient,
     OrderBook,
     PriceUpdate,
     metric_names,
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.looptime
 
 
 async def live(
-    feed: KisFeedClient, server: FakeServer, *codes: str, book: bool = False
+    feed: FeedClient, server: FakeServer, *codes: str, book: bool = False
 ) -> FakeConnection:
     """Start ``feed`` with ``codes`` subscribed; its first connection, acks read."""
     for code in codes:
@@ -41,13 +41,13 @@ async def live(
     return await server.connection(1)
 
 
-def heard(feed: KisFeedClient) -> list[PriceUpdate]:
+def heard(feed: FeedClient) -> list[PriceUpdate]:
     updates: list[PriceUpdate] = []
     feed.add_listener(updates.append)
     return updates
 
 
-async def test_a_trade_becomes_a_price_update(feed: KisFeedClient, server: FakeServer) -> None:
+async def test_a_trade_becomes_a_price_update(feed: FeedClient, server: FakeServer) -> None:
     updates = heard(feed)
     connection = await live(feed, server, "005930")
     connection.push(trades(trade_record(sign="5", change="400", rate="-0.55")))
@@ -62,7 +62,7 @@ async def test_a_trade_becomes_a_price_update(feed: KisFeedClient, server: FakeS
 
 
 async def test_every_record_of_a_multi_record_frame_is_used_in_order(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     updates = heard(feed)
     connection = await live(feed, server, "005930", "000660")
@@ -88,7 +88,7 @@ async def test_every_record_of_a_multi_record_frame_is_used_in_order(
     assert metrics["feed_gaps"] == 0.0
 
 
-async def test_books_are_kept_per_code(feed: KisFeedClient, server: FakeServer) -> None:
+async def test_books_are_kept_per_code(feed: FeedClient, server: FakeServer) -> None:
     updates = heard(feed)
     connection = await live(feed, server, "005930", book=True)
     connection.push(frame("H0STASP0", book_record(**{f"f{ASKP1 + 9}": "0"})))
@@ -105,7 +105,7 @@ async def test_books_are_kept_per_code(feed: KisFeedClient, server: FakeServer) 
 
 
 async def test_a_book_for_a_code_subscribed_without_books_is_ignored(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     connection = await live(feed, server, "005930")
     connection.push(frame("H0STASP0", book_record()))
@@ -127,7 +127,7 @@ async def test_a_book_for_a_code_subscribed_without_books_is_ignored(
     ],
 )
 async def test_a_malformed_message_is_dropped_and_counted_and_reading_goes_on(
-    feed: KisFeedClient, server: FakeServer, garbage: str
+    feed: FeedClient, server: FakeServer, garbage: str
 ) -> None:
     updates = heard(feed)
     connection = await live(feed, server, "005930")
@@ -147,9 +147,7 @@ async def test_a_malformed_message_is_dropped_and_counted_and_reading_goes_on(
     assert len(server.connections) == 1
 
 
-async def test_an_encrypted_frame_is_counted_not_read(
-    feed: KisFeedClient, server: FakeServer
-) -> None:
+async def test_an_encrypted_frame_is_counted_not_read(feed: FeedClient, server: FakeServer) -> None:
     connection = await live(feed, server, "005930")
     connection.push("1|H0STCNI0|001|c2VjcmV0IGZpbGw=")
     await connection.delivered()
@@ -159,7 +157,7 @@ async def test_an_encrypted_frame_is_counted_not_read(
 
 
 async def test_repeated_and_older_trades_are_dropped_as_duplicates(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     updates = heard(feed)
     connection = await live(feed, server, "005930")
@@ -182,7 +180,7 @@ async def test_repeated_and_older_trades_are_dropped_as_duplicates(
 
 
 async def test_a_gap_keeps_the_trade_and_resyncs_the_code_from_rest(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     updates = heard(feed)
     connection = await live(feed, server, "005930", "000660")
@@ -210,7 +208,7 @@ async def test_a_gap_keeps_the_trade_and_resyncs_the_code_from_rest(
 
 
 async def test_one_resync_at_a_time_per_code(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     quotes.delay = 2.0
     connection = await live(feed, server, "005930")
@@ -235,7 +233,7 @@ async def quotes_answered(connection: FakeConnection) -> None:
 
 
 async def test_a_rest_quote_older_than_the_feed_is_not_published(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     updates = heard(feed)
     quotes.volume = 1400  # the REST answer predates the gap's trade (1500)
@@ -252,7 +250,7 @@ async def test_a_rest_quote_older_than_the_feed_is_not_published(
 
 
 async def test_a_failed_resync_is_counted_and_the_feed_goes_on(
-    feed: KisFeedClient, server: FakeServer, quotes: Quotes
+    feed: FeedClient, server: FakeServer, quotes: Quotes
 ) -> None:
     updates = heard(feed)
     quotes.error = BrokerUnavailable("GET /uapi/…/inquire-price: the broker is unavailable")
@@ -275,7 +273,7 @@ async def test_a_failed_resync_is_counted_and_the_feed_goes_on(
 
 
 async def test_a_failing_listener_is_counted_and_the_others_still_hear(
-    feed: KisFeedClient, server: FakeServer
+    feed: FeedClient, server: FakeServer
 ) -> None:
     def broken(update: PriceUpdate) -> None:
         raise RuntimeError("broadcaster bug")
@@ -294,7 +292,7 @@ async def test_a_failing_listener_is_counted_and_the_others_still_hear(
     assert (len(updates), feed.metrics()["feed_listener_errors"]) == (2, 1.0)
 
 
-async def test_metric_names_are_stable(feed: KisFeedClient) -> None:
+async def test_metric_names_are_stable(feed: FeedClient) -> None:
     names = (
         "feed_frames",
         "feed_records",
