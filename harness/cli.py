@@ -285,6 +285,14 @@ def up_command(
         int, typer.Option(help="Mock feed's port; 0 picks a free one.", envvar="SQUALL_FEED_PORT")
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 0,
+    broker: Annotated[
+        Api,
+        typer.Option(
+            help="The broker the mocks play and the system talks to: KIS Open API or Kiwoom "
+            "REST (REST and realtime).",
+            envvar="SQUALL_BROKER",
+        ),
+    ] = Api.kis,
 ) -> None:
     """Start the mock broker, the mock feed and the system against them; print the URLs.
 
@@ -301,23 +309,26 @@ def up_command(
     async def main() -> None:
         async with (
             serve_world(
-                BrokerConfig(seed=seed), broker_port=broker_port, feed_port=feed_port
+                BrokerConfig(api=broker.value, seed=seed),
+                broker_port=broker_port,
+                feed_port=feed_port,
             ) as world,
             running_system(system_settings(world)) as system,
             serve_gateway(system.app, "127.0.0.1", port) as gateway,
         ):
+            played = "Kiwoom" if broker == Api.kiwoom else "KIS"
             lines = [
                 ("dashboard", f"{gateway.url}/"),
                 ("gateway WebSocket", gateway.ws_url),
                 ("health", f"{gateway.url}/health"),
                 ("metrics", f"{gateway.url}/metrics"),
-                ("mock broker (KIS REST)", world.broker.url),
+                (f"mock broker ({played} REST)", world.broker.url),
                 ("mock broker control plane", f"{world.broker.url}/_squall/docs"),
-                ("mock feed (KIS realtime)", world.feed_url),
+                (f"mock feed ({played} realtime)", world.feed_url),
                 ("mock feed control plane", f"{world.feed.url}/_squall/docs"),
             ]
             await _announce(
-                f"Squall is up (seed {seed}); Ctrl-C stops everything",
+                f"Squall is up ({played}, seed {seed}); Ctrl-C stops everything",
                 *(f"{name:<27} {url}" for name, url in lines),
             )
 

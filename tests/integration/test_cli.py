@@ -254,9 +254,12 @@ def test_squall_system_without_settings_names_the_variables_and_exits_2(squall_e
     assert "Traceback" not in result.stderr
 
 
-def test_squall_up_prints_the_urls_and_the_dashboard_gets_live_prices(squall_exe: str) -> None:
+@pytest.mark.parametrize(("broker", "played"), [("kis", "KIS"), ("kiwoom", "Kiwoom")])
+def test_squall_up_prints_the_urls_and_the_dashboard_gets_live_prices(
+    squall_exe: str, broker: str, played: str
+) -> None:
     process = subprocess.Popen(
-        [squall_exe, "up", "--port", "0", "--seed", "4"],
+        [squall_exe, "up", "--port", "0", "--seed", "4", "--broker", broker],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -265,7 +268,15 @@ def test_squall_up_prints_the_urls_and_the_dashboard_gets_live_prices(squall_exe
         assert process.stdout is not None
         lines = [process.stdout.readline().strip() for _ in range(8)]
         urls = dict(line.rsplit(None, 1) for line in lines if line)  # "name   url"
-        assert set(urls) >= {"dashboard", "health", "gateway WebSocket", "mock feed (KIS realtime)"}
+        assert set(urls) >= {
+            "dashboard",
+            "health",
+            "gateway WebSocket",
+            f"mock feed ({played} realtime)",
+        }
+        feed_path = "/api/dostk/websocket" if broker == "kiwoom" else "/tryitout"
+        assert urls[f"mock feed ({played} realtime)"].endswith(feed_path)
+        assert urls[f"mock broker ({played} REST)"].startswith("http://127.0.0.1:")
         page = httpx.get(urls["dashboard"], timeout=5)
         assert page.status_code == 200
         assert 'data-testid="connection-state"' in page.text
