@@ -3,7 +3,8 @@
 ``GET /_squall/account/orders`` lists every order of every account, oldest first, with its
 fill, and ``at``: when it was booked in seconds of the mock's clock. It is the broker's side
 of a history check, the truth the system's own records are compared with, so it is read
-from the books themselves, never from what a client was told.
+from the books themselves, never from what a client was told. ``odno`` is the order's number
+as the broker the mock plays writes it: KIS's ten digits, Kiwoom's seven (``ord_no``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from mocks.broker.kiwoom.state import order_number
 from mocks.broker.state import Broker
 from mocks.control import PREFIX, ControlPlane
 
@@ -22,10 +24,11 @@ def router(broker: Broker, plane: ControlPlane) -> APIRouter:
     @api.get("/orders")
     async def orders() -> list[dict[str, Any]]:
         origin = broker.clock.wall(0.0)
+        number = order_number if broker.config.api == "kiwoom" else str
         return [
             {
                 "account": f"{account.cano}-{account.product}",
-                "odno": order.odno,
+                "odno": number(order.odno),
                 "side": order.side,
                 "code": order.code,
                 "quantity": order.quantity,
