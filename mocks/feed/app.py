@@ -12,6 +12,11 @@ Kraken's WebSocket v2 ticker protocol over the simulator's cross rates), on the 
 and market events, and Kiwoom's realtime protocol at ``/api/dostk/websocket``
 (``mocks.feed.kiwoom_session``) on the same market, fault rules and journal as KIS's.
 
+The seed's extras sit beside them: public ``GET /health`` and ``GET /stats``
+(``mocks.feed.status``), and the seed's signals channel at ``/ws`` (``mocks.feed.signals``:
+prices and simulated VCP / closing-bet signals, drawn by probability or cued with
+``POST /_squall/feed/signals``).
+
 Serve it with uvicorn's WebSocket-level pings off (``serve(..., ws_ping_interval=None)``, or
 ``serve_feed``): KIS keeps connections alive with its own PINGPONG, and a stall must be
 able to silence the connection completely.
@@ -24,10 +29,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
+from pydantic import ValidationError
 
 from mocks.clock import KST, MockClock
-from mocks.control import PREFIX, mock_app
+from mocks.control import PREFIX, json_body, mock_app, validation_summary
 from mocks.feed.config import FeedConfig
 from mocks.feed.control import FeedControlPlane
 from mocks.feed.fx_session import PATH as FX_PATH
@@ -35,7 +41,11 @@ from mocks.feed.fx_session import FxVenue
 from mocks.feed.kiwoom_session import PATH as KIWOOM_PATH
 from mocks.feed.kiwoom_session import KiwoomVenue, TokenRegistry
 from mocks.feed.session import Session
+from mocks.feed.signals import PATH as SIGNALS_PATH
+from mocks.feed.signals import SignalCue, SignalVenue
+from mocks.feed.signals_protocol import SIGNALS, check
 from mocks.feed.state import ApprovalRegistry, Feed
+from mocks.feed.status import Traffic, status_router
 from mocks.journal import fingerprint
 from mocks.market_events import MarketEvents
 from mocks.server import MockServer, serve
@@ -94,11 +104,27 @@ def create_feed_app(
     app.add_api_websocket_route(FX_PATH, venue.serve)
     app.state.kiwoom = KiwoomVenue(feed, tokens)
     app.add_api_websocket_route(KIWOOM_PATH, app.state.kiwoom.serve)
-    app.include_router(_feed_control(feed, plane))
+    signals = SignalVenue(feed)
+    plane.on_reset(signals.reset)
+    app.state.signals = signals
+    app.add_api_websocket_route(SIGNALS_PATH, signals.serve)
+    traffic = Traffic(
+        {
+            "kis": WEBSOCKET_PATHS,
+            "kiwoom": (KIWOOM_PATH,),
+            "fx": (FX_PATH,),
+            "signals": (SIGNALS_PATH,),
+        }
+    )
+    plane.on_reset(traffic.reset)
+    app.state.traffic = traffic
+    app.add_middleware(traffic.counting)
+    app.include_router(status_router(feed, traffic, venue, signals))
+    app.include_router(_feed_control(feed, plane, signals))
     return app
 
 
-def _feed_control(feed: Feed, plane: FeedControlPlane) -> APIRouter:
+def _feed_control(feed: Feed, plane: FeedControlPlane, signals: SignalVenue) -> APIRouter:
     api = APIRouter(prefix=f"{PREFIX}/feed", dependencies=[Depends(plane.authorize)])
 
     @api.get("/config")
@@ -122,6 +148,27 @@ def _feed_control(feed: Feed, plane: FeedControlPlane) -> APIRouter:
             }
             for session in feed.sessions()
         ]
+
+    @api.post("/signals")
+    async def cue_signal(request: Request) -> dict[str, Any]:
+        """Send a signal now to every ``/ws`` connection subscribed to its ticker."""
+        what = f"signal cue (signal: {' or '.join(SIGNALS)}; ticker: a listed 6-digit code)"
+        payload = await json_body(request, what)
+        try:
+            cue = SignalCue.model_validate(payload)
+        except ValidationError as exc:
+            raise HTTPException(422, validation_summary(exc, what)) from None
+        problem = check(cue.ticker, feed.market.instruments)
+        if problem is not None:
+            raise HTTPException(422, problem.message)
+        result = signals.cue(cue.signal, cue.ticker, cue.reason)
+        return {
+            "signal": cue.signal,
+            "ticker": cue.ticker,
+            "price": result.quote.price,
+            "time": result.quote.time,
+            "reached": result.reached,
+        }
 
     return api
 

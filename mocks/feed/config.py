@@ -34,6 +34,13 @@ class FeedConfig(BaseModel):
       stays. Beyond uvicorn's 16 MiB message limit the connection is closed with 1009.
     - ``max_backlog``: messages queued for one connection (a slow or stuck client, a long
       delay fault) before the feed gives up on it and closes it with 1013 (try again later).
+    - ``signal_interval_s``: seconds between the signals channel's (``/ws``) rounds: a price
+      message per subscribed ticker, then the signals drawn for it. 2 s, as the seed's
+      mock broadcast; on the loop clock, so scenarios on virtual time run it too.
+    - ``vcp_probability`` and ``closing_bet_probability``: the chance (0 to 1) that a
+      subscribed ticker sends a VCP, or a closing-bet (종가베팅), signal in a round. 0.1
+      each, as the seed's; 0 sends none (cue them from the control plane instead), 1 one
+      every round. Drawn from ``seed``, so one seed sends the same signals in every run.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,3 +53,7 @@ class FeedConfig(BaseModel):
     appkey_release_s: float = Field(default=0.0, ge=0)
     max_message_chars: int = Field(default=4096, ge=256)
     max_backlog: int = Field(default=10_000, ge=10)
+    # At least 10 ms: a shorter round only spins the loop (the market steps once a second).
+    signal_interval_s: float = Field(default=2.0, ge=0.01)
+    vcp_probability: float = Field(default=0.1, ge=0, le=1)
+    closing_bet_probability: float = Field(default=0.1, ge=0, le=1)
