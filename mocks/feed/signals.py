@@ -1,10 +1,10 @@
 """The signals channel (``signals_protocol``) on the feed app, at ``PATH``: the seed's
 simulated prices and VCP / closing-bet signals, by probability or on cue.
 
-Three tasks share a connection, as on the FX channel: the *reader* (the ASGI task) answers
-client messages; the *emitter* runs a round every ``signal_interval_s`` of the feed's
-clock, sending each subscribed ticker's price and the signals drawn for it; the *sender* is
-the only one that writes, in order, from one outbox that ``max_backlog`` bounds. A cue
+A ``ChannelSession`` (``mocks.feed.channel``: reader, emitter and sender, the backlog
+limit, the journal), as the FX channel's: the reader answers client messages; the emitter
+runs a round every ``signal_interval_s`` of the feed's clock, sending each subscribed
+ticker's price and the signals drawn for it. A cue
 (``SignalVenue.cue``, the control plane's ``POST /_squall/feed/signals``) puts a signal in
 the outbox of every connection subscribed to its ticker, at once.
 
@@ -36,31 +36,25 @@ Decisions (the seed leaves them open):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+from starlette.types import Message
+from starlette.websockets import WebSocket
 
 from mocks.feed import signals_protocol as sp
+from mocks.feed.channel import ChannelSession, ChannelVenue, Outgoing
 from mocks.feed.protocol import TRADES
 from mocks.feed.signals_protocol import Invalid, Ping, Quote, SignalKind, TickerRequest
 from mocks.feed.state import Feed
-from mocks.journal import FeedEntryKind
 from mocks.vocabulary import FeedMeaning
 
 logger = logging.getLogger(__name__)
 
 PATH = "/ws"  # the seed's
 CHANNEL = "signals"  # tr_id of the channel's messages and answers in the journal
-BACKLOG_CLOSE = 1013  # try again later
-RESET_CLOSE = 1012  # service restart
-INTERNAL_CLOSE = 1011
-_DISCONNECTED = (WebSocketDisconnect, WebSocketDisconnected, OSError, RuntimeError)
 
 
 class SignalCue(BaseModel):
@@ -80,26 +74,11 @@ class CueResult:
     reached: int  # connections subscribed to the ticker whose outbox took the signal
 
 
-@dataclass(frozen=True)
-class _Outgoing:
-    """One message for the sender, and its journal entry (written when it goes out)."""
-
-    text: str
-    kind: FeedEntryKind
-    tr_id: str | None = None
-    tr_key: str | None = None
-    code: str | None = None
-    step: int | None = None
-    detail: str | None = None
-    meaning: FeedMeaning | None = None  # an ack's, in neutral terms (mocks.vocabulary)
-
-
-class SignalVenue:
+class SignalVenue(ChannelVenue["SignalSession"]):
     """The signals connections of one feed app; a control-plane reset drops them all."""
 
     def __init__(self, feed: Feed) -> None:
-        self.feed = feed
-        self.sessions: set[SignalSession] = set()
+        super().__init__(feed)
         config = feed.config
         self.probabilities: dict[SignalKind, float] = {
             "vcp": config.vcp_probability,
@@ -108,11 +87,6 @@ class SignalVenue:
 
     async def serve(self, websocket: WebSocket) -> None:
         await SignalSession(self, websocket).run()
-
-    def reset(self) -> None:
-        for session in list(self.sessions):
-            session.drop_silently()
-        self.sessions.clear()
 
     def quote(self, ticker: str, step: int) -> Quote:
         return sp.quote(self.feed.tape.record(TRADES, ticker, step))
@@ -125,91 +99,42 @@ class SignalVenue:
         step = self.feed.step()
         at = self.quote(ticker, step)
         text = sp.signal(kind, at, reason or sp.cued_reason(kind))
-        item = _Outgoing(text, "frame", kind, ticker, step=step, detail="cued")
+        item = Outgoing(text, "frame", kind, ticker, step=step, detail="cued")
         reached = sum(
             session._enqueue(item) for session in list(self.sessions) if ticker in session.tickers
         )
         return CueResult(at, reached)
 
 
-class SignalSession:
+class SignalSession(ChannelSession[SignalVenue]):
+    label = "signals"
+
     def __init__(self, venue: SignalVenue, websocket: WebSocket) -> None:
-        self.venue = venue
-        self.feed = venue.feed
-        self.ws = websocket
-        self.number = 0
+        super().__init__(venue, websocket)
         self.tickers: dict[str, None] = {}  # subscribed, in order (an ordered set)
-        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._silent = False  # dropped by a control-plane reset: journal nothing more
-        self._close_code: int | None = None
-
-    async def run(self) -> None:
-        try:
-            await self.ws.accept()
-        except _DISCONNECTED:
-            return
-        self.number = self.feed.next_connection()
-        self.venue.sessions.add(self)
-        self._journal("connect", detail=self.ws.url.path)
-        self._spawn(self._send_loop())
-        self._spawn(self._emit_loop())
-        try:
-            await self._read_loop()
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self.venue.sessions.discard(self)
-            code = None if self._close_code is None else str(self._close_code)
-            self._journal("disconnect", code=code)
-
-    def drop_silently(self) -> None:
-        """A control-plane reset: close the connection and journal nothing more of it."""
-        self._silent = True
-        self._spawn(self._close(RESET_CLOSE, "mock reset"))
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "signals connection %d: a task failed", self.number, exc_info=task.exception()
-            )
-            self._spawn(self._close(INTERNAL_CLOSE, "internal error"))
 
     # -- reading ----------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
-        while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                if self._close_code is None:
-                    self._close_code = message.get("code")
-                return
-            text = message.get("text")
-            try:
-                if text is None:
-                    size = len(message.get("bytes") or b"")
-                    detail = f"binary, {size} bytes"
-                    self._journal("message", tr_id=CHANNEL, outcome="invalid", detail=detail)
-                    self._answer_invalid(Invalid(sp.NOT_JSON, "binary messages are not read"))
-                else:
-                    self._handle(text)
-            except Exception:
-                # A bug here must not take the connection down with it; the log shows it.
-                logger.exception("signals connection %d: could not handle a message", self.number)
-                self._answer_invalid(Invalid(sp.INTERNAL, "the mock failed on this message"))
+    def _received(self, message: Message) -> None:
+        text = message.get("text")
+        try:
+            if text is None:
+                size = len(message.get("bytes") or b"")
+                detail = f"binary, {size} bytes"
+                self._journal("message", tr_id=CHANNEL, outcome="invalid", detail=detail)
+                self._answer_invalid(Invalid(sp.NOT_JSON, "binary messages are not read"))
+            else:
+                self._handle(text)
+        except Exception:
+            # A bug here must not take the connection down with it; the log shows it.
+            logger.exception("signals connection %d: could not handle a message", self.number)
+            self._answer_invalid(Invalid(sp.INTERNAL, "the mock failed on this message"))
 
     def _handle(self, text: str) -> None:
         parsed = sp.parse_client_message(text, max_chars=self.feed.config.max_message_chars)
         if isinstance(parsed, Ping):
             self._journal("message", tr_id=CHANNEL, outcome="ping")
-            self._enqueue(_Outgoing(sp.pong(), "ack", CHANNEL, code="pong"))
+            self._enqueue(Outgoing(sp.pong(), "ack", CHANNEL, code="pong"))
         elif isinstance(parsed, Invalid):
             # The length only: the text is the client's, and may hold anything.
             detail = f"{len(text)} characters"
@@ -237,11 +162,11 @@ class SignalSession:
             self.tickers.pop(ticker, None)
         answered: FeedMeaning = "subscribed" if request.action == "subscribe" else "unsubscribed"
         text = sp.answer(request)
-        self._enqueue(_Outgoing(text, "ack", CHANNEL, ticker, code=answered, meaning=answered))
+        self._enqueue(Outgoing(text, "ack", CHANNEL, ticker, code=answered, meaning=answered))
 
     def _answer_invalid(self, problem: Invalid, ticker: str | None = None) -> None:
         text = sp.error(problem)
-        item = _Outgoing(text, "ack", CHANNEL, ticker, code=problem.code, detail=problem.message)
+        item = Outgoing(text, "ack", CHANNEL, ticker, code=problem.code, detail=problem.message)
         self._enqueue(item)
 
     # -- emitting ---------------------------------------------------------------------
@@ -267,55 +192,8 @@ class SignalSession:
             if not feed.tape.sends(TRADES, ticker, step):
                 continue  # halted: nothing trades
             at = self.venue.quote(ticker, step)
-            self._enqueue(_Outgoing(sp.price(at), "frame", "price", ticker, step=step))
+            self._enqueue(Outgoing(sp.price(at), "frame", "price", ticker, step=step))
             for kind in sp.fired(feed.config.seed, ticker, number, self.venue.probabilities):
                 reason = sp.drawn_reason(kind, self.venue.probabilities[kind])
                 text = sp.signal(kind, at, reason)
-                self._enqueue(_Outgoing(text, "frame", kind, ticker, step=step, detail="drawn"))
-
-    # -- sending ----------------------------------------------------------------------
-
-    def _enqueue(self, item: _Outgoing) -> bool:
-        """Queue ``item``; False if the connection is closing or just went over its
-        backlog (it is closed with 1013, as the other channels' are)."""
-        if self._close_code is not None:
-            return False
-        if self._outbox.qsize() >= self.feed.config.max_backlog:
-            self._journal("fault", detail=f"backlog of {self._outbox.qsize()} messages")
-            self._spawn(self._close(BACKLOG_CLOSE, "backlog"))
-            return False
-        self._outbox.put_nowait(item)
-        return True
-
-    async def _send_loop(self) -> None:
-        while True:
-            item = await self._outbox.get()
-            try:
-                await self.ws.send_text(item.text)
-            except _DISCONNECTED:
-                return  # the reader sees the disconnect and ends the session
-            self._journal(
-                item.kind,
-                tr_id=item.tr_id,
-                tr_key=item.tr_key,
-                code=item.code,
-                records=1 if item.kind == "frame" else None,
-                step=item.step,
-                outcome="sent" if item.kind == "frame" else None,
-                detail=item.detail,
-                meaning=item.meaning,
-            )
-
-    async def _close(self, code: int, reason: str) -> None:
-        if self._close_code is not None:
-            return
-        self._close_code = code
-        with contextlib.suppress(*_DISCONNECTED):
-            await self.ws.close(code, reason)
-
-    def _journal(self, kind: FeedEntryKind, **fields: Any) -> None:
-        if self._silent:
-            return
-        self.feed.journal.record(
-            at=round(self.feed.clock.now(), 6), connection=self.number, kind=kind, **fields
-        )
+                self._enqueue(Outgoing(text, "frame", kind, ticker, step=step, detail="drawn"))
