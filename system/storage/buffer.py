@@ -483,6 +483,9 @@ class WriteBuffer:
     - ``capacity``, ``on_full``: the bound and what happens at it; ``capacity_setting``
       names the setting that sets ``capacity``, for ``BufferFull``'s advice.
     - ``batch_size``: most records per ``sink.write`` (one transaction), in whole groups.
+    - ``linger_s``: when a record arrives at an idle buffer, how long to wait for others
+      to join its batch. Records come in bursts (each code's snapshot in the same second,
+      an order and its audit event): one transaction for the burst instead of one each.
     - ``start_seq``: the first seq; after a restart, 1 + the database's largest seq.
     - ``is_transient``: whether a sink error is worth retrying (default: every one).
     - ``backoff_base_s``, ``backoff_max_s``, ``rng``: retry delays; seed ``rng`` to make a
@@ -501,6 +504,7 @@ class WriteBuffer:
         *,
         capacity: int = 10_000,
         batch_size: int = 100,
+        linger_s: float = 0.0,
         on_full: OnFull = "refuse",
         start_seq: int = 1,
         is_transient: Callable[[Exception], bool] = any_exception_is_transient,
@@ -518,6 +522,9 @@ class WriteBuffer:
             )
         if write_timeout_s is not None and write_timeout_s <= 0:
             raise ValueError(f"write_timeout_s must be > 0 or None, got {write_timeout_s}")
+        if linger_s < 0:
+            raise ValueError(f"linger_s must be >= 0, got {linger_s}")
+        self._linger_s = linger_s
         self._backlog = Backlog(
             capacity=capacity,
             batch_size=batch_size,
@@ -670,6 +677,8 @@ class WriteBuffer:
                 if not batch:
                     self._wake.clear()
                     await self._wake.wait()
+                    if self._linger_s:
+                        await asyncio.sleep(self._linger_s)
                     continue
                 # Cleared before the attempt: a retry_now() during it still cuts the wait.
                 self._retry.clear()

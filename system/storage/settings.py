@@ -41,6 +41,15 @@ class StorageSettings(BaseModel):
         description="Most records written in one transaction (a larger atomic group is "
         "written alone)",
     )
+    linger_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="When a record arrives while nothing is waiting, how long the buffer "
+        "waits for more to join its batch (0: write at once). Records come in bursts (a "
+        "snapshot of each code, an order and its audit event): one transaction for the "
+        "burst instead of one each, at this much more latency for the first.",
+    )
     on_full: OnFull = Field(
         default="refuse",
         description='"refuse": a record that does not fit raises BufferFull (the caller '

@@ -205,6 +205,7 @@ class Storage:
             self._sink,
             capacity=settings.buffer_capacity,
             batch_size=settings.batch_size,
+            linger_s=settings.linger_s,
             on_full=settings.on_full,
             start_seq=start_seq,
             is_transient=is_transient,

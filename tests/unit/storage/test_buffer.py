@@ -714,3 +714,26 @@ async def test_only_records_are_accepted() -> None:
         with pytest.raises(TypeError, match=r"WriteBuffer\.submit takes a record"):
             buffer.submit(("005930", 1, 1, 0.0))  # type: ignore[arg-type]
         assert buffer.stats().submitted == 0
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(("linger_s", "batches"), [(0.0, [[1], [2], [3]]), (0.05, [[1, 2, 3]])])
+async def test_a_burst_lingered_over_goes_in_one_batch(
+    linger_s: float, batches: list[list[int]]
+) -> None:
+    sink = FakeSink()
+    async with WriteBuffer(sink, linger_s=linger_s) as buffer:
+        await settle()  # the drain is idle, waiting for a record
+        start = now()
+        for n in range(3):  # three records 10 ms apart, as a burst of snapshots comes
+            buffer.submit(snap(n))
+            await asyncio.sleep(0.01)
+        await buffer.flush(1.0)
+    assert [attempt for _, attempt in sink.attempts] == batches
+    # The first record waited the linger, not more.
+    assert sink.attempts[0][0] - start == pytest.approx(linger_s, abs=1e-6)
+
+
+def test_a_negative_linger_is_refused() -> None:
+    with pytest.raises(ValueError, match="linger_s must be >= 0"):
+        WriteBuffer(FakeSink(), linger_s=-1)
