@@ -114,6 +114,16 @@ class OrderBook:
     bids: tuple[BookLevel, ...]  # best (highest) first
 
 
+class BookTop(NamedTuple):
+    """What a trade record shows of a step's book: each side's best level (None when the
+    side is empty) and its total quantity."""
+
+    best_ask: BookLevel | None
+    best_bid: BookLevel | None
+    asks: int
+    bids: int
+
+
 def day_sign(price: int, instrument: Instrument) -> str:
     """KIS's sign of ``price`` against the day (prdy_vrss_sign in REST, PRDY_VRSS_SIGN in the
     feed): 1 at the upper limit, 4 at the lower, else 2 up, 3 flat, 5 down vs the base."""
@@ -359,6 +369,46 @@ class Market:
         elif pin == "lower":
             asks, bids = [BookLevel(instrument.lower_limit, queued), *asks[: depth - 1]], []
         return OrderBook(code, step, tuple(asks), tuple(bids))
+
+    def book_top(self, code: str, step: int) -> BookTop:
+        """``order_book(code, step)``'s best levels and totals, without building the book
+        when it is a full ten levels a side (the usual case, away from the limits): a feed
+        writes these into every trade record, seventy thousand a simulated day."""
+        instrument = self.instrument(code)
+        price = self.tick(code, step).price
+        effect = self.effect(code, step)
+        if (effect.pin is None or not effect.trading) and _full_ladder(price, instrument):
+            draws = _book_draws(self.seed, code, step)
+            asks = [1 + draw % 5_000 for draw in draws[:_BOOK_DEPTH]]
+            bids = [1 + draw % 5_000 for draw in draws[_BOOK_DEPTH : 2 * _BOOK_DEPTH]]
+            best_ask = BookLevel(price + krx.tick_size(price), asks[0])
+            best_bid = BookLevel(krx.round_to_tick(price - 1, down=True), bids[0])
+            return BookTop(best_ask, best_bid, sum(asks), sum(bids))
+        book = self.order_book(code, step)
+        return BookTop(
+            book.asks[0] if book.asks else None,
+            book.bids[0] if book.bids else None,
+            sum(quantity for _, quantity in book.asks),
+            sum(quantity for _, quantity in book.bids),
+        )
+
+
+def _full_ladder(price: int, instrument: Instrument) -> bool:
+    """Whether ten levels fit on each side of ``price`` inside the daily limits."""
+    tick = krx.tick_size(price)
+    ask = price + _BOOK_DEPTH * tick
+    if krx.tick_size(ask - tick) != tick:  # the ladder crosses a tick band: walk it
+        ask = price
+        for _ in range(_BOOK_DEPTH):
+            ask += krx.tick_size(ask)
+    best_bid = krx.round_to_tick(price - 1, down=True)
+    step = krx.tick_size(best_bid)
+    bid = best_bid - (_BOOK_DEPTH - 1) * step
+    if krx.tick_size(bid) != step:
+        bid = price
+        for _ in range(_BOOK_DEPTH):
+            bid = krx.round_to_tick(bid - 1, down=True)
+    return ask <= instrument.upper_limit and bid >= instrument.lower_limit and bid > 0
 
 
 def _book_draws(seed: int, code: str, step: int) -> tuple[int, ...]:

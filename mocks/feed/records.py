@@ -212,8 +212,9 @@ class Tape:
         """The H0STCNT0 record of ``code`` at ``step`` (46 fields)."""
         instrument = self.market.instrument(code)
         tick = self.market.tick(code, step)
-        book = self._levels(code, step)
-        best_ask, best_bid = book.best_ask, book.best_bid
+        top = self.market.book_top(code, step)  # the best levels and totals only
+        best_ask = _written(top.best_ask) if top.best_ask else ("0", "0")
+        best_bid = _written(top.best_bid) if top.best_bid else ("0", "0")
         flow = self._flow(code, step)
         profile = self._profile(instrument)
         change = tick.price - instrument.base_price
@@ -260,8 +261,8 @@ class Tape:
             "TRHT_YN": "N",
             "ASKP_RSQN1": best_ask[1],
             "BIDP_RSQN1": best_bid[1],
-            "TOTAL_ASKP_RSQN": str(book.asks),
-            "TOTAL_BIDP_RSQN": str(book.bids),
+            "TOTAL_ASKP_RSQN": str(top.asks),
+            "TOTAL_BIDP_RSQN": str(top.bids),
             "VOL_TNRT": f"{tick.volume / profile.listed_shares * 100:.2f}",
             "PRDY_SMNS_HOUR_ACML_VOL": str(same_time_yesterday),
             "PRDY_SMNS_HOUR_ACML_VOL_RATE": _percent(tick.volume, same_time_yesterday),

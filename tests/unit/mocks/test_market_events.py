@@ -303,3 +303,24 @@ def test_the_feed_records_follow_events_added_after_they_were_computed() -> None
     assert (row["STCK_PRPR"], row["PRDY_VRSS_SIGN"]) == (str(lower), "4")
     book = dict(zip(BOOK_COLUMNS, tape.record("H0STASP0", CODE, 8), strict=True))
     assert (book["BIDP1"], book["ASKP1"]) == ("0", str(lower))
+
+
+def test_the_book_top_is_the_order_books_best_levels_and_totals_through_every_event() -> None:
+    # Gaps up and down push the price next to both limits, where the ladder is short; the
+    # limit moves make one-sided books and the VI an auction book.
+    market = market_with(
+        *EVENTS,
+        {"kind": "gap", "at": 300, "pct": 40},
+        {"kind": "gap", "at": 450, "pct": -50},
+    )
+    for step in range(0, 700):
+        book = market.order_book(CODE, step)
+        assert market.book_top(CODE, step) == (
+            book.asks[0] if book.asks else None,
+            book.bids[0] if book.bids else None,
+            sum(quantity for _, quantity in book.asks),
+            sum(quantity for _, quantity in book.bids),
+        ), step
+    books = [market.order_book(CODE, s) for s in range(700)]
+    assert any(len(b.asks) < 10 for b in books), "no step reached the short ask ladder"
+    assert any(len(b.bids) < 10 for b in books), "no step reached the short bid ladder"
