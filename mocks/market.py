@@ -255,7 +255,7 @@ class Market:
         instrument = self.instrument(code)
         shaped = self._shaped.get(code)
         if shaped is None or shaped.events is not events:
-            shaped = self._shaped[code] = _Shaped(events)
+            shaped = self._shaped[code] = _reshaped(shaped, events)
         while len(shaped.ticks) <= step:
             last = shaped.ticks[-1] if shaped.ticks else None
             shaped.ticks.append(self._shape(instrument, events, len(shaped.ticks), last))
@@ -391,6 +391,19 @@ class Market:
             sum(quantity for _, quantity in book.asks),
             sum(quantity for _, quantity in book.bids),
         )
+
+
+def _reshaped(shaped: _Shaped | None, events: tuple[MarketEvent, ...]) -> _Shaped:
+    """The path for ``events``, keeping what ``shaped`` computed that they leave alone.
+
+    Events are added, in order, or all cleared. An event moves no step before its start,
+    so when ``events`` are ``shaped``'s plus new ones, the steps before the earliest new
+    start stand: a day's events then cost the steps after them, not the whole day again."""
+    if shaped is None or events[: len(shaped.events)] != shaped.events:
+        return _Shaped(events)
+    added = events[len(shaped.events) :]
+    first = min((event.start for event in added), default=len(shaped.ticks))
+    return _Shaped(events, shaped.ticks[:first])
 
 
 def _full_ladder(price: int, instrument: Instrument) -> bool:

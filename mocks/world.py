@@ -81,6 +81,7 @@ async def serve_world(
     feed_config = feed_config or FeedConfig(seed=broker_config.seed)
     origin = wall_origin or opening_bell()
     broker_app = create_app(broker_config, control_token=control_token, wall_origin=origin)
+    broker_market = broker_app.state.broker.market
     feed_app = create_feed_app(
         feed_config,
         approvals=broker_app.state.broker.tokens.approvals,
@@ -88,6 +89,8 @@ async def serve_world(
         wall_origin=origin,
         control_token=control_token,
         market_events=broker_app.state.broker.market.events,
+        # One market for both when they share a seed: each price path is computed once.
+        market=broker_market if broker_market.seed == feed_config.seed else None,
     )
     async with (
         serve(broker_app, host, broker_port) as broker,

@@ -47,6 +47,7 @@ from mocks.feed.signals_protocol import SIGNALS, check
 from mocks.feed.state import ApprovalRegistry, Feed
 from mocks.feed.status import Traffic, status_router
 from mocks.journal import fingerprint
+from mocks.market import Market
 from mocks.market_events import MarketEvents
 from mocks.server import MockServer, serve
 
@@ -69,6 +70,7 @@ def create_feed_app(
     wall_origin: datetime | None = None,
     control_token: str | None = None,
     market_events: MarketEvents | None = None,
+    market: Market | None = None,
     tokens: TokenRegistry | None = None,
 ) -> FastAPI:
     """A fresh feed.
@@ -81,6 +83,8 @@ def create_feed_app(
     ``market_events`` is the mock broker's collection (``broker_app.state.broker.market
     .events``) when both run in one world, so the frames show the events its control plane
     injects (a VI halt sends no trade frames); by default the feed's market has its own.
+    ``market`` is the broker's market itself (same seed): one market then computes each
+    price path once for both (with its events).
     ``tokens`` is the mock broker's token book (``broker_app.state.broker.tokens``): Kiwoom's
     realtime channel at ``/api/dostk/websocket`` then logs in only live tokens it issued;
     without it, any non-empty token (``mocks.feed.kiwoom_session``).
@@ -88,7 +92,7 @@ def create_feed_app(
     config = config or FeedConfig()
     clock = MockClock(wall_origin or opening_bell())
     plane = FeedControlPlane(seed=config.seed, control_token=control_token, clock=clock)
-    feed = Feed(config, clock, plane, approvals, market_events)
+    feed = Feed(config, clock, plane, approvals, market_events, market)
     plane.on_reset(feed.reset)
     app = mock_app("Squall mock KIS realtime feed", plane, shutdown=feed.shutdown)
     app.state.feed = feed

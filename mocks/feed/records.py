@@ -32,6 +32,7 @@ from typing import TypeVar
 from mocks.clock import MockClock
 from mocks.feed.protocol import BOOK, TRADES
 from mocks.market import STEP_SECONDS, BookLevel, Instrument, Market, OrderBook, day_sign
+from mocks.market_events import MarketEvent
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD",
@@ -180,14 +181,25 @@ class Tape:
         self._books: dict[tuple[str, int], _Levels] = {}
         self._clock_strings: dict[int, tuple[str, str]] = {}
         self._revision = market.events.revision
+        self._flow_events: dict[str, tuple[MarketEvent, ...]] = {}  # what each flow saw
 
     def _current(self) -> None:
-        """Forget what was computed before the market's events last changed."""
-        if self._revision != self.market.events.revision:
-            self._revision = self.market.events.revision
-            self._flows.clear()
-            self._records.clear()
-            self._books.clear()
+        """Forget what was computed before the market's events last changed: the recent
+        records and books, and each code's flows from the first step its new events move
+        (a day's events then cost the steps after them, not the whole day's flows again)."""
+        if self._revision == self.market.events.revision:
+            return
+        self._revision = self.market.events.revision
+        self._records.clear()
+        self._books.clear()
+        for code, flows in self._flows.items():
+            seen, events = self._flow_events.get(code, ()), self.market.events.of(code)
+            if events[: len(seen)] != seen:  # cleared or replaced: start over
+                del flows[:]
+            else:
+                added = events[len(seen) :]
+                del flows[min((event.start for event in added), default=len(flows)) :]
+            self._flow_events[code] = events
 
     def sends(self, tr_id: str, code: str, step: int) -> bool:
         """Whether there is a ``tr_id`` record of ``code`` at ``step``: no trade record
@@ -335,7 +347,10 @@ class Tape:
 
     def _flow(self, code: str, step: int) -> _Flow:
         self._current()
-        flows = self._flows.setdefault(code, [])
+        flows = self._flows.get(code)
+        if flows is None:
+            flows = self._flows[code] = []
+            self._flow_events[code] = self.market.events.of(code)
         while len(flows) <= step:
             flows.append(self._next_flow(code, len(flows), flows[-1] if flows else None))
         return flows[step]

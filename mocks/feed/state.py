@@ -49,7 +49,13 @@ class Feed:
         plane: FeedControlPlane,
         approvals: ApprovalRegistry | None = None,
         market_events: MarketEvents | None = None,
+        market: Market | None = None,
     ) -> None:
+        if market is not None and market.seed != config.seed:
+            raise ValueError(
+                f"the feed's seed is {config.seed} but the market given is seed "
+                f"{market.seed}: give the feed the market's seed, or no market"
+            )
         policy = config.approval_keys or ("issued" if approvals is not None else "uuid")
         if policy == "issued" and approvals is None:
             raise ValueError(
@@ -61,8 +67,9 @@ class Feed:
         self.clock = clock
         self.plane = plane
         self.approvals = approvals if policy == "issued" else None
-        # The broker's events when both run in one world: its control plane injects them.
-        self.market = Market(config.seed, events=market_events)
+        # The broker's market (or at least its events) when both run in one world: its
+        # control plane injects the events, and one market computes each path once.
+        self.market = market if market is not None else Market(config.seed, events=market_events)
         self.tape = Tape(self.market, clock)
         self._sessions: dict[int, Session] = {}
         self._numbers = itertools.count(1)

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from mocks.broker import BrokerConfig
 from mocks.clock import KST
+from mocks.feed import FeedConfig, create_feed_app
 from mocks.feed.records import BOOK_COLUMNS, TRADE_COLUMNS
 from mocks.market import Market
 from mocks.world import World, serve_world
@@ -140,11 +141,11 @@ async def test_limit_down_and_a_vi_agree_in_quotes_orders_and_frames() -> None:
             {"kind": "limit-down", "code": CODE, "at": LIMIT_DOWN.start, "for": len(LIMIT_DOWN)}
         )
         await control.add_market_event({"kind": "vi", "code": CODE, "at": VI.start, "for": len(VI)})
-        # The feed's market is a market of its own, sharing the broker's events.
+        # One market serves both mocks: the frames below and the REST answers read it.
+        # (Two markets of one seed and one set of events agree too: see the unit tests.)
         feed_market: Market = world.feed_app.state.feed.market
         broker_market: Market = world.broker_app.state.broker.market
-        assert feed_market is not broker_market
-        assert feed_market.events is broker_market.events
+        assert feed_market is broker_market
 
         tape = Tape()
         async with connect(world.feed_url) as ws:
@@ -222,3 +223,21 @@ async def test_clearing_the_events_restores_the_undisturbed_world() -> None:
         calm = Market(SEED)
         # The quote is the undisturbed path's, whichever second the calls took to make.
         assert (await s.quote())["stck_prpr"] in {str(calm.tick(CODE, n).price) for n in (2, 3)}
+
+
+async def test_one_world_has_one_market_unless_the_feed_is_given_another_seed() -> None:
+    async with serve_world(BrokerConfig(seed=SEED), wall_origin=OPEN) as world:
+        assert world.feed_app.state.feed.market is world.broker_app.state.broker.market
+    async with serve_world(
+        BrokerConfig(seed=SEED), FeedConfig(seed=SEED + 1), wall_origin=OPEN
+    ) as world:
+        feed_market = world.feed_app.state.feed.market
+        assert feed_market is not world.broker_app.state.broker.market
+        assert feed_market.seed == SEED + 1
+        # Still one collection of events: the broker's control plane moves both.
+        assert feed_market.events is world.broker_app.state.broker.market.events
+
+
+def test_a_feed_refuses_a_market_of_another_seed() -> None:
+    with pytest.raises(ValueError, match="the feed's seed is 1 but the market given is seed 2"):
+        create_feed_app(FeedConfig(seed=1), market=Market(2))

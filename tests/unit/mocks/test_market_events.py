@@ -324,3 +324,35 @@ def test_the_book_top_is_the_order_books_best_levels_and_totals_through_every_ev
     books = [market.order_book(CODE, s) for s in range(700)]
     assert any(len(b.asks) < 10 for b in books), "no step reached the short ask ladder"
     assert any(len(b.bids) < 10 for b in books), "no step reached the short bid ladder"
+
+
+def test_events_added_one_by_one_as_the_day_goes_give_the_path_of_all_of_them_at_once() -> None:
+    added = (
+        {"kind": "gap", "at": 40, "pct": 6},
+        {"kind": "vi", "at": 90, "for": 30},
+        {"kind": "limit-up", "at": 150, "for": 40},
+        {"kind": "gap", "at": 151, "pct": -12},
+    )
+    at_once = market_with(*added)
+    live = Market(SEED)
+    for fields in added:
+        live.tick(CODE, fields["at"])  # the feed has read the path up to the event's step
+        live.inject(event(**fields), now=fields["at"])
+    assert [live.tick(CODE, s) for s in range(400)] == [at_once.tick(CODE, s) for s in range(400)]
+
+
+def test_trade_records_with_events_added_live_are_those_of_all_events_at_once() -> None:
+    added = (
+        {"kind": "gap", "at": 40, "pct": 6},
+        {"kind": "limit-down", "at": 120, "for": 30},
+        {"kind": "vi", "at": 200, "for": 30},
+    )
+    at_once = tape_of(market_with(*added))
+    live_market = Market(SEED)
+    live = tape_of(live_market)
+    for fields in added:
+        for step in range(fields["at"] - 20, fields["at"] + 1):  # the feed sent up to now
+            live.record("H0STCNT0", CODE, step)
+        live_market.inject(event(**fields), now=fields["at"])
+    for step in range(300):
+        assert live.record("H0STCNT0", CODE, step) == at_once.record("H0STCNT0", CODE, step)
