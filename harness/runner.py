@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -123,7 +124,8 @@ def run_scenario(
             if scenario.start is None
             else _start_up(scenario, path, seed, options.launcher)
         )
-        result = run(playing, clock)
+        with _collecting_less():
+            result = run(playing, clock)
     except (
         stacks.StackError,
         PortInUse,
@@ -137,6 +139,25 @@ def run_scenario(
     result.wall_seconds = time.perf_counter() - started
     result.name = run_name(scenario, api)
     return result
+
+
+@contextlib.contextmanager
+def _collecting_less() -> Iterator[None]:
+    """Python's cycle collector, run less often during a run.
+
+    A run allocates millions of short-lived objects (frames, records, journal entries) that
+    reference counting frees; the collector, by default after every 700 allocations,
+    mostly walks the ones that stay. Fifty thousand, with what existed before the run
+    frozen out of its walks, takes ~6 % off a simulated trading day (31.7 s against 33.7 s,
+    in alternating runs). The settings are restored after the run."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def run_name(scenario: Scenario, api: Api) -> str:
