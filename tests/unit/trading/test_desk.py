@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date
 
 import pytest
 
@@ -15,7 +15,7 @@ from system.market import PriceUpdate
 from system.storage.records import AuditEvent, Halt, QuoteSnapshot, Record
 from system.storage.records import Signal as StoredSignal
 from system.trading.alerts import Alert
-from system.trading.desk import Desk, DeskSettings, _time_of_day
+from system.trading.desk import Desk, DeskSettings, _second_of_day
 from system.trading.detectors import Signal
 from system.trading.risk import (
     CapitalCap,
@@ -332,11 +332,12 @@ async def test_an_update_that_fails_is_logged_and_counted_and_the_desk_goes_on(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("093354", time(9, 33, 54)),
-        ("000000", time(0, 0, 0)),
-        ("235959", time(23, 59, 59)),
+        ("093354", 9 * 3600 + 33 * 60 + 54),
+        ("000000", 0),
+        ("235959", 86_399),
         ("240000", None),  # no 24 o'clock
         ("096000", None),
+        ("093360", None),
         ("09335", None),
         ("0933545", None),
         ("09:335", None),
@@ -344,5 +345,5 @@ async def test_an_update_that_fails_is_logged_and_counted_and_the_desk_goes_on(
         ("", None),
     ],
 )
-def test_a_trade_time_is_read_as_hhmmss_or_not_at_all(text: str, expected: time | None) -> None:
-    assert _time_of_day(text) == expected
+def test_a_trade_time_is_read_as_hhmmss_or_not_at_all(text: str, expected: int | None) -> None:
+    assert _second_of_day(text) == expected
