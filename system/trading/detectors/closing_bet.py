@@ -110,6 +110,8 @@ class ClosingBetDetector:
 
     def _kst(self, at: float) -> datetime:
         wall = self._wall(at)
+        if wall.tzinfo is KST:
+            return wall  # already Korean time: read on every price, so no conversion
         if wall.tzinfo is None or wall.utcoffset() is None:
             raise ValueError(
                 f"{self.name}: the wall clock returned {wall.isoformat()} for loop time {at}, "
