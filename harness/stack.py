@@ -35,9 +35,8 @@ from mocks.feed import FeedConfig, opening_bell
 from mocks.server import serve
 from mocks.webhook import ServedWebhook, WebhookReceiver, serve_webhook
 from mocks.world import World, serve_world
-from system.app import SystemSettings, running_system
-from system.broker import BrokerClient, KisClient, KisSettings
-from system.broker.kiwoom import KiwoomClient, KiwoomSettings
+from system.app import CLIENT_SETTINGS, SystemSettings, broker_client, running_system
+from system.broker import BrokerClient
 from system.gateway import Gateway, GatewayServer, GatewaySettings
 from system.gateway import serve as serve_gateway
 from system.gateway.metrics import gateway_values
@@ -158,7 +157,7 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
     checks: list[tuple[str, type[Any], Mapping[str, Any]]] = [
         (
             "client",
-            _CLIENT_SETTINGS[api],
+            CLIENT_SETTINGS[api],
             _client_values("http://127.0.0.1:1", scenario.broker.profile, overrides.client, api),
         )
         for api in scenario.brokers
@@ -196,20 +195,11 @@ def _broker_client(
     """The system's client for the broker the run plays: KIS's, or Kiwoom's reading its
     token's expires_dt on the mock's wall clock (the KRX open at the run's time zero)."""
     values = _client_values(base_url, scenario.broker.profile, scenario.system.client, config.api)
-    if config.api == "kiwoom":
-        loop = asyncio.get_running_loop()
-        return KiwoomClient(
-            KiwoomSettings.model_validate(values),
-            rng=rng,
-            wall=lambda: bell + timedelta(seconds=loop.time() - origin),
-        )
-    return KisClient(KisSettings.model_validate(values), rng=rng)
-
-
-_CLIENT_SETTINGS: dict[Api, type[KisSettings] | type[KiwoomSettings]] = {
-    "kis": KisSettings,
-    "kiwoom": KiwoomSettings,
-}
+    settings = CLIENT_SETTINGS[config.api].model_validate(values)
+    client, _, _ = broker_client(
+        settings, rng=rng, wall=lambda at: bell + timedelta(seconds=at - origin)
+    )
+    return client
 
 
 def _client_values(
@@ -269,10 +259,9 @@ def system_settings(
     """The whole system's settings pointed at ``world`` (the mock broker and feed), as the
     stack's app: each mapping overrides that part's policy fields (never where it connects
     or as whom). Raises pydantic's ``ValidationError`` for a bad override."""
-    api: Api = "kiwoom" if world.api == "kiwoom" else "kis"
-    values = _client_values(world.broker.url, profile, client, api)
+    values = _client_values(world.broker.url, profile, client, world.api)
     return SystemSettings(
-        broker=_CLIENT_SETTINGS[api].model_validate(values),
+        broker=CLIENT_SETTINGS[world.api].model_validate(values),
         service=ServiceSettings.model_validate(dict(service or {})),
         feed=FeedSettings.model_validate({**dict(feed or {}), "url": world.feed_url}),
         gateway=GatewaySettings.model_validate(dict(gateway or {})),

@@ -28,6 +28,7 @@ from mocks.market_events import (
     MarketEvents,
     Mispricing,
     effect_at,
+    steps_kept,
 )
 
 # Real KOSPI/KOSDAQ codes and names, with a reference price the seed jitters around.
@@ -394,16 +395,10 @@ class Market:
 
 
 def _reshaped(shaped: _Shaped | None, events: tuple[MarketEvent, ...]) -> _Shaped:
-    """The path for ``events``, keeping what ``shaped`` computed that they leave alone.
-
-    Events are added, in order, or all cleared. An event moves no step before its start,
-    so when ``events`` are ``shaped``'s plus new ones, the steps before the earliest new
-    start stand: a day's events then cost the steps after them, not the whole day again."""
-    if shaped is None or events[: len(shaped.events)] != shaped.events:
+    """The path for ``events``, keeping the steps of ``shaped`` they leave alone."""
+    if shaped is None:
         return _Shaped(events)
-    added = events[len(shaped.events) :]
-    first = min((event.start for event in added), default=len(shaped.ticks))
-    return _Shaped(events, shaped.ticks[:first])
+    return _Shaped(events, shaped.ticks[: steps_kept(shaped.events, events, len(shaped.ticks))])
 
 
 def _full_ladder(price: int, instrument: Instrument) -> bool:

@@ -185,6 +185,21 @@ class Effect:
 UNDISTURBED = Effect()
 
 
+def steps_kept(
+    seen: tuple[MarketEvent, ...], events: tuple[MarketEvent, ...], computed: int
+) -> int:
+    """How many of the ``computed`` steps worked out under ``seen`` still hold under
+    ``events``, one subject's events now.
+
+    Events are added, in order, or all cleared. An event moves no step before its start, so
+    when ``events`` are ``seen`` plus new ones, the steps before the earliest new start
+    stand: a day's events then cost the steps after them, not the whole day again. Any
+    other change (cleared, replaced) keeps none."""
+    if events[: len(seen)] != seen:
+        return 0
+    return min((event.start for event in events[len(seen) :]), default=computed)
+
+
 def effect_at(events: Sequence[MarketEvent], step: int) -> Effect:
     """The combined effect of one code's (or pair's) ``events``, in the order added, at
     ``step``."""

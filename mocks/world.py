@@ -20,6 +20,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from mocks.broker import BrokerConfig, create_app
+from mocks.broker.config import Api
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, create_feed_app, opening_bell
 from mocks.feed.fx_session import PATH as FX_PATH
@@ -41,9 +42,9 @@ class World:
     feed_app: FastAPI
 
     @property
-    def api(self) -> str:
+    def api(self) -> Api:
         """The broker's protocol: "kis" or "kiwoom"."""
-        api: str = self.broker_app.state.broker.config.api
+        api: Api = self.broker_app.state.broker.config.api
         return api
 
     @property

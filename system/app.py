@@ -64,9 +64,12 @@ from system.trading.detectors import WallClock
 from system.trading.fills import BrokerFills
 from system.trading.settings import TradingSettings
 
-# The variable that picks the broker, and the brokers it may name.
+# The variable that picks the broker, and each broker's client settings.
 BROKER_VARIABLE = "SQUALL_BROKER"
-BROKERS = ("kis", "kiwoom")
+CLIENT_SETTINGS: dict[str, type[KisSettings] | type[KiwoomSettings]] = {
+    "kis": KisSettings,
+    "kiwoom": KiwoomSettings,
+}
 # The variable that switches the trading desk on.
 TRADING_MODE_VARIABLE = "SQUALL_TRADING_MODE"
 # The variable that switches the rate feed on.
@@ -93,14 +96,13 @@ def broker_settings(environ: Mapping[str, str] | None = None) -> ClientSettings:
     """The client settings of the broker ``SQUALL_BROKER`` names (default ``kis``)."""
     env = os.environ if environ is None else environ
     name = env.get(BROKER_VARIABLE, "").strip().lower() or "kis"
-    if name == "kiwoom":
-        return KiwoomSettings.from_env(environ=environ)
-    if name != "kis":
+    settings = CLIENT_SETTINGS.get(name)
+    if settings is None:
         raise SettingsError(
             f"{BROKER_VARIABLE}={name!r} names no broker Squall speaks; set it to one of "
-            f"{', '.join(BROKERS)} (or leave it unset for kis)"
+            f"{', '.join(CLIENT_SETTINGS)} (or leave it unset for kis)"
         )
-    return KisSettings.from_env(environ=environ)
+    return settings.from_env(environ=environ)
 
 
 def broker_client(

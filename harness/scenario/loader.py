@@ -176,9 +176,13 @@ def _one_union_member(root: yaml.Node, errors: list[ErrorDetails]) -> list[Error
         if not tags:
             kept.append(error)
             continue
-        _, node = _nodes_at(root, loc[: tags[0]])
-        listed = str(loc[tags[0]]).startswith("list[")
-        if listed != isinstance(node, yaml.SequenceNode):
+        # Every union on the way is judged (a fault's kind list sits inside the fault's
+        # target union), not only the outermost.
+        if any(
+            str(loc[i]).startswith("list[")
+            != isinstance(_nodes_at(root, loc[:i])[1], yaml.SequenceNode)
+            for i in tags
+        ):
             continue
         # A fault's target tag stays: it says which kind of fault the keys belong to.
         kept.append(

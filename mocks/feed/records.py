@@ -32,7 +32,7 @@ from typing import TypeVar
 from mocks.clock import MockClock
 from mocks.feed.protocol import BOOK, TRADES
 from mocks.market import STEP_SECONDS, BookLevel, Instrument, Market, OrderBook, day_sign
-from mocks.market_events import MarketEvent
+from mocks.market_events import MarketEvent, steps_kept
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "MKSC_SHRN_ISCD",
@@ -193,12 +193,8 @@ class Tape:
         self._records.clear()
         self._books.clear()
         for code, flows in self._flows.items():
-            seen, events = self._flow_events.get(code, ()), self.market.events.of(code)
-            if events[: len(seen)] != seen:  # cleared or replaced: start over
-                del flows[:]
-            else:
-                added = events[len(seen) :]
-                del flows[min((event.start for event in added), default=len(flows)) :]
+            events = self.market.events.of(code)
+            del flows[steps_kept(self._flow_events.get(code, ()), events, len(flows)) :]
             self._flow_events[code] = events
 
     def sends(self, tr_id: str, code: str, step: int) -> bool:

@@ -58,19 +58,20 @@ class PostgresSink:
         """Store ``batch``; returning means committed. Errors are the pool's (see
         ``is_transient``), or ``SinkClosed`` once the pool is closed."""
         try:
-            runs = statements(batch) if self.transactional else []
-            if len(runs) == 1:
-                ((sql, args),) = runs
-                await self.pool.executemany(sql, args)
-            elif self.transactional:
-                async with self.pool.transaction() as conn:
-                    for sql, args in runs:
-                        await conn.executemany(sql, args)
-            else:
+            if not self.transactional:
                 # Autocommit: every statement is its own transaction (the unsafe mode).
                 async with self.pool.connection() as conn:
                     for seq, record in batch:
                         await conn.execute(record.insert_sql, *record.args(seq))
+                return
+            runs = statements(batch)
+            if len(runs) == 1:  # one executemany is atomic by itself
+                ((sql, args),) = runs
+                await self.pool.executemany(sql, args)
+                return
+            async with self.pool.transaction() as conn:
+                for sql, args in runs:
+                    await conn.executemany(sql, args)
         except PoolClosedError as exc:
             raise SinkClosed(
                 f"the database pool for {self.pool.server} is closed, so nothing more can be "

@@ -1719,6 +1719,24 @@ REFUSED_IN_PART = [
         (),
         id="an-api-step-needs-the-gateway",
     ),
+    pytest.param(
+        "name: x\nduration: 10\ntimeline:\n  - at: 1\n    fault:\n      match: {kind: ordr}\n"
+        "      do: {kind: drop}\n",
+        (6, 21),
+        "timeline.0.fault.match.kind: ",
+        ("'quote', 'order'",),
+        ("valid list",),
+        id="a-misspelt-request-kind-is-one-problem",
+    ),
+    pytest.param(
+        "name: x\nduration: 10\ntimeline:\n  - at: 1\n    fault:\n"
+        "      match: {kind: [quote, ordr]}\n      do: {kind: drop}\n",
+        (6, 29),
+        "timeline.0.fault.match.kind.1: ",
+        ("'quote', 'order'",),
+        (),
+        id="a-misspelt-request-kind-in-a-list-is-one-problem-at-the-item",
+    ),
 ]
 
 
