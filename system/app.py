@@ -30,7 +30,6 @@ them; the opportunities they find are recorded and broadcast, never traded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -42,7 +41,7 @@ from datetime import datetime, timedelta
 from fastapi import FastAPI
 
 from system.broker import BrokerClient, KisClient, KisSettings, SettingsError
-from system.broker.clock import KST, loop_time
+from system.broker.clock import kst_now, loop_time
 from system.broker.kiwoom import KiwoomClient, KiwoomSettings
 from system.gateway import Gateway, GatewaySettings, create_gateway
 from system.market import (
@@ -265,7 +264,7 @@ async def running_system(
 
 def machine_wall(at: float) -> datetime:
     """The KST wall time of loop time ``at``, by this machine's clock."""
-    return datetime.now(KST) + timedelta(seconds=at - asyncio.get_running_loop().time())
+    return kst_now() + timedelta(seconds=at - loop_time())
 
 
 def broker_cash(client: BrokerClient) -> Callable[[], Awaitable[int]]:

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 KST = timezone(timedelta(hours=9), name="KST")
 
 Today = Callable[[], date]
+Now = Callable[[], datetime]  # the KST wall time now (a scenario's runs on its mocks' clock)
 
 
 def loop_time() -> float:
@@ -21,6 +22,11 @@ def loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
+def kst_now() -> datetime:
+    """The wall time in Korea, where the exchange and the broker's order books live."""
+    return datetime.now(KST)
+
+
 def kst_today() -> date:
-    """Today's date in Korea, where the exchange and the broker's order books live."""
-    return datetime.now(KST).date()
+    """Today's date in Korea."""
+    return kst_now().date()

@@ -31,9 +31,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from system.broker.kiwoom.wire import TOKEN_REFUSED
 from system.market.dialect import Answer, Data, Event, Heartbeat, Registration
 from system.market.errors import InvalidValue, MalformedMessage, UnknownTrId
-from system.market.records import Trade
+from system.market.records import STOCK_CODE, TIME_OF_DAY, Trade
 
 LOGIN = "LOGIN"
 PING = "PING"
@@ -42,13 +43,8 @@ REMOVE = "REMOVE"
 REAL = "REAL"
 TRADES = "0B"  # 주식체결
 OK = 0
-# Kiwoom's token codes (BROKER_FACTS.md): an answer with one means the token, not the
-# registration, is what the server refuses.
-TOKEN_CODES = frozenset({8003, 8005, 8006, 8009, 8015, 8016})
 
 PROTOCOL = "Kiwoom's realtime protocol"
-_CODE = re.compile(r"^[0-9A-Z]{6}$")
-_TIME = re.compile(r"^([01]\d|2[0-3])[0-5]\d[0-5]\d$")
 _SIGNED = re.compile(r"^[+-]?\d{1,15}$")
 _RATE = re.compile(r"^[+-]?\d{1,6}(\.\d{1,4})?$")
 
@@ -119,7 +115,7 @@ class KiwoomSession:
             return Answer("removed", registration)
         if code == OK:
             return Answer("accepted", registration)
-        if code in TOKEN_CODES:
+        if str(code) in TOKEN_REFUSED:  # the token, not the registration, is refused
             return Answer("credential-refused", registration, why)
         return Answer("refused", registration, why)
 
@@ -146,7 +142,7 @@ def _real(message: dict[str, Any], text: str) -> Data:
 
 def _trade(entry: dict[str, Any], text: str) -> Trade:
     item, values = entry.get("item"), entry.get("values")
-    if not isinstance(item, str) or not _CODE.match(item):
+    if not isinstance(item, str) or not STOCK_CODE.match(item):
         raise _invalid(f"0B item {item!r} is not a 6-character stock code", text)
     if not isinstance(values, dict):
         raise _malformed('a 0B entry without a "values" object', text)
@@ -165,7 +161,7 @@ def _trade(entry: dict[str, Any], text: str) -> Trade:
         raise _invalid("0B FID 12 is not a finite rate", text)
     return Trade(
         code=item,
-        time=value("20", _TIME, "a time of day as HHMMSS"),
+        time=value("20", TIME_OF_DAY, "a time of day as HHMMSS"),
         price=price,
         change=int(value("11", _SIGNED, "a signed change")),
         change_rate=rate,

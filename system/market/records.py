@@ -19,8 +19,8 @@ from system.market.errors import InvalidValue
 from system.market.model import BookLevel, OrderBook
 
 # KRX short codes: six characters, digits for stocks, some newer listings use letters.
-_CODE = re.compile(r"^[0-9A-Z]{6}$")
-_TIME = re.compile(r"^([01]\d|2[0-3])[0-5]\d[0-5]\d$")
+STOCK_CODE = re.compile(r"^[0-9A-Z]{6}$")
+TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3])[0-5]\d[0-5]\d$")
 # (price, quantity) columns of each book level, best first; named once, not per record.
 _ASK_LEVELS = tuple((f"ASKP{i}", f"ASKP_RSQN{i}") for i in range(1, BOOK_LEVELS + 1))
 _BID_LEVELS = tuple((f"BIDP{i}", f"BIDP_RSQN{i}") for i in range(1, BOOK_LEVELS + 1))
@@ -62,13 +62,13 @@ class _Record:
 
     def code(self) -> str:
         value = self.text("MKSC_SHRN_ISCD")
-        if not _CODE.match(value):
+        if not STOCK_CODE.match(value):
             raise self.fail("MKSC_SHRN_ISCD", "is not a 6-character stock code")
         return value
 
     def time(self, column: str) -> str:
         value = self.text(column)
-        if not _TIME.match(value):
+        if not TIME_OF_DAY.match(value):
             raise self.fail(column, "is not a time of day as HHMMSS")
         return value
 

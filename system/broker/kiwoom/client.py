@@ -21,11 +21,11 @@ import random
 import httpx
 
 from system.broker.account import AccountClient, Sending
-from system.broker.clock import Today, kst_today
+from system.broker.clock import Now, Today, kst_now, kst_today
 from system.broker.errors import MalformedResponse, OrderOutcomeUnknown
 from system.broker.gateway import Call
 from system.broker.kiwoom import parse
-from system.broker.kiwoom.oauth import WallClock, kiwoom_token_issuer, kst_now
+from system.broker.kiwoom.oauth import kiwoom_token_issuer
 from system.broker.kiwoom.paging import follow_pages
 from system.broker.kiwoom.settings import KiwoomSettings
 from system.broker.kiwoom.wire import KiwoomWire
@@ -57,7 +57,7 @@ class KiwoomClient(AccountClient):
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         today: Today = kst_today,
-        wall: WallClock = kst_now,
+        wall: Now = kst_now,
     ) -> None:
         self.settings = settings
         http = self.http_client(settings, transport)

@@ -10,24 +10,18 @@ token the broker calls expired is dropped and issued again (``KiwoomWire``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from system.broker.clock import KST
+from system.broker.clock import KST, Now, kst_now
 from system.broker.kiwoom.settings import KiwoomSettings
 from system.broker.kiwoom.wire import TOKEN_PATH, return_code
 from system.broker.oauth import DEFAULT_TOKEN_LIFETIME_S, TokenIssuer, TokenReading
 from system.broker.token import IssuedToken
 from system.broker.wire import Counters
-
-WallClock = Callable[[], datetime]
-
-
-def kst_now() -> datetime:
-    return datetime.now(KST)
 
 
 def kiwoom_token_issuer(
@@ -35,7 +29,7 @@ def kiwoom_token_issuer(
     http: httpx.AsyncClient,
     counters: Counters,
     *,
-    wall: WallClock = kst_now,
+    wall: Now = kst_now,
 ) -> TokenIssuer:
     """The ``issue()`` a ``TokenManager`` uses for one Kiwoom app."""
 
