@@ -30,8 +30,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from types import TracebackType
-from typing import Literal, Protocol, Self, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +53,7 @@ from system.broker import (
 from system.broker.clock import loop_time
 from system.broker.settings import settings_from_env
 from system.health import BrokerHealth, Health
+from system.lifecycle import Lifecycle
 from system.storage.buffer import WriteBufferError
 from system.storage.records import AuditEvent, QuoteSnapshot, Record, StoredOrder
 
@@ -237,7 +237,7 @@ class Recorder(Protocol):
         ...
 
 
-class TradingService:
+class TradingService(Lifecycle):
     """Quotes and orders with the system's retry and reconciliation policy.
 
     Use ``async with`` (or ``aclose``) to close the client. See the module docstring for
@@ -261,17 +261,6 @@ class TradingService:
             window_s=self.settings.health_window_s,
             unhealthy_after=self.settings.unhealthy_after_failures,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self.client.aclose()

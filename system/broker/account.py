@@ -14,10 +14,8 @@ import asyncio
 import functools
 import random
 import ssl
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
 
@@ -31,6 +29,7 @@ from system.broker.settings import BrokerSettings
 from system.broker.token import TokenManager
 from system.broker.transport import BrokerTransport
 from system.broker.wire import Counters
+from system.lifecycle import Lifecycle
 
 
 @functools.cache
@@ -52,7 +51,7 @@ class Sending:
         return self.sent_at
 
 
-class AccountClient(ABC):
+class AccountClient(Lifecycle):
     """The shared part of a broker client; use ``async with`` or ``aclose``.
 
     ``transport`` is the test seam (respx, an ASGI app); ``rng`` makes retry jitter
@@ -88,17 +87,6 @@ class AccountClient(ABC):
             transport=transport or BrokerTransport(verify=tls_context()),
             timeout=httpx.Timeout(settings.timeout_s),
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -35,12 +35,12 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn, Self, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
 from system.broker.models import check_code
+from system.lifecycle import Lifecycle
 from system.market.connection import Connect, Connection, connect_websocket
 from system.market.dialect import Answer, Data, Dialect, DialectSession, Heartbeat, Registration
 from system.market.errors import (
@@ -113,7 +113,7 @@ def metric_names() -> tuple[str, ...]:
     )
 
 
-class FeedClient:
+class FeedClient(Lifecycle):
     """A ``PriceFeed`` on a broker's realtime WebSocket; see the module docstring.
 
     - ``credential``: returns what the server logs in with (``Credential``).
@@ -167,18 +167,6 @@ class FeedClient:
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def start(self) -> None:
         """Start connecting in the background (idempotent); needs a running event loop."""

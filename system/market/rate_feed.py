@@ -28,11 +28,10 @@ import dataclasses
 import logging
 import random
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from system.broker.backoff import jittered_backoff
 from system.broker.clock import loop_time
+from system.lifecycle import Lifecycle
 from system.market.connection import Connect, Connection, connect_websocket
 from system.market.errors import FeedProtocolError, FeedUnavailable
 from system.market.model import FEED_STATE_CODES, FeedState, FeedStatus, RateListener, RateQuote
@@ -78,7 +77,7 @@ def metric_names() -> tuple[str, ...]:
     )
 
 
-class RateFeedClient:
+class RateFeedClient(Lifecycle):
     """Quotes of ``settings.pairs`` from the venue at ``settings.url``; see the module.
 
     - ``connect``: opens a ``Connection`` to a URL; the test seam (default: websockets).
@@ -112,18 +111,6 @@ class RateFeedClient:
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def start(self) -> None:
         """Start connecting in the background (idempotent); needs a running event loop."""

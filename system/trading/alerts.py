@@ -39,8 +39,7 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Literal, Self, get_args
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 import httpx
@@ -49,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 from system.broker.account import tls_context
 from system.broker.backoff import jittered_backoff
 from system.broker.settings import settings_from_env
+from system.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class _HideWebhookUrl(logging.Filter):
         return True
 
 
-class AlertNotifier:
+class AlertNotifier(Lifecycle):
     """Logs every alert at once and delivers it to the webhook in the background.
 
     Use ``async with AlertNotifier(settings) as notifier`` (or ``start()`` and
@@ -371,18 +371,6 @@ class AlertNotifier:
         self._failed = 0
         self._rejected = 0
         self._dropped = 0
-
-    async def __aenter__(self) -> Self:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def start(self) -> None:
         """Start delivering (on the running loop); idempotent. Nothing to start without a
