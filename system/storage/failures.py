@@ -127,15 +127,20 @@ def shorten_driver_tracebacks() -> None:
 
 def describe(exc: BaseException, dsn: str | None = None) -> str:
     """``Type: message`` of an error for messages, logs and health reasons: the ``dsn``'s
-    password scrubbed out of it, then cut to ``ERROR_TEXT_CHARS`` (scrubbing first, so no
-    cut can leave part of the password behind)."""
+    password scrubbed out of it, then a driver's text cut to ``ERROR_TEXT_CHARS`` and marked
+    with "…" (scrubbing first, so no cut can leave part of the password behind).
+
+    Storage's own errors are not cut: they are written to be read whole, and their last
+    words say what to do ("retry in 2.0 s, and check that the server is running")."""
     if isinstance(exc, TimeoutError) and not str(exc):
         return "timed out"
     text = str(exc).strip()
     for password in _passwords(dsn):
         text = text.replace(password, "***")
     described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return described[:ERROR_TEXT_CHARS]
+    if isinstance(exc, StorageError) or len(described) <= ERROR_TEXT_CHARS:
+        return described
+    return described[: ERROR_TEXT_CHARS - 1] + "…"
 
 
 def _passwords(dsn: str | None) -> list[str]:

@@ -118,8 +118,19 @@ def test_describe_cuts_a_long_message_after_scrubbing_it() -> None:
     described = describe(long, DSN)
     assert len(described) == ERROR_TEXT_CHARS
     assert described.startswith("ValueError: xxx")
+    assert described.endswith("…")  # a reader sees that something was cut
     assert "pA55" not in described
     assert describe(ValueError("no DSN to scrub")) == "ValueError: no DSN to scrub"
+
+
+def test_describe_keeps_storages_own_errors_whole() -> None:
+    # Their advice comes last; a cut would drop exactly the part that says what to do.
+    advice = "retry in 2.0 s, and check that the server is running"
+    error = DatabaseUnavailable(
+        f"PostgreSQL at {SERVER} is unreachable ({'x' * ERROR_TEXT_CHARS}); {advice}",
+        server=SERVER,
+    )
+    assert describe(error, DSN).endswith(advice)
 
 
 @pytest.mark.parametrize(
