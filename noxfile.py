@@ -36,8 +36,11 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Real sockets, real mock servers, nginx and a throwaway PostgreSQL."""
     # curl runs the README's walk-through; nginx runs deploy/nginx.conf in front of the
-    # gateway; PostgreSQL's server binaries give harness/postgres.py its clusters.
-    session.run("./scripts/system-deps", "curl", "nginx", "postgresql-15", external=True)
+    # gateway; PostgreSQL's server binaries give harness/postgres.py its clusters, and
+    # redis-server harness/redis_server.py the Redis that gateways share signals through.
+    session.run(
+        "./scripts/system-deps", "curl", "nginx", "postgresql-15", "redis-server", external=True
+    )
     session.install("-e", ".[test]")
     session.run("pytest", "tests/integration", *session.posargs)
 

@@ -42,6 +42,7 @@ from system.broker.clock import kst_today, loop_time
 from system.dashboard import assets
 from system.gateway.connections import GOING_AWAY, ConnectionManager
 from system.gateway.dispatch import MessageDispatcher
+from system.gateway.fanout import RedisFanout
 from system.gateway.health import BrokerService, GatewayHealth, feed_health, gateway_health
 from system.gateway.heartbeat import HeartbeatManager
 from system.gateway.kill_switch import (
@@ -131,6 +132,14 @@ class Gateway:
             quote_timeout_s=settings.rest_quote_timeout_s,
         )
         self.signals = SignalBroadcaster(self.manager, history=settings.signal_history)
+        self.fanout: RedisFanout | None = None
+        if settings.redis_url is not None:
+            self.fanout = RedisFanout(
+                settings.redis_url.get_secret_value(),
+                self.signals.deliver,
+                channel=settings.fanout_channel,
+            )
+            self.signals.share = self.fanout.share
         self.dispatcher = MessageDispatcher(
             self.manager,
             self.heartbeat,
@@ -155,6 +164,8 @@ class Gateway:
         if self.running:
             return
         self.prices.start()
+        if self.fanout is not None:
+            self.fanout.start()
         self._heartbeat_task = asyncio.get_running_loop().create_task(
             self.heartbeat.run(), name="gateway heartbeat"
         )
@@ -169,10 +180,13 @@ class Gateway:
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         await self.manager.close_all(GOING_AWAY, "gateway shutting down")
         await self.prices.stop()
+        if self.fanout is not None:
+            await self.fanout.aclose()
 
     def health(self) -> GatewayHealth:
         """The verdict of ``GET /health``; the rules are in ``system.gateway.health``."""
-        tasks = [*self.prices.tasks, self._heartbeat_task]
+        fanout_task = None if self.fanout is None else self.fanout.task
+        tasks = [*self.prices.tasks, self._heartbeat_task, fanout_task]
         stopped = tuple(t.get_name() for t in tasks if t is not None and t.done())
         status = self.feed.status()
         return GatewayHealth(
@@ -188,6 +202,8 @@ class Gateway:
             connections=len(self.manager),
             storage=None if self.storage is None else self.storage.health(),
             trading=None if self.kill_switch is None else trading_health(self.kill_switch.halt),
+            fanout=None if self.fanout is None else self.fanout.health(),
+            fanout_state=None if self.fanout is None else self.fanout.state,
         )
 
     # -- HTTP and WebSocket ---------------------------------------------------------------

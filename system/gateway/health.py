@@ -12,6 +12,9 @@ gateway serves; look at ``reasons``), **503** for unhealthy (take it out of rota
   fallback) are not running; otherwise healthy.
 - **storage** (when the system has a database) — ``Storage.health()``: unhealthy while
   PostgreSQL is unreachable or the write buffer is full, degraded while writes wait.
+- **fanout** (when the gateway shares signals through Redis, ``system.gateway.fanout``) —
+  ``mode`` is ``shared``, ``local-only`` or ``connecting``; degraded unless shared, never
+  unhealthy: without Redis the gateway still serves its own clients.
 - **trading** (when the system has a trading desk) — degraded while trading is halted (the
   kill switch, a loss limit, a stop condition), with the halt's reason; healthy otherwise.
   Never unhealthy: a halt is a deliberate, safe state, and a 503 would take the gateway —
@@ -74,10 +77,12 @@ class GatewayHealth:
     connections: int
     storage: Health | None = None
     trading: Health | None = None
+    fanout: Health | None = None
+    fanout_state: str | None = None  # shared, local-only or connecting
 
     @property
     def parts(self) -> tuple[Health, ...]:
-        optional = (self.storage, self.trading)
+        optional = (self.storage, self.trading, self.fanout)
         return (self.gateway, self.broker, self.feed, *(p for p in optional if p is not None))
 
     @property
@@ -114,6 +119,8 @@ class GatewayHealth:
             verdict["storage"] = _part(self.storage)
         if self.trading is not None:
             verdict["trading"] = _part(self.trading)
+        if self.fanout is not None:
+            verdict["fanout"] = _part(self.fanout, mode=self.fanout_state)
         return verdict
 
 

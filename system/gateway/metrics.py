@@ -220,6 +220,8 @@ class GatewayCollector(Collector):
             yield from _gauges(self.gateway.storage.metrics(), "", "storage metric")
         if self.gateway.alerts is not None:
             yield from _gauges(self.gateway.alerts.metrics(), "", "alert notifier metric")
+        if self.gateway.fanout is not None:
+            yield from _gauges(self.gateway.fanout.metrics(), "gateway_", "signal fan-out metric")
 
 
 def _gauges(values: Mapping[str, float], prefix: str, what: str) -> Iterator[Metric]:

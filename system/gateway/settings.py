@@ -10,6 +10,7 @@ like every error of these settings, never show the value given.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
@@ -96,6 +97,31 @@ class GatewaySettings(BaseModel):
         "no spaces. None: nobody may set the kill switch over the API (reading it needs no "
         "token).",
     )
+
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db of the Redis that gateways of one "
+        "deployment share signals through (system.gateway.fanout). None: this gateway "
+        "serves its own signals only. A secret (it may hold a password): never printed.",
+    )
+    fanout_channel: str = Field(
+        default="squall:signals",
+        min_length=1,
+        description="The Redis pub/sub channel the gateways of one deployment share; "
+        "deployments sharing one Redis need different channels.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        # Never echo the value: it may hold the password.
+        if urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss"):
+            raise ValueError(
+                "redis_url must be a redis:// (or rediss://) URL, e.g. redis://127.0.0.1:6379/0"
+            )
+        return value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

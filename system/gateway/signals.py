@@ -29,7 +29,7 @@ import enum
 import math
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import PurePath
@@ -121,6 +121,8 @@ class SignalBroadcaster:
         self.manager = manager
         self._history: deque[dict[str, Any]] = deque(maxlen=history)
         self.published = 0
+        # Other gateways' share of this one's signals (system.gateway.fanout), when set.
+        self.share: Callable[[dict[str, Any]], None] | None = None
 
     def publish(self, payload: object, kind: str | None = None) -> int:
         """Convert and send one signal; returns how many clients it was queued for.
@@ -129,8 +131,15 @@ class SignalBroadcaster:
         signal cannot be JSON.
         """
         message = signal(kind or _kind_of(payload), to_jsonable(payload))
-        self._history.append(message)  # a no-op with history=0 (maxlen 0)
         self.published += 1
+        if self.share is not None:
+            self.share(message)
+        return self.deliver(message)
+
+    def deliver(self, message: dict[str, Any]) -> int:
+        """Send a signal message as it is (this gateway's own, or one another gateway
+        shared) to the subscribers, and keep it for replay."""
+        self._history.append(message)  # a no-op with history=0 (maxlen 0)
         return self.manager.broadcast(SIGNALS, message)
 
     def replay(self, client_id: str) -> int:
