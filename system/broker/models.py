@@ -12,12 +12,14 @@ from typing import Literal
 
 Side = Literal["buy", "sell"]
 
-_CODE = re.compile(r"^\d{6}$")
+# ASCII digits, the whole string: ``^\d{6}$`` would also pass "005930\n" and other
+# scripts' digits, and a code goes into URLs, topic names and the broker's bodies.
+_CODE = re.compile(r"[0-9]{6}")
 
 
 def check_code(code: str) -> str:
     """``code`` if it is a 6-digit KRX ticker (e.g. ``"005930"``), else ``ValueError``."""
-    if not isinstance(code, str) or not _CODE.match(code):
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
         raise ValueError(
             f"stock code must be 6 digits, like '005930' (Samsung Electronics); got {code!r}"
         )

@@ -30,7 +30,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, WebSocket
@@ -39,7 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from system.broker.clock import kst_today, loop_time
+from system.broker.errors import BrokerError
+from system.broker.models import OrderAck, OrderRequest
 from system.dashboard import assets
+from system.gateway import api
 from system.gateway.connections import GOING_AWAY, ConnectionManager
 from system.gateway.dispatch import MessageDispatcher
 from system.gateway.fanout import RedisFanout
@@ -86,6 +89,13 @@ class StoredOrders(Protocol):
     def health(self) -> Health: ...
 
     def metrics(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class OrderPlacer(Protocol):
+    """What ``POST /api/orders`` needs of ``TradingService``."""
+
+    async def place_order(self, order: OrderRequest) -> OrderAck: ...
 
 
 class AlertMetrics(Protocol):
@@ -235,6 +245,12 @@ class Gateway:
             "/api/kill-switch", self._set_kill_switch, methods=["POST"], include_in_schema=False
         )
         app.add_api_route("/api/trading", self._trading, methods=["GET"], include_in_schema=False)
+        app.add_api_route(
+            "/api/quotes/{code}", self._quote, methods=["GET"], include_in_schema=False
+        )
+        app.add_api_route(
+            "/api/orders", self._place_order, methods=["POST"], include_in_schema=False
+        )
         app.add_api_websocket_route("/ws", self._websocket)
         for path, asset in assets().items():
             app.add_route(path, _asset_route(asset.body, asset.media_type), include_in_schema=False)
@@ -302,6 +318,61 @@ class Gateway:
             "" if changed else " (no change: it already was)",
         )
         return JSONResponse({**switch_state(self.kill_switch.halt), "changed": changed})
+
+    async def _quote(self, code: str) -> JSONResponse:
+        refused = api.check_code(code)
+        if refused is not None:
+            return _refuse(refused)
+        try:
+            quote = await self.service.quote(code)
+        except BrokerError as exc:
+            status, body, headers = api.quote_failed(exc)
+            return JSONResponse(body, status_code=status, headers=headers)
+        return JSONResponse(api.quote_body(quote))
+
+    async def _place_order(self, request: Request) -> JSONResponse:
+        placer = self.service if isinstance(self.service, OrderPlacer) else None
+        if placer is None:
+            return _problem(404, "this gateway's service places no orders")
+        client = request.client.host if request.client else "an unknown client"
+        # The body is read only once the sender has proved to be the operator.
+        denied = check_operator(
+            request.headers.get("authorization"),
+            self.settings.operator_token,
+            doing="placing an order",
+        )
+        if denied is not None:
+            log.warning(
+                "gateway: refused POST /api/orders from %s (%d): %s",
+                client,
+                denied.status,
+                denied.message,
+            )
+            return _refuse(denied)
+        order = check_media_type(request.headers.get("content-type")) or api.parse_order(
+            await request.body()
+        )
+        if isinstance(order, Refusal):
+            return _refuse(order)
+        halt = None if self.kill_switch is None else self.kill_switch.halt
+        if halt is not None:
+            return JSONResponse(
+                {
+                    "status": "halted",
+                    "error": f"trading is halted ({halt.reason}: {halt.detail}); the order was "
+                    'not sent: release the halt first (POST /api/kill-switch {"engaged": false})',
+                },
+                status_code=409,
+            )
+        try:
+            ack = await placer.place_order(order)
+        except (BrokerError, ValueError) as exc:
+            status, body = api.order_failed(order, exc)
+            headers = {"Retry-After": str(api.retry_after_s(exc))} if status == 503 else None
+            return JSONResponse(body, status_code=status, headers=headers)
+        status, body = api.order_placed(ack)
+        log.info("gateway: the operator at %s placed %s", client, order.client_order_id)
+        return JSONResponse(body, status_code=status)
 
     async def _trading(self) -> JSONResponse:
         if self.kill_switch is None:

@@ -125,13 +125,16 @@ class Refusal:
     message: str
 
 
-def check_operator(authorization: str | None, token: SecretStr | None) -> Refusal | None:
+def check_operator(
+    authorization: str | None, token: SecretStr | None, doing: str = "setting the kill switch"
+) -> Refusal | None:
     """None when ``authorization`` (the header, as Starlette decodes it: latin-1) carries
-    ``token``; else why not. Neither value ever appears in the message."""
+    ``token``; else why not, naming what the request was ``doing``. Neither value ever
+    appears in the message."""
     if token is None:
         return Refusal(
             403,
-            "the kill switch cannot be set over the API: this gateway has no operator token. "
+            f"{doing} is not possible over the API: this gateway has no operator token. "
             f"Set SQUALL_GATEWAY_OPERATOR_TOKEN (at least {MIN_OPERATOR_TOKEN_CHARS} characters, "
             "e.g. from "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and restart it",
@@ -141,7 +144,7 @@ def check_operator(authorization: str | None, token: SecretStr | None) -> Refusa
     if scheme.lower() != "bearer" or not presented:
         return Refusal(
             401,
-            "setting the kill switch needs the operator token: send the header "
+            f"{doing} needs the operator token: send the header "
             '"Authorization: Bearer <token>" with the value of SQUALL_GATEWAY_OPERATOR_TOKEN',
         )
     # Bytes, so a non-ASCII guess compares (unequal) instead of raising; latin-1 gives back
