@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -299,12 +300,23 @@ def up_command(
     For trying Squall by hand: open the dashboard, subscribe a ticker (005930), then inject
     faults through the mocks' control planes (`curl -X POST .../_squall/faults`) and watch
     the page go stale and recover. Everything listens on loopback; Ctrl-C stops it all.
+
+    The system's policy comes from the environment as for `squall system`: SQUALL_SERVICE_*,
+    SQUALL_GATEWAY_* (e.g. the operator token) and, with SQUALL_TRADING_MODE set, the
+    trading desk's SQUALL_TRADING_*. Where it connects, and as whom, is the mocks'.
     """
     from harness.stack import system_settings
     from mocks.broker import BrokerConfig
     from mocks.world import serve_world
     from system.app import running_system
+    from system.broker import SettingsError
     from system.gateway import serve as serve_gateway
+
+    try:
+        policy = _policy_from_env()
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
     async def main() -> None:
         async with (
@@ -313,7 +325,7 @@ def up_command(
                 broker_port=broker_port,
                 feed_port=feed_port,
             ) as world,
-            running_system(system_settings(world)) as system,
+            running_system(dataclasses.replace(system_settings(world), **policy)) as system,
             serve_gateway(system.app, "127.0.0.1", port) as gateway,
         ):
             played = "Kiwoom" if broker == Api.kiwoom else "KIS"
@@ -340,6 +352,23 @@ def up_command(
             feed_port: ("the mock feed", "--feed-port", "SQUALL_FEED_PORT"),
         },
     )
+
+
+def _policy_from_env() -> dict[str, Any]:
+    """The system's policy settings from the environment (``SettingsError`` names the
+    variable at fault): the service's, the gateway's and, when a trading mode is set, the
+    desk's."""
+    from system.app import TRADING_MODE_VARIABLE
+    from system.gateway import GatewaySettings
+    from system.service import ServiceSettings
+    from system.trading.settings import TradingSettings
+
+    trading = os.environ.get(TRADING_MODE_VARIABLE, "").strip()
+    return {
+        "service": ServiceSettings.from_env(),
+        "gateway": GatewaySettings.from_env(),
+        "trading": TradingSettings.from_env() if trading else None,
+    }
 
 
 def _settings_or_exit(model: type[M], what: str, options: dict[str, tuple[str, object]]) -> M:

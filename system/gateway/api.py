@@ -34,8 +34,8 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from system.broker.errors import BrokerError, BrokerRejected, OrderBlocked, OrderOutcomeUnknown
 from system.broker import models
+from system.broker.errors import BrokerError, BrokerRejected, OrderBlocked, OrderOutcomeUnknown
 from system.broker.models import OrderAck, OrderRequest, Quote
 from system.gateway.kill_switch import Refusal
 

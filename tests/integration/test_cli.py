@@ -254,6 +254,16 @@ def test_squall_system_without_settings_names_the_variables_and_exits_2(squall_e
     assert "Traceback" not in result.stderr
 
 
+def test_squall_up_reads_the_systems_policy_and_refuses_a_bad_one(squall_exe: str) -> None:
+    short = "too-short-token"
+    env = {**os.environ, "SQUALL_GATEWAY_OPERATOR_TOKEN": short}
+    result = squall(squall_exe, "up", "--port", "0", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "SQUALL_GATEWAY_OPERATOR_TOKEN" in result.stderr
+    assert short not in result.stderr  # a secret, even a bad one
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(("broker", "played"), [("kis", "KIS"), ("kiwoom", "Kiwoom")])
 def test_squall_up_prints_the_urls_and_the_dashboard_gets_live_prices(
     squall_exe: str, broker: str, played: str
