@@ -6,7 +6,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "scenarios", "e2e"]
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "scenarios", "e2e", "load"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -85,6 +85,17 @@ def e2e(session: nox.Session) -> None:
         "build/e2e",
         *session.posargs,
     )
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """A short, bounded Locust run against a local stack (``squall up``), in one process
+    and then distributed over two workers; fails on the thresholds (load/thresholds.py).
+    ``-- --users 50 --duration 60 --shape spike`` sizes it; reports in build/load/."""
+    session.install("-e", ".[test,load]")
+    # First that the thresholds fail a run that should fail (tests/load), then the run.
+    session.run("pytest", "tests/load", "-p", "no:cacheprovider")
+    session.run("python", "-m", "load.local", *session.posargs)
 
 
 @nox.session

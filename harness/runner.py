@@ -22,6 +22,7 @@ from datetime import date
 
 from harness import stack as stacks
 from harness.clock import ClockKind, run
+from harness.crowd import Crowd
 from harness.expect import Evidence, HaltSeen, Sample, check_all, is_token_issuance
 from harness.history import (
     BrokerOrder,
@@ -225,6 +226,11 @@ async def _play(
             if stack.gateway_server is None
             else Watchers(stack.gateway_server.ws_url, history, scenario.duration)
         )
+        crowd = (
+            None
+            if stack.gateway_server is None
+            else Crowd(stack.gateway_server.url, history, scenario.duration, seed)
+        )
         # Actions happen before any call due at the same second: a call racing an action
         # over another connection would reach the broker first on some runs, not others.
         actions = {step.label: asyncio.Event() for step in scenario.timeline if step.action}
@@ -275,6 +281,9 @@ async def _play(
             elif step.watch is not None:
                 assert watchers is not None  # the model requires gateway in needs
                 await watchers.run(step)
+            elif step.load is not None:
+                assert crowd is not None  # the model requires gateway in needs
+                await crowd.run(step)
 
         keep_metrics = metrics_sampled(scenario)
 

@@ -402,6 +402,49 @@ class ApiLoad(_Strict):
         return self
 
 
+LOAD_SHAPES = ("constant", "ramp", "spike", "soak")
+# What a load phase's users ask, as system-call operations (the load tier's request types:
+# GET /health, GET /api/quotes/[code], WS connect, WS ping round trip).
+LOAD_OPERATIONS = ("health", "quote", "ws-connect", "ws-ping")
+
+
+class LoadPhase(_Strict):
+    """A crowd of users on the system's gateway for the step's length, doing what the load
+    tier's Locust users do (``load/locustfile.py``), on the scenario's clock.
+
+    ``rest`` users ask ``GET /api/quotes/{code}`` and ``GET /health`` (quotes twice as
+    often), one request at a time, waiting ``think`` seconds (drawn between its two values)
+    before each. ``dashboard`` users hold the page's WebSocket, subscribed to a ticker and
+    to signals, answer the gateway's pings, and time a ping round trip after each think.
+    Users are given ``kinds`` in turn. ``shape`` says how many are on at each second:
+    ``constant`` (all of them), ``ramp``, ``spike`` or ``soak`` (``load/shapes.py``).
+
+    Each request is a system call of the step's workload: operation ``quote``, ``health``,
+    ``ws-connect`` or ``ws-ping``, ``ok`` or an outcome saying what went wrong (``refused``:
+    a 503 with Retry-After; ``HTTP500``; ``TimeoutError``, ...).
+    """
+
+    users: int = Field(ge=1, le=2000)
+    shape: Literal["constant", "ramp", "spike", "soak"] = "constant"
+    kinds: list[Literal["rest", "dashboard"]] = Field(default=["rest"], min_length=1)
+    think: list[float] = Field(
+        default=[0.5, 1.5],
+        min_length=2,
+        max_length=2,
+        description="Seconds a user waits before each request: [low, high].",
+    )
+    codes: list[Annotated[str, Field(pattern=_CODE)]] | None = Field(
+        default=None, description="The tickers users quote and watch (default 005930, 000660)."
+    )
+
+    @model_validator(mode="after")
+    def _think_range(self) -> LoadPhase:
+        low, high = self.think
+        if not 0 < low <= high:
+            raise ValueError("'think' is [low, high] seconds with 0 < low <= high, e.g. [0.5, 1.5]")
+        return self
+
+
 class MarketMove(_Strict):
     """A market event on the timeline, in the simulated market itself (not a fault of a
     part): ``gap`` (the price path jumps by ``pct`` percent from the step's ``at`` on),
@@ -444,7 +487,7 @@ class MarketMove(_Strict):
 Action = Literal["expire-tokens", "press-kill-switch", "release-kill-switch"]
 # Actions on the trading desk, which need it in 'needs'.
 DESK_ACTIONS = ("press-kill-switch", "release-kill-switch")
-STEP_KINDS = ("fault", "action", "quotes", "orders", "watch", "api", "market")
+STEP_KINDS = ("fault", "action", "quotes", "orders", "watch", "api", "load", "market")
 
 
 class Step(_Strict):
@@ -463,6 +506,7 @@ class Step(_Strict):
     orders: OrderLoad | None = None
     watch: WatchLoad | None = None
     api: ApiLoad | None = None
+    load: LoadPhase | None = None
     market: MarketMove | None = None
 
     @model_validator(mode="after")
@@ -576,8 +620,24 @@ def _error_types(base: type[BaseException] = BrokerError) -> list[str]:
     return sorted(set(names))
 
 
+# The statuses a call through the gateway's HTTP API may end with besides 200.
+HTTP_OUTCOMES = tuple(
+    f"HTTP{status}" for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503, 504)
+)
 # refused: the system declined with a hint when to retry (HTTP 503 with Retry-After).
-CALL_OUTCOMES = ("ok", "refused", "failed", "unfinished", *_error_types())
+# timeout, closed, unreachable: a load phase's request got no answer in time, its
+# connection ended, or the gateway could not be reached at all.
+CALL_OUTCOMES = (
+    "ok",
+    "refused",
+    "failed",
+    "unfinished",
+    "timeout",
+    "closed",
+    "unreachable",
+    *HTTP_OUTCOMES,
+    *_error_types(),
+)
 
 
 def _one_of(key: str, value: str | None, valid: tuple[str, ...], what: str) -> None:
@@ -588,12 +648,16 @@ def _one_of(key: str, value: str | None, valid: tuple[str, ...], what: str) -> N
 
 
 class SystemCalls(_Strict):
-    """Calls the workloads made to the system. ``outcome`` is ``ok``, ``refused`` (an api
+    """Calls the workloads made to the system. ``outcome`` is ``ok``, ``refused`` (an HTTP
     call answered 503 with Retry-After), ``failed`` (any other error), ``unfinished`` (still
-    running at the end) or an error type such as ``BrokerUnavailable``."""
+    running at the end), an error type such as ``BrokerUnavailable`` (calls made in
+    process), or, for calls through the gateway (``api``, ``load``), the status it answered
+    (``HTTP503``), ``timeout``, ``closed`` (the connection ended) or ``unreachable``.
+    ``operation`` is ``quote``, ``order`` or ``api``, or a load phase's ``quote``,
+    ``health``, ``ws-connect`` or ``ws-ping``."""
 
     workload: str | None = None
-    operation: Literal["quote", "order", "api"] | None = None
+    operation: Literal["quote", "order", "api", "health", "ws-connect", "ws-ping"] | None = None
     outcome: str | None = Field(default=None, json_schema_extra={"enum": list(CALL_OUTCOMES)})
 
     @model_validator(mode="after")
@@ -940,6 +1004,11 @@ class Scenario(_Strict):
                     ("timeline", index, "api"),
                     f"step {step.label!r} calls the gateway's HTTP API; add gateway to 'needs'",
                 )
+            if step.load is not None and "gateway" not in self.needs:
+                raise Misplaced(
+                    ("timeline", index, "load"),
+                    f"step {step.label!r} puts users on the gateway; add gateway to 'needs'",
+                )
             if step.market is not None and step.market.pair and "feed" not in self.needs:
                 raise Misplaced(
                     ("timeline", index, "market", "pair"),
@@ -947,7 +1016,7 @@ class Scenario(_Strict):
                     "add feed to 'needs'",
                 )
         workloads = {
-            step.label for step in self.timeline if step.kind in ("quotes", "orders", "api")
+            step.label for step in self.timeline if step.kind in ("quotes", "orders", "api", "load")
         }
         watchers = {step.label for step in self.timeline if step.watch is not None}
         codes = self.answer_codes

@@ -290,7 +290,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
             (6, 5),
             "timeline.0.untill",
             "untill",
-            "action, api, at, fault, for, market, name, orders, quotes, until, watch",
+            "action, api, at, fault, for, load, market, name, orders, quotes, until, watch",
             id="timeline-step",
         ),
         pytest.param(
@@ -544,7 +544,7 @@ def test_a_step_needs_exactly_one_kind(kinds: str, got: str) -> None:
     assert at(problem) == (4, 5)
     assert problem.message == (
         "timeline.0: a timeline step needs exactly one of fault, action, quotes, orders, watch, "
-        f"api, market; got {got}"
+        f"api, load, market; got {got}"
     )
 
 
@@ -1595,11 +1595,11 @@ REFUSED_IN_PART = [
         name: x
         duration: 100
         expect:
-          - system_calls: {outcome: timeout}
+          - system_calls: {outcome: timed-out}
             equals: 0
         """,
         (4, 29),
-        "expect.0.system_calls.outcome: unknown outcome 'timeout'; "
+        "expect.0.system_calls.outcome: unknown outcome 'timed-out'; "
         "valid ones: ok, refused, failed, unfinished, ",
         ("BrokerUnavailable", "TokenCooldown"),
         (),

@@ -1,6 +1,7 @@
-"""The load tier end to end: Locust against a real local stack (``squall up``), failing on
-its thresholds when the system misbehaves, and never printing the operator token. The
-passing run is ``nox -s load`` itself."""
+"""The load tier end to end, in ``nox -s load`` (where Locust is installed): Locust against
+a real local stack (``squall up``), failing on its thresholds when the system misbehaves,
+and never printing the operator token. The passing run is ``python -m load.local``, which
+the session runs next."""
 
 from __future__ import annotations
 
