@@ -48,7 +48,8 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def scenarios(session: nox.Session) -> None:
     """Every scenario under scenarios/, through the pytest plugin; HTML and JUnit in build/."""
-    session.run("./scripts/system-deps", "postgresql-15", external=True)  # storage scenarios
+    # PostgreSQL for the storage scenarios, Redis for the gateway's fan-out scenario.
+    session.run("./scripts/system-deps", "postgresql-15", "redis-server", external=True)
     session.install("-e", ".[test]")
     session.run(
         "pytest",

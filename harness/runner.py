@@ -40,6 +40,7 @@ from harness.invariants import (
     unknown_orders_reconciled,
 )
 from harness.postgres import PostgresClusterError
+from harness.redis_server import RedisServer, RedisServerError
 from harness.result import (
     BrokerCall,
     Check,
@@ -55,6 +56,7 @@ from harness.scenario.model import (
     DatabaseFaultSpec,
     FeedFaultSpec,
     Outage,
+    RedisFaultSpec,
     Scenario,
     Step,
     slug,
@@ -135,6 +137,7 @@ def run_scenario(
         TimeoutError,
         StorageError,
         PostgresClusterError,
+        RedisServerError,
     ) as exc:
         result = _broken(scenario, path, seed, clock, f"{type(exc).__name__}: {exc}")
     result.wall_seconds = time.perf_counter() - started
@@ -159,6 +162,20 @@ def _collecting_less() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+async def _redis_outage(
+    server: RedisServer, step: Step, history: History, duration: float, marks: list[Mark]
+) -> None:
+    """Stop the real server for the step's length, then start it again on the same port."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, server.stop)
+    marks.append(Mark(history.now(), f"{step.label}: Redis stopped"))
+    end = step.over_at(duration)
+    await asyncio.sleep(max(0.0, end - history.now()))
+    if end < duration:
+        await loop.run_in_executor(None, server.start)
+        marks.append(Mark(history.now(), f"{step.label}: Redis started again"))
 
 
 def run_name(scenario: Scenario, api: Api) -> str:
@@ -196,6 +213,8 @@ async def _play(
         for step in scenario.faults:
             fault = step.fault
             assert fault is not None
+            if isinstance(fault, RedisFaultSpec):
+                continue  # a real server, stopped and started by its step (play, below)
             if isinstance(fault, AlertsFaultSpec):
                 assert stack.webhook is not None  # the model requires alerts in needs
                 stack.webhook.add_fault(
@@ -284,6 +303,9 @@ async def _play(
             elif step.load is not None:
                 assert crowd is not None  # the model requires gateway in needs
                 await crowd.run(step)
+            elif isinstance(step.fault, RedisFaultSpec):
+                assert stack.redis is not None  # the model requires redis in needs
+                await _redis_outage(stack.redis, step, history, scenario.duration, marks)
 
         keep_metrics = metrics_sampled(scenario)
 
@@ -305,7 +327,11 @@ async def _play(
                 tick += 1
                 await asyncio.sleep(max(0.0, tick * SAMPLE_EVERY_S - history.now()))
 
-        steps = [asyncio.create_task(play(step)) for step in scenario.timeline if not step.fault]
+        steps = [
+            asyncio.create_task(play(step))
+            for step in scenario.timeline
+            if not step.fault or isinstance(step.fault, RedisFaultSpec)
+        ]
         sampler = asyncio.create_task(sample())
         background = [sampler] if probe is None else [sampler, asyncio.create_task(probe.run())]
         try:

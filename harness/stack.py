@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from harness.clock import realtime_guard
 from harness.database import Database, serve_database
+from harness.redis_server import RedisServer, redis_server
 from harness.scenario.model import Scenario
 from harness.stored import RecordLog
 from mocks.broker import BrokerConfig, create_app
@@ -101,6 +102,8 @@ class Stack:
     alerts: AlertNotifier | None = None
     # With a rate detector in the desk's detectors: the FX venue's rate feed client.
     rates: RateFeedClient | None = None
+    # With ``redis`` in needs: the server the gateway shares signals through.
+    redis: RedisServer | None = None
 
     @property
     def feed_control(self) -> FeedControl | None:
@@ -147,6 +150,14 @@ def system_settings_problems(scenario: Scenario) -> list[tuple[tuple[str, ...], 
             problems.append(
                 (("system", section, key), f"{key!r} is set by the stack, not by scenarios")
             )
+    for key in sorted({"redis_url", "fanout_channel"} & set(overrides.gateway)):
+        problems.append(
+            (
+                ("system", "gateway", key),
+                f"{key!r} is set by the stack (add redis to 'needs' for a Redis of its own), "
+                "not by scenarios",
+            )
+        )
     pool = overrides.storage.get("pool", {})
     if isinstance(pool, dict) and "url" in pool:
         problems.append(
@@ -286,13 +297,39 @@ async def start(scenario: Scenario, seed: int, api: Api = "kis") -> AsyncIterato
         webhook = None
         if "alerts" in scenario.needs:
             webhook = await parts.enter_async_context(serve_webhook())
+        redis = None
+        if "redis" in scenario.needs:
+            redis = await parts.enter_async_context(_serve_redis())
         if "feed" in scenario.needs:
             stack = await parts.enter_async_context(
-                _realtime(scenario, seed, config, database, webhook)
+                _realtime(scenario, seed, config, database, webhook, redis)
             )
         else:
             stack = await parts.enter_async_context(_broker_only(scenario, seed, config, database))
         yield stack
+
+
+@contextlib.asynccontextmanager
+async def _serve_redis() -> AsyncIterator[RedisServer]:
+    """A throwaway ``redis-server`` (its start and stop block for milliseconds, so they run
+    beside the loop, not in it)."""
+    server = redis_server()
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(None, server.start)
+        yield server
+    finally:
+        await loop.run_in_executor(None, server.close)
+
+
+def _gateway_values(
+    gateway: Mapping[str, Any], redis: RedisServer | None, seed: int
+) -> Mapping[str, Any]:
+    """The scenario's gateway overrides, plus where Redis is when the scenario needs it (a
+    channel of the run's own, so runs sharing a machine never hear each other)."""
+    if redis is None:
+        return gateway
+    return {**gateway, "redis_url": redis.url, "fanout_channel": f"squall:scenario:{seed}"}
 
 
 async def _time_zero(
@@ -364,9 +401,11 @@ async def _realtime(
     config: BrokerConfig,
     database: Database | None,
     webhook: ServedWebhook | None = None,
+    redis: RedisServer | None = None,
 ) -> AsyncIterator[Stack]:
     """The broker, the feed and the whole system; the gateway served when needed; the alert
-    notifier posting to ``webhook`` when there is one."""
+    notifier posting to ``webhook`` when there is one; the gateway sharing signals through
+    ``redis`` when there is one."""
     feed_config = FeedConfig(seed=seed, **scenario.feed.model_dump())
     overrides = scenario.system
     wall_origin = opening_bell()  # 09:00 KST, as above
@@ -385,7 +424,7 @@ async def _realtime(
             client=overrides.client,
             service=overrides.service,
             feed=overrides.feed,
-            gateway=overrides.gateway,
+            gateway=_gateway_values(overrides.gateway, redis, seed),
             storage=storage_settings(database, overrides.storage),
         )
         if "trading" in scenario.needs:
@@ -415,6 +454,7 @@ async def _realtime(
                 webhook=None if webhook is None else webhook.receiver,
                 alerts=system.alerts,
                 rates=system.rates,
+                redis=redis,
             )
             _observe_storage(stack, system.storage)
             if "gateway" not in scenario.needs:

@@ -48,7 +48,7 @@ from system.trading.alerts import metric_names as alert_metric_names
 from system.trading.desk import metric_names as desk_metric_names
 from system.trading.risk import Reason
 
-Part = Literal["broker", "feed", "gateway", "database", "trading", "alerts"]
+Part = Literal["broker", "feed", "gateway", "database", "trading", "alerts", "redis"]
 Invariant = Literal[
     "orders-not-duplicated",
     "unknown-orders-reconciled",
@@ -317,6 +317,22 @@ class AlertsFaultSpec(_Strict):
     do: WebhookAction
 
 
+class RedisOutage(_Strict):
+    """Redis is gone: the server is shut down when the step starts (every connection to it
+    closes) and started again, empty, on the same port when it ends."""
+
+    kind: Literal["outage"] = "outage"
+
+
+class RedisFaultSpec(_Strict):
+    """A fault on the Redis the gateway shares signals through (``do``: outage). The
+    server is a real ``redis-server``, stopped and started for real, so it takes no match,
+    first, every or probability."""
+
+    target: Literal["redis"]
+    do: RedisOutage
+
+
 def _fault_target(value: Any) -> str:
     # The tag names carry brackets so the loader reads them as union members, not keys.
     target = value.get("target", "broker") if isinstance(value, dict) else value.target
@@ -327,11 +343,12 @@ AnyFault = Annotated[
     Annotated[FaultSpec, Tag("target[broker]")]
     | Annotated[FeedFaultSpec, Tag("target[feed]")]
     | Annotated[DatabaseFaultSpec, Tag("target[database]")]
-    | Annotated[AlertsFaultSpec, Tag("target[alerts]")],
+    | Annotated[AlertsFaultSpec, Tag("target[alerts]")]
+    | Annotated[RedisFaultSpec, Tag("target[redis]")],
     Discriminator(
         _fault_target,
         custom_error_type="invalid_target",
-        custom_error_message="'target' must be broker, feed, database or alerts",
+        custom_error_message="'target' must be broker, feed, database, alerts or redis",
     ),
 ]
 
@@ -571,7 +588,7 @@ class Step(_Strict):
         """The fault's ``when`` on its mock's clock (which starts with the scenario)."""
         assert self.fault is not None
         fault = self.fault
-        if isinstance(fault, AlertsFaultSpec):
+        if isinstance(fault, AlertsFaultSpec | RedisFaultSpec):
             return When.model_validate({"from": self.at, "until": self.end})
         return When.model_validate(
             {
@@ -1148,6 +1165,14 @@ class Scenario(_Strict):
         if self.system.trading and "trading" not in self.needs:
             raise Misplaced(
                 ("system", "trading"), "trading settings need the desk; add trading to 'needs'"
+            )
+        if "redis" in self.needs and "gateway" not in self.needs:
+            raise Misplaced(("needs",), "the gateway shares signals through Redis; add gateway")
+        if "redis" in self.needs and self.clock != "real":
+            raise Misplaced(
+                ("clock",),
+                "Redis is a process outside the loop, whose replies virtual time cannot wait "
+                "for; set 'clock: real'",
             )
         if "alerts" in self.needs and "trading" not in self.needs:
             raise Misplaced(

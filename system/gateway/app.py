@@ -148,6 +148,7 @@ class Gateway:
                 settings.redis_url.get_secret_value(),
                 self.signals.deliver,
                 channel=settings.fanout_channel,
+                reconnect_max_s=settings.fanout_reconnect_max_s,
             )
             self.signals.share = self.fanout.share
         self.dispatcher = MessageDispatcher(

@@ -177,17 +177,6 @@ class RedisFanout(Lifecycle):
             ),
         )
 
-    def metrics(self) -> dict[str, float]:
-        counters = self.counters
-        return {
-            "fanout_shared": 1.0 if self.state == "shared" else 0.0,
-            "fanout_signals_shared_total": counters.shared,
-            "fanout_signals_received_total": counters.received,
-            "fanout_signals_not_shared_total": counters.not_shared,
-            "fanout_malformed_total": counters.malformed,
-            "fanout_outages_total": counters.outages,
-        }
-
     # -- life ------------------------------------------------------------------------------
 
     def start(self) -> None:

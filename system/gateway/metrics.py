@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from system.gateway.fanout import FanoutCounters
 from system.gateway.protocol import is_ticker
 from system.health import HEALTH_CODES
 from system.market.model import FEED_STATE_CODES, FeedState
@@ -190,6 +191,36 @@ def _families() -> tuple[Family, ...]:
             total=lambda g: float(FEED_STATE_CODES[g.prices.state]),
         ),
         _gauge(
+            "gateway_fanout_shared",
+            "1 while signals are shared with the deployment's other gateways through Redis",
+            lambda g: float(g.fanout is not None and g.fanout.state == "shared"),
+        ),
+        _counter(
+            "gateway_fanout_signals_shared",
+            "this gateway's signals published to the other gateways",
+            lambda g: _fanout(g).shared,
+        ),
+        _counter(
+            "gateway_fanout_signals_received",
+            "other gateways' signals sent to this gateway's clients",
+            lambda g: _fanout(g).received,
+        ),
+        _counter(
+            "gateway_fanout_signals_not_shared",
+            "this gateway's signals kept local: Redis was away",
+            lambda g: _fanout(g).not_shared,
+        ),
+        _counter(
+            "gateway_fanout_malformed",
+            "messages on the Redis channel that were not signal envelopes",
+            lambda g: _fanout(g).malformed,
+        ),
+        _counter(
+            "gateway_fanout_outages",
+            "times Redis went away and the gateway became local-only",
+            lambda g: _fanout(g).outages,
+        ),
+        _gauge(
             "gateway_health_state",
             "the /health verdict: 0 healthy, 1 degraded, 2 unhealthy",
             lambda g: HEALTH_CODES[g.health().state],
@@ -198,6 +229,11 @@ def _families() -> tuple[Family, ...]:
 
 
 GATEWAY_FAMILIES = _families()
+
+
+def _fanout(gateway: Gateway) -> FanoutCounters:
+    """The fan-out's counters; all zero for a gateway that shares nothing."""
+    return FanoutCounters() if gateway.fanout is None else gateway.fanout.counters
 
 
 class GatewayCollector(Collector):
@@ -220,8 +256,6 @@ class GatewayCollector(Collector):
             yield from _gauges(self.gateway.storage.metrics(), "", "storage metric")
         if self.gateway.alerts is not None:
             yield from _gauges(self.gateway.alerts.metrics(), "", "alert notifier metric")
-        if self.gateway.fanout is not None:
-            yield from _gauges(self.gateway.fanout.metrics(), "gateway_", "signal fan-out metric")
 
 
 def _gauges(values: Mapping[str, float], prefix: str, what: str) -> Iterator[Metric]:

@@ -110,6 +110,12 @@ class GatewaySettings(BaseModel):
         description="The Redis pub/sub channel the gateways of one deployment share; "
         "deployments sharing one Redis need different channels.",
     )
+    fanout_reconnect_max_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="The longest wait between attempts to reach Redis again while it is "
+        "away (the waits double from half a second up to this, jittered).",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -1009,7 +1009,7 @@ def test_an_unknown_target_says_which_targets_there_are(target: str) -> None:
     )
     assert at(problem) == (5, 5)
     assert problem.message == (
-        "timeline.0.fault: 'target' must be broker, feed, database or alerts"
+        "timeline.0.fault: 'target' must be broker, feed, database, alerts or redis"
     )
 
 
@@ -1296,7 +1296,7 @@ REFUSED = [
     pytest.param(
         "name: x\nduration: 100\nneeds: [broker, proxy]\n",
         (3, 17),
-        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database', 'trading' or 'alerts'",
+        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database', 'trading', 'alerts' or 'redis'",
         id="an-unknown-part-lists-the-parts",
     ),
     pytest.param(
