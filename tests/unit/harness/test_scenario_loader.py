@@ -1296,7 +1296,8 @@ REFUSED = [
     pytest.param(
         "name: x\nduration: 100\nneeds: [broker, proxy]\n",
         (3, 17),
-        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database', 'trading', 'alerts' or 'redis'",
+        "needs.1: Input should be 'broker', 'feed', 'gateway', 'database', 'trading', "
+        "'alerts' or 'redis'",
         id="an-unknown-part-lists-the-parts",
     ),
     pytest.param(
