@@ -28,7 +28,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def unit(session: nox.Session) -> None:
     """Single modules, no sockets: respx for HTTP, pure logic for the fault model."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,bench]")  # bench: the cost curves' plot is tested too
     session.run("pytest", "tests/unit", *session.posargs)
 
 
@@ -130,5 +130,5 @@ def bench(session: nox.Session) -> None:
     (``-- --only realtime`` or ``-- --only proxy`` runs that part alone)."""
     # socat is the proxy's baseline; as root with apt-get it is installed when missing.
     session.run("./scripts/system-deps", "socat", external=True)
-    session.install("-e", ".")
+    session.install("-e", ".[bench]")
     session.run("python", "-m", "harness.bench", *session.posargs)

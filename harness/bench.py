@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 from starlette.types import Receive, Scope, Send
 
-from harness import bench_proxy, bench_realtime
+from harness import bench_proxy, bench_realtime, bench_scale
 from harness.runner import run_scenario
 from harness.scenario import load_file, load_text
 from mocks.server import serve
@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--only", choices=("broker", "realtime", "proxy"), help="run one part of the benchmarks"
+        "--only",
+        choices=("broker", "realtime", "proxy", "scale"),
+        help="run one part of the benchmarks",
     )
     only = parser.parse_args(argv).only
     console = Console()
@@ -154,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_realtime.main(console)
     if only in (None, "proxy"):
         bench_proxy.main(console)
+    if only in (None, "scale"):  # last: it plots the realtime part's fan-out runs too
+        bench_scale.main(console)
 
 
 def _broker(console: Console) -> None:

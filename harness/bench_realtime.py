@@ -23,7 +23,7 @@ process (another process taking the core) delays a whole burst, so p99 rests on 
 two or three bursts of a path: on a shared machine it moves from run to run, either way;
 p50 and the CPU figures below are the steadier ones.
 
-**Fan-out throughput** with 100 and 1,000 WebSocket clients on one ticker. The 1 tick/s
+**Fan-out throughput** with 10, 100 and 1,000 WebSocket clients on one ticker. The 1 tick/s
 of the mock feed is far too little load, so prices are published straight into the
 gateway's feed listener (``PriceUpdateBroadcaster.on_price``, what ``FeedClient`` calls
 for every trade) by a stand-in ``PriceFeed``; no mock feed or broker runs in this part, and
@@ -102,7 +102,7 @@ SEED = 0
 LATENCY_CODES = 10  # tickers subscribed: frames per one-second step
 LATENCY_ROUNDS = 2  # system and relay alternate, this many windows each
 LATENCY_WINDOW_S = 12.5  # per round: LATENCY_CODES × rounds × window ≈ 250 ticks a side
-FANOUT_CLIENTS = (100, 1000)
+FANOUT_CLIENTS = (10, 100, 1000)  # three sizes: the cost curve, not one point
 FANOUT_DELIVERIES = 100_000  # messages × clients offered per run
 FANOUT_ROUNDS = 2  # gateway and baseline alternate; the best run of each is reported
 FANOUT_TICKER = "005930"
