@@ -27,19 +27,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
-from starlette.types import Receive, Scope, Send
 
 from harness import bench_proxy, bench_realtime, bench_scale
+from harness.bench_wire import bare_exchange_s
 from harness.runner import run_scenario
 from harness.scenario import load_file, load_text
-from mocks.server import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPRESSION_TARGET = 300.0
@@ -98,27 +95,6 @@ def _compression(name: str) -> Compression:
     )
 
 
-async def _bare_exchange_s(count: int = 1000) -> float:
-    """Seconds per request of the bare wire: an httpx client (the system's) and uvicorn
-    (the mocks' server) on loopback, the endpoint answering a fixed body and nothing more.
-    A scenario's requests cannot cost less than this each."""
-    body = b'{"rt_cd":"0","msg_cd":"MCA00000","output":{}}'
-
-    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async with serve(endpoint) as server, httpx.AsyncClient(base_url=server.url) as client:
-        await client.get("/warm-up")
-        started = time.perf_counter()
-        for _ in range(count):
-            await client.get("/uapi/x", params={"FID_INPUT_ISCD": "005930"})
-        return (time.perf_counter() - started) / count
-
-
 def _budget_use() -> tuple[float, int, int]:
     """(served per second ÷ budget, EGW00201 answers, budget the broker enforced)."""
     from mocks.broker.config import BrokerConfig
@@ -162,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _broker(console: Console) -> None:
     figures: list[Figure] = []
-    bare = asyncio.run(_bare_exchange_s())
+    bare = asyncio.run(bare_exchange_s())
     for label, name in (
         ("EGW00133 storm", "broker/egw00133-storm"),
         ("ten-minute mix", "broker/ten-minute-mix"),

@@ -34,9 +34,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
-from starlette.types import Receive, Scope, Send
 
 from harness import bench_proxy
+from harness.bench_wire import PARAMS, PATH, bare_endpoint, bare_exchange_s
 from harness.runner import run_scenario
 from harness.scenario import load_file, load_text
 from mocks.broker import BrokerConfig
@@ -53,9 +53,6 @@ BURSTS = (100, 500, 1000)
 CALLER_RATES = (20, 40, 80)
 APPKEY = "P" * 36
 APPSECRET = "s" * 180
-PRICE = "/uapi/domestic-stock/v1/quotations/inquire-price"
-PRICE_PARAMS = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"}
-_BODY = b'{"rt_cd":"0","msg_cd":"MCA00000","msg1":"ok","output":{"stck_prpr":"80100"}}'
 _BUDGET = """
 name: budget use at {rate} a second
 duration: 60
@@ -85,21 +82,13 @@ class Curve:
 # -- the mock broker ------------------------------------------------------------------------
 
 
-async def _bare(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] != "http":
-        return
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": _BODY})
-
-
 async def _drive(client: httpx.AsyncClient, concurrency: int, headers: dict[str, str]) -> float:
     """Requests per second of ``REQUESTS`` quote GETs over ``concurrency`` callers."""
     each = REQUESTS // concurrency
 
     async def caller() -> None:
         for _ in range(each):
-            answer = await client.get(PRICE, params=PRICE_PARAMS, headers=headers)
+            answer = await client.get(PATH, params=PARAMS, headers=headers)
             if answer.status_code != 200:
                 raise RuntimeError(f"the bench's quote got HTTP {answer.status_code}")
 
@@ -138,7 +127,7 @@ async def _broker_curve() -> Curve:
             }
             mock = await _drive(client, concurrency, headers)
         async with (
-            serve(_bare) as bare,
+            serve(bare_endpoint) as bare,
             httpx.AsyncClient(base_url=bare.url, limits=limits) as client,
         ):
             baseline = await _drive(client, concurrency, {})
@@ -190,16 +179,6 @@ def _proxy_curve() -> Curve:
 # -- the scenario engine --------------------------------------------------------------------
 
 
-async def _bare_exchange_s(count: int = 1000) -> float:
-    """Seconds per request of the bare wire (``harness.bench``'s baseline)."""
-    async with serve(_bare) as server, httpx.AsyncClient(base_url=server.url) as client:
-        await client.get("/warm-up")
-        started = time.perf_counter()
-        for _ in range(count):
-            await client.get(PRICE, params=PRICE_PARAMS)
-        return (time.perf_counter() - started) / count
-
-
 def _compression_curve() -> Curve:
     curve = Curve(
         "time compression, EGW00133 storm",
@@ -211,7 +190,7 @@ def _compression_curve() -> Curve:
     )
     path = ROOT / "scenarios" / "broker" / "egw00133-storm.yaml"
     storm = load_file(path)
-    bare = asyncio.run(_bare_exchange_s())
+    bare = asyncio.run(bare_exchange_s())
     for burst in BURSTS:
         timeline = [
             step.model_copy(update={"quotes": step.quotes.model_copy(update={"burst": burst})})
