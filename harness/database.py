@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -22,18 +23,24 @@ from mocks.control_client import ProxyControl
 from mocks.proxy import ProxyConfig, serve_proxy
 
 _shared: PostgresCluster | None = None
+# The process that started ``_shared``. A process forked from it inherits the reference, not
+# the ownership: were the child to use it and then close it (as a worker must before it
+# exits), the parent's server would be gone under the parent's feet.
+_owner: int | None = None
 # A thread lock, not an asyncio one: every scenario runs in an event loop of its own.
 _lock = threading.Lock()
 
 
 def _start_shared() -> PostgresCluster:
-    global _shared
+    global _shared, _owner
     with _lock:
+        if _shared is not None and _owner != os.getpid():
+            _shared = None  # the parent's, inherited through fork: start our own
         if _shared is None:
             cluster = postgres_cluster()
             if cluster.managed:
                 cluster.start()
-            _shared = cluster
+            _shared, _owner = cluster, os.getpid()
         return _shared
 
 
@@ -47,9 +54,9 @@ def close_shared_cluster() -> None:
     atexit hooks (a multiprocessing worker) must call this, or the server outlives it."""
     global _shared
     with _lock:
-        if _shared is not None:
+        if _shared is not None and _owner == os.getpid():
             _shared.close()
-            _shared = None
+        _shared = None
 
 
 @dataclass(frozen=True)

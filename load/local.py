@@ -5,7 +5,8 @@ a local stack, failing on the thresholds.
    a trading desk in paper mode and a fresh operator token (passed through the
    environment, never on a command line, never printed).
 2. Locust, headless, once in one process and once distributed (``--processes``: a master
-   and that many workers), each with the CSV and HTML reports in ``build/load/``.
+   and that many workers) following a load shape (``spike`` unless ``--shape`` says), each
+   with the CSV and HTML reports in ``build/load/``.
 3. The stack is stopped whatever happened; the exit code is non-zero if any run failed its
    thresholds (``load/thresholds.py``) or the stack would not start.
 
@@ -87,15 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         with local_stack(token) as stack:
             print(f"load: a local stack on {stack.host} (its log: {stack.log})", flush=True)
             failed = []
-            runs = [("single", []), ("distributed", ["--processes", str(args.workers)])]
-            for label, extra in runs:
-                print(f"load: {label} run, {args.users} users for {args.duration} s", flush=True)
+            # The distributed run follows a shape (spike unless told), so one CI run drives
+            # a LoadTestShape through a master and its workers too.
+            runs: list[tuple[str, list[str], str | None]] = [
+                ("single", [], args.shape),
+                ("distributed", ["--processes", str(args.workers)], args.shape or "spike"),
+            ]
+            for label, extra, shape in runs:
+                how = f"a {shape} shape peaking at" if shape else "a constant"
+                print(
+                    f"load: {label} run, {how} {args.users} users for {args.duration} s",
+                    flush=True,
+                )
                 code = run_locust(
                     stack.host,
                     token,
                     users=args.users,
                     duration_s=args.duration,
-                    shape=args.shape,
+                    shape=shape,
                     report=label,
                     extra=extra,
                 ).returncode

@@ -203,3 +203,35 @@ def test_an_unreachable_or_malformed_database_url_says_what_to_check() -> None:
         PostgresCluster(external_url="postgresql://u:hunter2@127.0.0.1:notaport/x")
     assert "DATABASE_URL is not a usable PostgreSQL URL" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+def _port_in_a_forked_worker() -> int:
+    """A worker's shared cluster: its own, closed before the worker exits."""
+    import asyncio
+
+    from harness.database import close_shared_cluster, shared_cluster
+
+    try:
+        return asyncio.run(shared_cluster()).port
+    finally:
+        close_shared_cluster()
+
+
+def test_a_forked_worker_never_closes_its_parents_shared_cluster() -> None:
+    # Workers run scenarios and close the shared cluster before exiting (they skip atexit).
+    # One forked after the parent started its own must start another, not stop the parent's.
+    import asyncio
+    import multiprocessing
+
+    from harness.database import close_shared_cluster, shared_cluster
+
+    parent = asyncio.run(shared_cluster())
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child_port = pool.apply(_port_in_a_forked_worker)
+        assert child_port != parent.port
+        assert parent.running
+        assert asyncio.run(shared_cluster()) is parent  # still the parent's, still serving
+    finally:
+        close_shared_cluster()
+    assert not parent.running
