@@ -38,12 +38,14 @@ def test_quotes_the_broker_refuses_fail_the_run(stack: LocalStack, token: str) -
         control,
         json={
             "where": {"path": "/uapi/*/quotations/*"},
-            "what": {"kind": "error", "status": 500},
+            # A business refusal: the system gives up at once (422), where a 5xx would
+            # be retried until the quote's deadline, past the end of a short run.
+            "what": {"kind": "error", "code": "KIOK0560"},
         },
     )
     assert rule.status_code in (200, 201), rule.text
     try:
-        run = run_locust(stack.host, token, users=8, duration_s=5, report="broken", capture=True)
+        run = run_locust(stack.host, token, users=8, duration_s=6, report="broken", capture=True)
     finally:
         httpx.delete(control)
     assert run.returncode == 1, run.stdout
