@@ -42,7 +42,12 @@ def integration(session: nox.Session) -> None:
         "./scripts/system-deps", "curl", "nginx", "postgresql-15", "redis-server", external=True
     )
     session.install("-e", ".[test]")
-    session.run("pytest", "tests/integration", *session.posargs)
+    # Two workers, a module each at a time (its module fixtures run once): the real-time
+    # verdict comparisons spend minutes waiting on the wall clock while the other worker
+    # runs everything else. `-- -n 0` runs them in one process.
+    session.run(
+        "pytest", "tests/integration", "-n", "2", "--dist", "loadscope", *session.posargs
+    )
 
 
 @nox.session
