@@ -45,9 +45,7 @@ def integration(session: nox.Session) -> None:
     # Two workers, a module each at a time (its module fixtures run once): the real-time
     # verdict comparisons spend minutes waiting on the wall clock while the other worker
     # runs everything else. `-- -n 0` runs them in one process.
-    session.run(
-        "pytest", "tests/integration", "-n", "2", "--dist", "loadscope", *session.posargs
-    )
+    session.run("pytest", "tests/integration", "-n", "2", "--dist", "loadscope", *session.posargs)
 
 
 @nox.session
