@@ -152,8 +152,12 @@ class Crowd:
 
     async def _open(self, code: str) -> ClientConnection:
         ws = await connect(self.ws_url, ping_interval=None, open_timeout=REQUEST_TIMEOUT_S)
-        await ws.send(json.dumps({"type": "subscribe", "ticker": code}))
-        await ws.send(json.dumps({"type": "subscribe", "topic": "signals"}))
+        try:
+            await ws.send(json.dumps({"type": "subscribe", "ticker": code}))
+            await ws.send(json.dumps({"type": "subscribe", "topic": "signals"}))
+        except Exception:
+            await ws.close()  # a socket half set up is not left behind
+            raise
         return ws
 
     async def _timed(
