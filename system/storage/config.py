@@ -108,8 +108,9 @@ class PoolConfig(BaseModel):
     probe_interval_s: float = Field(
         default=10.0,
         ge=0,
-        description="While healthy, probe the server this often even without traffic, so an "
-        "idle system notices an outage (0: probe only after a failure)",
+        description="While healthy, probe the server this often when nothing else has shown "
+        "it reachable since the last look (traffic that succeeded counts), so an idle system "
+        "notices an outage (0: probe only after a failure)",
     )
     reconnect_backoff_base_s: float = Field(
         default=0.25,

@@ -126,6 +126,9 @@ class PoolManager:
         self._watcher: asyncio.Task[None] | None = None
         self._wake_watcher = asyncio.Event()
         self._next_probe_at: float | None = None
+        # When the server last answered (an operation, a connection, a probe): the watcher
+        # skips the periodic probe when traffic has just shown it reachable.
+        self._last_success_at = -math.inf
         self._refresh: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -463,7 +466,8 @@ class PoolManager:
     # -- health ------------------------------------------------------------------------
 
     def _succeeded(self) -> None:
-        self._publish(self._monitor.succeeded(loop_time()))
+        self._last_success_at = now = loop_time()
+        self._publish(self._monitor.succeeded(now))
 
     def _failed(self, what: str, *, probe: bool) -> None:
         self._publish(self._monitor.failed(loop_time(), what))
@@ -528,9 +532,20 @@ class PoolManager:
                 failures = 0
                 interval = cfg.probe_interval_s or None
                 self._next_probe_at = None if interval is None else loop_time() + interval
+                woken = False
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(interval):
                         await self._wake_watcher.wait()
+                        woken = True
+                if (
+                    not woken
+                    and interval is not None
+                    and loop_time() - self._last_success_at < interval
+                ):
+                    # The periodic probe is for an idle system; a busy one has just shown
+                    # the server reachable, and a fresh connection a minute costs it a
+                    # backend fork and an authentication for nothing.
+                    continue
                 # A burst of failures should not become a burst of probes.
                 spacing = last_probe + cfg.reconnect_backoff_base_s - loop_time()
                 if spacing > 0:

@@ -258,3 +258,26 @@ async def test_without_a_hook_the_pool_holds_a_no_op() -> None:
     manager = PoolManager(config())
     with manager._database_wait:
         pass
+
+
+@pytest.mark.looptime
+async def test_the_periodic_probe_waits_for_an_idle_spell(
+    wait: CountingWait, server: Server
+) -> None:
+    # Traffic that succeeds shows the server reachable; a fresh probe connection each
+    # interval would only add a backend fork and an authentication.
+    manager = PoolManager(config(min_size=1, probe_interval_s=1.0), database_wait=wait)
+
+    def probes() -> int:
+        return [what for what, _ in server.waits].count("fetchval SELECT 1")
+
+    async with manager:
+        before = probes()  # the start-up check
+        for _ in range(10):  # busy: a write every half second for five seconds
+            await manager.execute("insert 1")
+            await asyncio.sleep(0.5)
+        busy = probes() - before
+        await asyncio.sleep(3.5)  # idle: a probe about every second
+        idle = probes() - before - busy
+    assert busy == 0
+    assert idle >= 2
