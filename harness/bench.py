@@ -1,14 +1,13 @@
 """``nox -s bench``: speed figures, each beside a baseline measured in the same run.
 
 - Time compression (simulated ÷ wall seconds: the median of three runs after an untimed
-  warm-up) of the EGW00133 storm and the ten-minute mix,
-  beside two baselines: the compression of an *idle* scenario of the same length (what the
-  harness costs with no traffic at all), and the ceiling the scenario's requests allow if
-  each cost only a bare httpx-to-uvicorn exchange on loopback (what the wire costs). A slow
-  machine shows up in all three alike.
+  warm-up) of the EGW00133 storm and the ten-minute mix, beside two baselines: the
+  compression of an *idle* scenario of the same length (what the harness costs with no
+  traffic at all), and the ceiling the scenario's requests allow if each cost only a bare
+  httpx-to-uvicorn exchange on loopback (what the wire costs). A slow machine shows up in
+  all three alike.
 - The wall time of the full trading day (scenarios/trading; the median of three runs),
-  beside an idle scenario of
-  its 6.5 hours.
+  beside an idle scenario of its 6.5 hours.
 - The broker client's budget use on the real profile: quotes served per second ÷ 18 while
   callers ask for far more, with the EGW00201 count, beside the budget the mock broker
   enforced in the same run (read from its control plane).
