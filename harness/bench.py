@@ -54,15 +54,6 @@ name: idle {duration}s
 duration: {duration}
 """
 
-_BUDGET = """
-name: budget use
-duration: 60
-timeline:
-  - {name: over budget, at: 0, quotes: {rate: 40}}
-expect:
-  - {broker_requests: {code: EGW00201}, equals: 0}
-"""
-
 
 @dataclass(frozen=True)
 class Figure:
@@ -107,24 +98,6 @@ def _compression(name: str, *, warm_up: bool = True) -> Compression:
         requests,
         walls,
     )
-
-
-def _budget_use() -> tuple[float, int, int]:
-    """(served per second ÷ budget, EGW00201 answers, budget the broker enforced)."""
-    from mocks.broker.config import BrokerConfig
-
-    scenario = load_text(_BUDGET, "budget")
-    result = run_scenario(scenario, "budget")
-    assert result.timeline is not None
-    budget = BrokerConfig().budget  # the real profile's, as the mock enforces it
-    served = [
-        c for c in result.timeline.broker_calls if c.outcome == "ok" and c.path.startswith("/uapi")
-    ]
-    # Skip the first second (start-up, token issuance) and the last (the run stops mid-second).
-    steady = [c for c in served if 1.0 <= c.at < result.simulated_seconds - 1.0]
-    per_second = len(steady) / (result.simulated_seconds - 2.0)
-    refused = sum(1 for c in result.timeline.broker_calls if c.outcome == "EGW00201")
-    return per_second / budget, refused, budget
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,7 +162,8 @@ def _broker(console: Console) -> None:
             day.wall_s < TRADING_DAY_TARGET_S,
         )
     )
-    use, refused, budget = _budget_use()
+    # Callers asking 40 quotes a second, more than twice the budget.
+    use, refused, budget = bench_scale.budget_use(40)
     figures.append(
         Figure(
             "budget use, real profile (served/s ÷ budget)",

@@ -217,19 +217,27 @@ def _budget_curve() -> Curve:
         "the budget",
         target=0.95,
     )
-    budget = BrokerConfig().budget
     for rate in CALLER_RATES:
-        result = run_scenario(load_text(_BUDGET.format(rate=rate), "budget"), "budget")
-        assert result.timeline is not None
-        calls = result.timeline.broker_calls
-        refused = sum(1 for c in calls if c.outcome == "EGW00201")
+        use, refused, _ = budget_use(rate)
         if refused:
             raise SystemExit(f"bench: {refused} EGW00201 answers at {rate} quotes/s")
-        served = [c for c in calls if c.outcome == "ok" and c.path.startswith("/uapi")]
-        steady = [c for c in served if 1.0 <= c.at < result.simulated_seconds - 1.0]
-        per_second = len(steady) / (result.simulated_seconds - 2.0)
-        curve.points.append(Point(rate, per_second / budget, 1.0))
+        curve.points.append(Point(rate, use, 1.0))
     return curve
+
+
+def budget_use(rate: int) -> tuple[float, int, int]:
+    """A minute of callers asking ``rate`` quotes a second on the real profile: (quotes
+    served per second ÷ the budget, EGW00201 answers, the budget the broker enforced)."""
+    result = run_scenario(load_text(_BUDGET.format(rate=rate), "budget"), "budget")
+    assert result.timeline is not None
+    budget = BrokerConfig().budget  # the real profile's, as the mock enforces it
+    calls = result.timeline.broker_calls
+    served = [c for c in calls if c.outcome == "ok" and c.path.startswith("/uapi")]
+    # Skip the first second (start-up, token issuance) and the last (the run stops mid-second).
+    steady = [c for c in served if 1.0 <= c.at < result.simulated_seconds - 1.0]
+    per_second = len(steady) / (result.simulated_seconds - 2.0)
+    refused = sum(1 for c in calls if c.outcome == "EGW00201")
+    return per_second / budget, refused, budget
 
 
 # -- fan-out, from the realtime part ----------------------------------------------------------

@@ -308,12 +308,12 @@ def up_command(
     from harness.stack import system_settings
     from mocks.broker import BrokerConfig
     from mocks.world import serve_world
-    from system.app import running_system
+    from system.app import policy_from_env, running_system
     from system.broker import SettingsError
     from system.gateway import serve as serve_gateway
 
     try:
-        policy = _policy_from_env()
+        policy = policy_from_env()
     except SettingsError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -352,23 +352,6 @@ def up_command(
             feed_port: ("the mock feed", "--feed-port", "SQUALL_FEED_PORT"),
         },
     )
-
-
-def _policy_from_env() -> dict[str, Any]:
-    """The system's policy settings from the environment (``SettingsError`` names the
-    variable at fault): the service's, the gateway's and, when a trading mode is set, the
-    desk's."""
-    from system.app import TRADING_MODE_VARIABLE
-    from system.gateway import GatewaySettings
-    from system.service import ServiceSettings
-    from system.trading.settings import TradingSettings
-
-    trading = os.environ.get(TRADING_MODE_VARIABLE, "").strip()
-    return {
-        "service": ServiceSettings.from_env(),
-        "gateway": GatewaySettings.from_env(),
-        "trading": TradingSettings.from_env() if trading else None,
-    }
 
 
 def _settings_or_exit(model: type[M], what: str, options: dict[str, tuple[str, object]]) -> M:

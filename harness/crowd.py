@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from harness.result import SystemCall
 from harness.scenario.model import LoadPhase, Step
-from harness.workload import History
+from harness.workload import ApiAnswer, History, get_from_gateway
 from load.shapes import plan
 
 DEFAULT_CODES = ("005930", "000660")
@@ -122,7 +122,7 @@ class Crowd:
                 path, operation = f"/api/quotes/{rng.choice(codes)}", "quote"
             else:
                 path, operation = "/health", "health"
-            await self._timed(label, operation, functools.partial(_get, http, path))
+            await self._timed(label, operation, functools.partial(get_from_gateway, http, path))
 
     async def _dashboard_user(
         self, label: str, rng: random.Random, phase: LoadPhase, code: str
@@ -174,7 +174,7 @@ class Crowd:
         except asyncio.CancelledError:
             history.calls.append(SystemCall(started, label, operation, "unfinished", None))
             raise
-        except _Answered as answer:
+        except ApiAnswer as answer:
             outcome = answer.outcome
         except Exception as exc:  # every failure is an observation, not a crash
             outcome = _outcome_of(exc)
@@ -202,23 +202,6 @@ def _outcome_of(error: Exception) -> str:
 def _think(rng: random.Random, phase: LoadPhase) -> float:
     low, high = phase.think
     return rng.uniform(low, high)
-
-
-class _Answered(Exception):
-    """The gateway answered something else than 200."""
-
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-
-
-async def _get(http: httpx.AsyncClient, path: str) -> httpx.Response:
-    response = await http.get(path)
-    if response.status_code == 200:
-        return response
-    if response.status_code == 503 and "retry-after" in response.headers:
-        raise _Answered("refused")
-    raise _Answered(f"HTTP{response.status_code}")
 
 
 async def _read(ws: ClientConnection, pongs: asyncio.Queue[bool]) -> None:

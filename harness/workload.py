@@ -127,15 +127,7 @@ class Workloads:
         http = self._http
 
         def make(_: str, __: int) -> Callable[[], Awaitable[object]]:
-            async def call() -> object:
-                response = await http.get(load.path)
-                if response.status_code == 200:
-                    return response
-                if response.status_code == 503 and "retry-after" in response.headers:
-                    raise ApiAnswer("refused")
-                raise ApiAnswer(f"HTTP{response.status_code}")
-
-            return call
+            return lambda: get_from_gateway(http, load.path)
 
         return make
 
@@ -193,6 +185,17 @@ class Workloads:
         self.history.unfinished()
         if self._http is not None:
             await self._http.aclose()
+
+
+async def get_from_gateway(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    """A GET through the gateway's HTTP API: its 200 answer, else ``ApiAnswer`` saying how
+    it answered (``refused``: a 503 with Retry-After; ``HTTP<status>`` otherwise)."""
+    response = await http.get(path)
+    if response.status_code == 200:
+        return response
+    if response.status_code == 503 and "retry-after" in response.headers:
+        raise ApiAnswer("refused")
+    raise ApiAnswer(f"HTTP{response.status_code}")
 
 
 class ApiAnswer(Exception):

@@ -78,9 +78,11 @@ class StackNotReady(RuntimeError):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.local", description=__doc__)
-    parser.add_argument("--users", type=int, default=20, help="peak users (default 20)")
-    parser.add_argument("--duration", type=int, default=15, help="seconds per run (default 15)")
-    parser.add_argument("--workers", type=int, default=2, help="distributed run's workers")
+    parser.add_argument("--users", type=_positive, default=20, help="peak users (default 20)")
+    parser.add_argument(
+        "--duration", type=_positive, default=15, help="seconds per run (default 15)"
+    )
+    parser.add_argument("--workers", type=_positive, default=2, help="distributed run's workers")
     parser.add_argument("--shape", choices=("ramp", "spike", "soak"), help="a load shape")
     args = parser.parse_args(argv)
     token = secrets.token_urlsafe(24)
@@ -120,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"load: every run held its thresholds; reports in {OUT}")
     return 0
+
+
+def _positive(raw: str) -> int:
+    """A whole number of at least 1, for argparse (which then names the option)."""
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
+    return int(raw)
 
 
 def run_locust(

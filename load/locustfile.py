@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 import uuid
 from typing import Any
@@ -40,12 +41,29 @@ from load import shapes, thresholds
 log = logging.getLogger("squall.load")
 
 OPERATOR_TOKEN = os.environ.get("SQUALL_LOAD_OPERATOR_TOKEN", "").strip()
-CODES = [c.strip() for c in os.environ.get("SQUALL_LOAD_CODES", "005930,000660").split(",")]
-CODES = [c for c in CODES if c]
 WS_TIMEOUT_S = 10.0
 
-# The shape, when one is asked for: Locust runs any LoadTestShape it finds in this module.
-_shape = shapes.from_env()
+
+def _codes() -> list[str]:
+    raw = os.environ.get("SQUALL_LOAD_CODES", "005930,000660")
+    codes = [code.strip() for code in raw.split(",") if code.strip()]
+    if not codes or not all(len(c) == 6 and c.isascii() and c.isdigit() for c in codes):
+        raise ValueError(
+            f"SQUALL_LOAD_CODES={raw!r} must be KRX stock codes, six digits each, "
+            "comma-separated, e.g. 005930,000660"
+        )
+    return codes
+
+
+# The settings are read here, before any user starts: a wrong one stops the run with its
+# message and exit 1, not a traceback, nor a verdict that comes only when the run ends.
+try:
+    CODES = _codes()
+    THRESHOLDS = thresholds.Thresholds.from_env()
+    # Locust runs any LoadTestShape it finds in this module: one only when asked for.
+    _shape = shapes.from_env()
+except ValueError as error:  # ThresholdError and LoadShapeError are ValueErrors
+    raise SystemExit(f"squall load: {error}") from None
 if _shape is not None:
     SquallShape = _shape
 
@@ -76,7 +94,7 @@ class RestUser(HttpUser):
 
     @task(4)
     def quote(self) -> None:
-        code = CODES[int(time.monotonic() * 1000) % len(CODES)]
+        code = random.choice(CODES)
         with self.client.get(
             f"/api/quotes/{code}", name="/api/quotes/[code]", catch_response=True
         ) as response:
@@ -250,9 +268,7 @@ def _enforce_thresholds(environment: Environment, **_: Any) -> None:
     required = ["GET /health", "GET /api/quotes/[code]", "WS ping round trip"]
     if OPERATOR_TOKEN:
         required += ["POST /api/orders", "POST /api/kill-switch"]
-    verdict = thresholds.check(
-        environment.stats.entries.values(), thresholds.Thresholds.from_env(), required
-    )
+    verdict = thresholds.check(environment.stats.entries.values(), THRESHOLDS, required)
     lines = ["Squall load thresholds:"]
     for key, requests, failures, p95, limit, ok in verdict.rows:
         mark = "ok  " if ok else "OVER"

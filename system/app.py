@@ -37,6 +37,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from fastapi import FastAPI
 
@@ -143,15 +144,9 @@ class SystemSettings:
         database = database_url_variable(env) is not None
         return cls(
             broker=broker_settings(environ),
-            service=ServiceSettings.from_env(environ=environ),
             feed=FeedSettings.from_env(environ=environ),
-            gateway=GatewaySettings.from_env(environ=environ),
             storage=StorageSettings.from_env(environ=environ) if database else None,
-            trading=(
-                TradingSettings.from_env(environ=environ)
-                if env.get(TRADING_MODE_VARIABLE, "").strip()
-                else None
-            ),
+            **policy_from_env(environ),
             alerts=AlertSettings.from_env(environ=environ),
             rates=(
                 RateFeedSettings.from_env(environ=environ)
@@ -159,6 +154,25 @@ class SystemSettings:
                 else None
             ),
         )
+
+
+class Policy(TypedDict):
+    service: ServiceSettings
+    gateway: GatewaySettings
+    trading: TradingSettings | None
+
+
+def policy_from_env(environ: Mapping[str, str] | None = None) -> Policy:
+    """The system's policy, not where it connects: the service's, the gateway's and, with
+    ``SQUALL_TRADING_MODE`` set, the trading desk's settings (``SettingsError`` names the
+    variable at fault). ``squall up`` takes these over the mocks it wires the rest to."""
+    env = os.environ if environ is None else environ
+    trading = env.get(TRADING_MODE_VARIABLE, "").strip()
+    return Policy(
+        service=ServiceSettings.from_env(environ=environ),
+        gateway=GatewaySettings.from_env(environ=environ),
+        trading=TradingSettings.from_env(environ=environ) if trading else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -292,17 +292,10 @@ class Gateway:
     async def _set_kill_switch(self, request: Request) -> JSONResponse:
         if self.kill_switch is None:
             return _refuse(_NO_KILL_SWITCH)
-        client = request.client.host if request.client else "an unknown client"
-        # The body is read only once the sender has proved to be the operator.
-        denied = check_operator(request.headers.get("authorization"), self.settings.operator_token)
+        client = _client_of(request)
+        denied = self._not_the_operator(request, "setting the kill switch")
         if denied is not None:
-            log.warning(
-                "gateway: refused POST /api/kill-switch from %s (%d): %s",
-                client,
-                denied.status,
-                denied.message,
-            )
-            return _refuse(denied)
+            return denied
         command = check_media_type(request.headers.get("content-type")) or parse_command(
             await request.body()
         )
@@ -335,21 +328,10 @@ class Gateway:
         placer = self.service if isinstance(self.service, OrderPlacer) else None
         if placer is None:
             return _problem(404, "this gateway's service places no orders")
-        client = request.client.host if request.client else "an unknown client"
-        # The body is read only once the sender has proved to be the operator.
-        denied = check_operator(
-            request.headers.get("authorization"),
-            self.settings.operator_token,
-            doing="placing an order",
-        )
+        client = _client_of(request)
+        denied = self._not_the_operator(request, "placing an order")
         if denied is not None:
-            log.warning(
-                "gateway: refused POST /api/orders from %s (%d): %s",
-                client,
-                denied.status,
-                denied.message,
-            )
-            return _refuse(denied)
+            return denied
         order = check_media_type(request.headers.get("content-type")) or api.parse_order(
             await request.body()
         )
@@ -374,6 +356,25 @@ class Gateway:
         status, body = api.order_placed(ack)
         log.info("gateway: the operator at %s placed %s", client, order.client_order_id)
         return JSONResponse(body, status_code=status)
+
+    def _not_the_operator(self, request: Request, doing: str) -> JSONResponse | None:
+        """The refusal of a mutating request without the operator token (logged), or None.
+        Callers read the body only after this, once the sender has proved to be the
+        operator."""
+        denied = check_operator(
+            request.headers.get("authorization"), self.settings.operator_token, doing=doing
+        )
+        if denied is None:
+            return None
+        log.warning(
+            "gateway: refused %s %s from %s (%d): %s",
+            request.method,
+            request.url.path,
+            _client_of(request),
+            denied.status,
+            denied.message,
+        )
+        return _refuse(denied)
 
     async def _trading(self) -> JSONResponse:
         if self.kill_switch is None:
@@ -437,6 +438,10 @@ def create_gateway(
     return Gateway(
         service, feed, settings, storage=storage, kill_switch=kill_switch, alerts=alerts
     ).app
+
+
+def _client_of(request: Request) -> str:
+    return request.client.host if request.client else "an unknown client"
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -35,14 +35,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from system.broker import OrderAck, OrderRequest
 from system.broker.clock import kst_today, loop_time
 from system.broker.errors import BrokerError, OrderBlocked, OrderOutcomeUnknown
+from system.lifecycle import Lifecycle
 from system.market import PriceUpdate, RateQuote
 from system.service import Recorder
 from system.storage.buffer import WriteBufferError
@@ -147,7 +147,7 @@ def metric_names() -> tuple[str, ...]:
     )
 
 
-class Desk:
+class Desk(Lifecycle):
     """The pipeline from price updates to orders; ``on_price`` is the feed's listener."""
 
     def __init__(
@@ -195,16 +195,11 @@ class Desk:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        self._worker = asyncio.create_task(self._work(), name="trading-desk")
-        return self
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="trading-desk")
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         tasks = [task for task in (self._worker, *self._orders) if task is not None]
         for task in tasks:
             task.cancel()

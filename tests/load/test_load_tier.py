@@ -68,3 +68,23 @@ def test_a_p95_over_its_limit_fails_the_run(stack: LocalStack, token: str) -> No
     assert "FAIL WS ping round trip: p95" in run.stdout
     assert "over its limit of 0 ms" in run.stdout
     assert token not in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SQUALL_LOAD_SHAPE", "wave", "is not a load shape: use one of ramp, spike, soak"),
+        ("SQUALL_LOAD_CODES", "5930", "must be KRX stock codes, six digits each"),
+        ("SQUALL_LOAD_P95_MS", "GET /health", "is not NAME=MILLISECONDS"),
+    ],
+)
+def test_a_wrong_setting_stops_the_run_before_it_starts(
+    token: str, variable: str, value: str, says: str
+) -> None:
+    run = run_locust(
+        "http://127.0.0.1:9", token, users=1, duration_s=1, env={variable: value}, capture=True
+    )
+    assert run.returncode == 1
+    assert f"squall load: {variable}" in run.stdout
+    assert says in run.stdout
+    assert "Traceback" not in run.stdout
