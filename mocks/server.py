@@ -8,6 +8,11 @@ with what to do, instead of a log line and an exit from inside uvicorn.
 Faults below the application need more than ASGI offers, so every connection's ASGI scope
 carries two extensions: its TCP transport (``mocks.wire``: reset, close, pause reading) and
 the server's ``Listener`` (a restart: stop listening, cut every connection, listen again).
+
+Every mock served here has the bounds of ``mocks.limits``: request bodies (413), request
+heads (431) and WebSocket messages (1009). Messages waiting for the app need no bound of
+their own: uvicorn's WebSocket protocol stops reading a connection after each message until
+the app has taken it (its ``ws_max_queue`` applies only to the legacy protocol).
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
+from mocks.limits import MAX_BODY_BYTES, MAX_WS_MESSAGE_BYTES, BodyLimit, HeadLimitedHttp
 from mocks.wire import TRANSPORT_KEY, WireUnavailable
 
 LISTENER_KEY = "squall.listener"
@@ -159,9 +164,9 @@ def _with_wire(app: ASGIApp, transport: asyncio.Transport, config: uvicorn.Confi
     return wired
 
 
-class _WireAccessProtocol(HttpToolsProtocol):
+class _WireAccessProtocol(HeadLimitedHttp):
     """uvicorn's httptools protocol (its fastest parser), with the connection's transport
-    exposed to the app."""
+    exposed to the app and request heads bounded (``mocks.limits``)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -243,20 +248,26 @@ async def serve(
     port: int = 0,
     *,
     ws_ping_interval: float | None = 20.0,
+    max_body_bytes: int | None = MAX_BODY_BYTES,
 ) -> AsyncIterator[MockServer]:
     """Serve ``app`` until the block exits; raises PortInUse before anything starts.
 
     ``ws_ping_interval`` is uvicorn's own WebSocket-level keepalive; None turns it off (the
     feed does: KIS keeps connections alive with its application-level PINGPONG).
+    ``max_body_bytes`` bounds request bodies (413 beyond, ``mocks.limits.BodyLimit``);
+    None leaves them to an app that bounds, and journals, its own.
     """
     sock = bind(host, port)
     listener = Listener(*sock.getsockname()[:2])
     config = _MockConfig(
-        app,
+        # Outermost, around the app's own middleware: a fault injector or a journal never
+        # holds a body the mock would refuse.
+        app if max_body_bytes is None else BodyLimit(app, max_body_bytes),
         listener,
         http=_WireAccessProtocol,
         ws=_WireAccessWebSocketProtocol,
         ws_ping_interval=ws_ping_interval,
+        ws_max_size=MAX_WS_MESSAGE_BYTES,
         lifespan="on",
         log_level="warning",
         access_log=False,

@@ -276,7 +276,8 @@ async def serve_webhook(
 ) -> AsyncIterator[ServedWebhook]:
     """Serve ``receiver`` (a new one by default) on a loopback port until the block exits."""
     receiver = receiver or WebhookReceiver()
-    async with serve(receiver, host, port, ws_ping_interval=None) as server:
+    # The receiver bounds bodies itself (MAX_BODY_BYTES), and journals what it refuses.
+    async with serve(receiver, host, port, ws_ping_interval=None, max_body_bytes=None) as server:
         receiver._server = server
         receiver.clock.start()
         try:

@@ -31,7 +31,8 @@ class FeedConfig(BaseModel):
       holding it from seconds to hours after a disconnect; 0 releases it at once.
     - ``max_message_chars``: the longest client message answered normally (a subscribe
       is about 200 characters); longer ones get an error ack (OPSP9005) and the connection
-      stays. Beyond uvicorn's 16 MiB message limit the connection is closed with 1009.
+      stays. Beyond ``mocks.limits.MAX_WS_MESSAGE_BYTES`` (64 KiB, uvicorn's ``ws_max_size``)
+      the connection is closed with 1009 before the feed reads the message.
     - ``max_backlog``: messages queued for one connection (a slow or stuck client, a long
       delay fault) before the feed gives up on it and closes it with 1013 (try again later).
     - ``signal_interval_s``: seconds between the signals channel's (``/ws``) rounds: a price

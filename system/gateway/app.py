@@ -21,6 +21,9 @@ A read that cannot get a database connection in time (the pool is exhausted, Pos
 unreachable, a query ran too long) is answered **503** with ``Retry-After``: the pool's
 ``acquire_timeout_s`` bounds how long a request waits, so a crowd of requests against a
 small pool gets quick refusals instead of piling up.
+
+A request whose body is over ``GatewaySettings.max_body_bytes`` is answered **413** before
+the body is held whole (``system.gateway.limits``), whatever the route.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from system.gateway.kill_switch import (
     switch_state,
     trading_health,
 )
+from system.gateway.limits import BodyLimit
 from system.gateway.metrics import build_registry, render
 from system.gateway.prices import PriceUpdateBroadcaster
 from system.gateway.protocol import error
@@ -236,6 +240,7 @@ class Gateway:
             openapi_url=None,
         )
         app.state.gateway = self
+        app.add_middleware(BodyLimit, max_body_bytes=self.settings.max_body_bytes)
         app.add_api_route("/health", self._health, methods=["GET"], include_in_schema=False)
         app.add_api_route("/metrics", self._metrics, methods=["GET"], include_in_schema=False)
         app.add_api_route("/api/orders", self._orders, methods=["GET"], include_in_schema=False)

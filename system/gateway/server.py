@@ -12,6 +12,11 @@ the few lines that matter are written again here:
   JSON heartbeat of ``HeartbeatManager`` is the one keepalive), no per-message compression
   (it would be paid per client for every broadcast), and a transport the gateway can abort
   when a client that never reads cannot take a close frame.
+- What a client can make the server hold is bounded by the gateway's settings: a WebSocket
+  message by ``max_frame_bytes`` (1009 beyond it), a request head by ``max_header_bytes``
+  (431, ``system.gateway.limits``). Messages waiting for the app need no bound of their
+  own: uvicorn's WebSocket protocol stops reading a connection after each message until
+  the app has taken it (its ``ws_max_queue`` applies only to the legacy protocol).
 """
 
 from __future__ import annotations
@@ -27,12 +32,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from system.gateway.limits import head_limited
+from system.gateway.settings import GatewaySettings
+
 # The scope extension through which the /ws route can abort its connection.
 ABORT_KEY = "squall.abort"
-
-# Beyond this a client message closes the connection (1009) in uvicorn itself; messages
-# between GatewaySettings.max_message_bytes and this are answered with an error instead.
-MAX_FRAME_BYTES = 1 << 20
 
 
 class PortInUse(OSError):
@@ -132,22 +136,26 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    max_frame_bytes: int = MAX_FRAME_BYTES,
+    max_frame_bytes: int | None = None,
     send_buffer_bytes: int | None = None,
 ) -> AsyncIterator[GatewayServer]:
     """Serve ``app`` (``create_gateway(...)``) on host:port until the block exits.
 
     Raises ``PortInUse`` before anything starts when the port is taken. The app's lifespan
     (heartbeats, feed sync, REST fallback) runs inside; leaving the block closes every
-    client and stops the server. ``send_buffer_bytes`` defaults to the gateway's own
-    ``GatewaySettings.send_buffer_bytes``, so a setting read from the environment applies
-    without the caller passing it on.
+    client and stops the server. ``max_frame_bytes`` and ``send_buffer_bytes`` default to
+    the gateway's own settings (``GatewaySettings``), as does the limit on request heads,
+    so settings read from the environment apply without the caller passing them on.
     """
+    settings = _settings_of(app)
     if send_buffer_bytes is None:
-        send_buffer_bytes = _send_buffer_of(app)
+        send_buffer_bytes = settings.send_buffer_bytes
+    if max_frame_bytes is None:
+        max_frame_bytes = settings.max_frame_bytes
     sock = bind(host, port, send_buffer_bytes=send_buffer_bytes)
     config = uvicorn.Config(
         app,
+        http=head_limited(settings.max_header_bytes),
         ws=_AbortableWebSocket,
         ws_ping_interval=None,
         ws_per_message_deflate=False,
@@ -175,14 +183,14 @@ async def serve(
         sock.close()
 
 
-def _send_buffer_of(app: ASGIApp) -> int | None:
-    """The ``send_buffer_bytes`` setting of a gateway app; None for any other app."""
+def _settings_of(app: ASGIApp) -> GatewaySettings:
+    """The settings of a gateway app; the defaults for any other app."""
     # Imported here: the gateway's app module imports this one (for ABORT_KEY).
     from system.gateway.app import Gateway
 
     if not isinstance(app, FastAPI):
-        return None
+        return GatewaySettings()
     try:
-        return Gateway.of(app).settings.send_buffer_bytes
+        return Gateway.of(app).settings
     except LookupError:
-        return None
+        return GatewaySettings()

@@ -1,5 +1,5 @@
-"""The gateway's knobs: heartbeats, per-client queues, message limits, the REST fallback,
-and the operator token that guards the kill switch.
+"""The gateway's knobs: heartbeats, per-client queues, message, body and header limits, the
+REST fallback, and the operator token that guards the kill switch.
 
 Frozen like the other settings of the system; ``GatewaySettings.from_env`` reads
 ``SQUALL_GATEWAY_*`` (``SQUALL_GATEWAY_ALLOWED_ORIGINS`` is comma-separated). The operator
@@ -59,6 +59,26 @@ class GatewaySettings(BaseModel):
         ge=64,
         description="Client messages longer than this (UTF-8 bytes) are answered with an error "
         "and ignored; the connection stays open.",
+    )
+    max_frame_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="A client WebSocket message longer than this (bytes, all its frames) "
+        "closes its connection with code 1009 (message too big), in uvicorn, before the "
+        "gateway reads it; the other clients are not affected. It is also the most a client "
+        "can make the gateway buffer of a message still arriving. At least max_message_bytes.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="An HTTP request body longer than this (bytes) is answered 413 before it "
+        "is held whole (system.gateway.limits.BodyLimit); the API's bodies are under 1 KiB.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=4096,
+        description="An HTTP request (or WebSocket handshake) whose request line and headers "
+        "pass this many bytes is answered 431 and its connection closed.",
     )
     rest_fallback_interval_s: float = Field(
         default=5.0,
@@ -154,6 +174,17 @@ class GatewaySettings(BaseModel):
 
     # A field validator, not a model one: its error then names the field, and so the
     # environment variable settings_from_env reports.
+    @field_validator("max_frame_bytes")
+    @classmethod
+    def _check_max_frame_bytes(cls, value: int, info: ValidationInfo) -> int:
+        message_bytes = info.data.get("max_message_bytes")
+        if message_bytes is not None and value < message_bytes:
+            raise ValueError(
+                f"must be at least max_message_bytes ({message_bytes}): a message the gateway "
+                "would answer must not close the connection first"
+            )
+        return value
+
     @field_validator("pong_timeout_s")
     @classmethod
     def _check_pong_timeout(cls, value: float, info: ValidationInfo) -> float:

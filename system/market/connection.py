@@ -32,6 +32,13 @@ class Connection(Protocol):
 
 Connect = Callable[[str], Awaitable[Connection]]
 
+# What the realtime server can make the client hold, stated rather than left to the
+# library: a message of at most 1 MiB (a 999-record KIS frame is 220 to 290 KiB; a longer one
+# closes the connection with 1009, and the client reconnects), and at most 16 messages
+# read ahead of the client before websockets stops reading the socket.
+MAX_MESSAGE_BYTES = 1 << 20
+MAX_QUEUED_MESSAGES = 16
+
 
 class WebSocketConnection:
     """A ``Connection`` over a websockets client connection."""
@@ -80,7 +87,12 @@ async def connect_websocket(url: str, *, close_timeout_s: float = 10.0) -> Conne
     """
     try:
         socket = await connect(
-            url, open_timeout=None, ping_interval=None, close_timeout=close_timeout_s
+            url,
+            open_timeout=None,
+            ping_interval=None,
+            close_timeout=close_timeout_s,
+            max_size=MAX_MESSAGE_BYTES,
+            max_queue=MAX_QUEUED_MESSAGES,
         )
     except InvalidURI as exc:
         raise FeedUnavailable(f"{url} is not a WebSocket URL ({exc}); fix the feed url") from exc

@@ -235,7 +235,8 @@ async def test_a_body_not_sent_as_json_is_415(
         (b"{", "the body is not valid JSON"),
         (b"", "the body is not valid JSON"),
         (b"\xff\xfe", "the body is not valid JSON"),
-        (b"[" * 100_000 + b"]" * 100_000, "the body is not valid JSON"),
+        # Nested past the parser's recursion limit, under the body limit (64 KiB).
+        (b"[" * 30_000 + b"]" * 30_000, "the body is not valid JSON"),
         (b"[true]", "the body must be a JSON object, got an array"),
         (b"true", "the body must be a JSON object, got a boolean"),
         (b"{}", "engaged must be true (halt trading) or false (resume), got nothing"),
