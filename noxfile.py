@@ -6,7 +6,16 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "scenarios", "e2e", "load"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "unit",
+    "fuzz-ci",
+    "integration",
+    "scenarios",
+    "e2e",
+    "load",
+]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -30,6 +39,33 @@ def unit(session: nox.Session) -> None:
     """Single modules, no sockets: respx for HTTP, pure logic for the fault model."""
     session.install("-e", ".[test,bench]")  # bench: the cost curves' plot is tested too
     session.run("pytest", "tests/unit", *session.posargs)
+
+
+def _fuzz(session: nox.Session, profile: str) -> None:
+    session.install("-e", ".[fuzz]")
+    session.run(
+        "pytest",
+        "tests/fuzz",
+        "-p",
+        "no:cacheprovider",
+        f"--hypothesis-profile={profile}",
+        "--hypothesis-show-statistics",
+        *session.posargs,
+    )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Hypothesis at 10,000 examples per input surface (tests/fuzz/conftest.py: ``full``):
+    scenario YAML, the gateway's REST and WebSocket, the mock brokers, feeds and control
+    planes, and the system's parsers of broker frames."""
+    _fuzz(session, "full")
+
+
+@nox.session(name="fuzz-ci")
+def fuzz_ci(session: nox.Session) -> None:
+    """The same fuzz tests at 300 examples each, derandomized: the CI's share."""
+    _fuzz(session, "ci")
 
 
 @nox.session

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -50,6 +50,13 @@ def _construct_mapping(loader: _ScenarioLoader, node: yaml.MappingNode) -> dict[
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key must be a plain value such as a name, not a {type(key).__name__}",
+                key_node.start_mark,
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -156,9 +163,15 @@ def discover(paths: Iterable[Path | str]) -> list[Path]:
 # --- from a pydantic error to a position and a helpful message ----------------------------
 
 
+_MEMBER_TAG = re.compile(r"[a-z][a-z_-]*\[.*\]")
+
+
 def _is_member_tag(part: Any) -> bool:
-    """A union member pydantic names in a location (``list[literal[...]]``), not a key."""
-    return isinstance(part, str) and "[" in part
+    """A union member pydantic names in a location (``list[literal[...]]``), not a key.
+
+    A key the file wrote with a bracket in it (``0[``) is not one: pydantic's names are a
+    lower-case type name with its arguments in brackets."""
+    return isinstance(part, str) and _MEMBER_TAG.fullmatch(part) is not None
 
 
 def _one_union_member(root: yaml.Node, errors: list[ErrorDetails]) -> list[ErrorDetails]:
@@ -172,7 +185,10 @@ def _one_union_member(root: yaml.Node, errors: list[ErrorDetails]) -> list[Error
     kept: list[ErrorDetails] = []
     for error in errors:
         loc = tuple(error["loc"])
-        tags = [i for i, part in enumerate(loc) if _is_member_tag(part)]
+        # The last part of an unknown key's location is the key as the file wrote it,
+        # whatever it looks like.
+        last = len(loc) - 1 if error["type"] == "extra_forbidden" else len(loc)
+        tags = [i for i, part in enumerate(loc[:last]) if _is_member_tag(part)]
         if not tags:
             kept.append(error)
             continue
@@ -186,7 +202,10 @@ def _one_union_member(root: yaml.Node, errors: list[ErrorDetails]) -> list[Error
             continue
         # A fault's target tag stays: it says which kind of fault the keys belong to.
         kept.append(
-            {**error, "loc": tuple(p for p in loc if not _is_member_tag(p) or _is_target(p))}
+            {
+                **error,
+                "loc": tuple(p for i, p in enumerate(loc) if i not in tags or _is_target(p)),
+            }
         )
     return kept or errors
 
@@ -273,6 +292,12 @@ def _message(error: ErrorDetails, loc: tuple[Any, ...], *, quoted: bool = False)
         return "keys are text; this one reads as a number or boolean (quote it if meant)"
     if kind == "bool_type":
         return f"expects true or false, got {error.get('input')!r}"
+    if kind == "invalid_target" and not isinstance(error.get("input"), dict):
+        return (
+            "a fault is a mapping such as {target: broker, do: {kind: error}} "
+            f"(target defaults to broker), not {type(error.get('input')).__name__} "
+            f"{repr(error.get('input'))[:40]}"
+        )
     if kind == "union_tag_not_found":
         kinds = _tags(loc)
         return f"needs a 'kind': one of {', '.join(kinds)}" if kinds else error["msg"]

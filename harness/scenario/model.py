@@ -95,7 +95,11 @@ def metric_names() -> tuple[str, ...]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # No number in a scenario is infinite or NaN: YAML's .inf and .nan are refused with a
+    # position, not carried into the clock's arithmetic.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Misplaced(ValueError):
@@ -333,9 +337,15 @@ class RedisFaultSpec(_Strict):
     do: RedisOutage
 
 
-def _fault_target(value: Any) -> str:
+def _fault_target(value: Any) -> str | None:
     # The tag names carry brackets so the loader reads them as union members, not keys.
-    target = value.get("target", "broker") if isinstance(value, dict) else value.target
+    # None (not a mapping, nor a fault already built) makes pydantic say it wanted one.
+    if isinstance(value, dict):
+        target = value.get("target", "broker")
+    elif isinstance(value, BaseModel):
+        target = getattr(value, "target", "broker")
+    else:
+        return None
     return f"target[{target}]"
 
 

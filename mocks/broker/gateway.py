@@ -8,6 +8,7 @@ Failures raise ``GatewayRefusal``; the app renders it with the switchable gatewa
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import Request
 
@@ -71,8 +72,10 @@ def upper_query(request: Request) -> dict[str, str]:
     return {key.upper(): value for key, value in request.query_params.items()}
 
 
-def require(fields: dict[str, str], name: str, pattern: str | None = None) -> str:
+def require(fields: dict[str, Any], name: str, pattern: str | None = None) -> str:
+    """The text field ``name``; OPSQ2001 naming it when missing, not text (a JSON body may
+    hold anything) or not matching ``pattern``."""
     value = fields.get(name)
-    if value is None or (pattern is not None and not re.fullmatch(pattern, value)):
+    if not isinstance(value, str) or (pattern is not None and not re.fullmatch(pattern, value)):
         raise Rejection("OPSQ2001", name)
     return value

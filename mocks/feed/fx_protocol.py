@@ -89,7 +89,7 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     method = message.get("method")
     req_id = message.get("req_id")
     req_id = req_id if isinstance(req_id, int) and not isinstance(req_id, bool) else None
-    shown = method if isinstance(method, str) else None
+    shown = _echoed(method) if isinstance(method, str) else None
     if method == "ping":
         return Ping(req_id)
     if method not in ("subscribe", "unsubscribe"):
@@ -110,10 +110,19 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     snapshot = params.get("snapshot", True)
     return TickerRequest(
         "subscribe" if method == "subscribe" else "unsubscribe",
-        tuple(dict.fromkeys(symbols)),  # a symbol named twice is one subscription
+        # A symbol named twice is one subscription. Each is named in its answer, so escaped
+        # where UTF-8 can't carry it (see _echoed): no pair has such a name anyway.
+        tuple(dict.fromkeys(_echoed(symbol) for symbol in symbols)),
         snapshot=snapshot is not False,
         req_id=req_id,
     )
+
+
+def _echoed(text: str) -> str:
+    """Part of a request, for an answer that names it. JSON's "\\ud800" escape decodes to a
+    lone surrogate, which UTF-8 can't carry: it is sent escaped, or the answer could not be
+    sent at all."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def rfc3339(at: datetime) -> str:

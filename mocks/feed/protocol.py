@@ -154,7 +154,7 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     echo_key = tr_key if isinstance(tr_key, str) else ""
 
     def invalid(code: str, detail: str) -> Invalid:
-        return Invalid(code, detail, echo_id[:_EXCERPT], echo_key[:_EXCERPT])
+        return Invalid(code, detail, _echoed(echo_id), _echoed(echo_key))
 
     approval_key = header.get("approval_key")
     if not isinstance(approval_key, str) or not approval_key:
@@ -182,6 +182,13 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
 
 def _shown(value: object) -> str:
     return repr(value)[:_EXCERPT] if value is not None else "nothing"
+
+
+def _echoed(text: str) -> str:
+    """A field of a request, cut short, for the ack's header. JSON's "\\ud800" escape
+    decodes to a lone surrogate, which UTF-8 can't carry: it is sent escaped, or the ack
+    could not be sent at all."""
+    return text[:_EXCERPT].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)

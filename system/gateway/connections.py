@@ -9,6 +9,7 @@ own outbox; the others keep receiving at their own pace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -308,10 +309,14 @@ class ConnectionManager:
             try:
                 await client.socket.send_text(text)
             except Exception as exc:
-                # The peer is gone (a reset, a close racing this send); the reader sees it too.
+                # Mostly the peer is gone (a reset, a close racing this send). When it is not
+                # (a message that could not be encoded), a connection left open would never
+                # be written to again: dropped, the client sees it and reconnects.
                 self.totals.send_failures += 1
                 log.debug("gateway: sending to %s failed: %r", client.id, exc)
                 self.disconnect(client.id)
+                with contextlib.suppress(Exception):
+                    client.socket.abort()
                 return
             self.totals.messages_sent += 1
             if not len(client.outbox):

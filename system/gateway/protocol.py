@@ -40,6 +40,18 @@ ErrorCode = Literal[
 Message = Mapping[str, Any]
 
 
+def _shown(value: object) -> str:
+    """A client's value as JSON, for an error message: as sent where UTF-8 can carry it
+    (Korean stays Korean), escaped where it can't. JSON's "\\ud800" escape decodes to a
+    lone surrogate, and an error holding one could not be sent back in a text frame."""
+    shown = json.dumps(value, ensure_ascii=False)
+    try:
+        shown.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return shown
+
+
 class ProtocolError(ValueError):
     """A client message the gateway cannot act on; ``code`` goes into the error message."""
 
@@ -58,7 +70,7 @@ class InvalidTicker(ProtocolError):
             hint = " (send it as a string: a number loses the leading zeros)"
         super().__init__(
             "invalid_ticker",
-            f"{json.dumps(value, ensure_ascii=False)} is not a ticker code: expected a "
+            f"{_shown(value)} is not a ticker code: expected a "
             f'string of 6 digits such as "005930"{hint}',
         )
         self.value = value
@@ -89,7 +101,7 @@ def check_topic(value: object) -> str:
     named = ", ".join(f'"{name}"' for name in sorted(NAMED_TOPICS))
     raise ProtocolError(
         "unknown_topic",
-        f"unknown topic {json.dumps(value, ensure_ascii=False)}: the topics are {named}; "
+        f"unknown topic {_shown(value)}: the topics are {named}; "
         'for prices send {"type":"subscribe","ticker":"005930"}',
     )
 
@@ -175,8 +187,7 @@ def parse_client_message(text: str, max_bytes: int) -> ClientMessage:
         return Ping()
     raise ProtocolError(
         "unknown_type",
-        f"unknown message type {json.dumps(kind, ensure_ascii=False)}: "
-        f"the gateway understands {', '.join(CLIENT_TYPES)}",
+        f"unknown message type {_shown(kind)}: the gateway understands {', '.join(CLIENT_TYPES)}",
     )
 
 

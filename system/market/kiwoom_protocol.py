@@ -47,6 +47,7 @@ OK = 0
 PROTOCOL = "Kiwoom's realtime protocol"
 _SIGNED = re.compile(r"^[+-]?\d{1,15}$")
 _RATE = re.compile(r"^[+-]?\d{1,6}(\.\d{1,4})?$")
+_RETURN_CODE = re.compile(r"-?[0-9]{1,9}\Z")  # a return code sent as text ("0", "-1")
 
 
 def login_message(token: str) -> str:
@@ -85,7 +86,7 @@ class KiwoomSession:
     def parse(self, text: str, *, now: float) -> Event:
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the reader's limit
             raise _malformed("not valid JSON (truncated?)", text) from None
         if not isinstance(message, dict) or not isinstance(message.get("trnm"), str):
             raise _malformed('not a JSON object with a "trnm" string', text)
@@ -100,7 +101,8 @@ class KiwoomSession:
 
     def _answer(self, trnm: str, message: dict[str, Any], text: str) -> Answer:
         code = message.get("return_code")
-        if isinstance(code, str) and code.lstrip("-").isdigit():
+        # Not str.isdigit(), which passes "²" (and lstrip("-") passes "--5"): int() refuses both.
+        if isinstance(code, str) and _RETURN_CODE.match(code):
             code = int(code)
         if not isinstance(code, int) or isinstance(code, bool):
             raise _malformed(f'the {trnm} answer has no "return_code" number', text)

@@ -121,7 +121,7 @@ def parse_message(text: str) -> ServerMessage:
 def _control(text: str) -> Ack | PingPong:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the reader's limit
         raise MalformedMessage("not valid JSON (truncated?)", text=text) from None
     header = message.get("header") if isinstance(message, dict) else None
     if not isinstance(header, dict):

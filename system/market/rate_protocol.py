@@ -151,7 +151,12 @@ def _price(item: Mapping[str, object], key: str, symbol: str, text: str) -> floa
         raise InvalidValue(
             f"{symbol} {key} {value!r} is not a number", text=text, protocol=PROTOCOL
         )
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer may have hundreds of digits; a float can't hold it
+        raise InvalidValue(
+            f"{symbol} {key} is a number beyond any price", text=text, protocol=PROTOCOL
+        ) from None
 
 
 def _malformed(problem: str, text: str) -> MalformedMessage:

@@ -24,6 +24,10 @@ TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3])[0-5]\d[0-5]\d$")
 # (price, quantity) columns of each book level, best first; named once, not per record.
 _ASK_LEVELS = tuple((f"ASKP{i}", f"ASKP_RSQN{i}") for i in range(1, BOOK_LEVELS + 1))
 _BID_LEVELS = tuple((f"BIDP{i}", f"BIDP_RSQN{i}") for i in range(1, BOOK_LEVELS + 1))
+# Far beyond any price, change or volume (a day's volume on KRX is below 10^11). Checked
+# before a decimal is made an integer: int(Decimal("1e999999999")) builds a billion-digit
+# number, which would hold the feed's task for hours over a 12-character field.
+_LARGEST = 10**18
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,13 @@ class _Record:
             number = self.number(column)
             if number != number.to_integral_value():
                 raise self.fail(column, "is not a whole number") from None
+            if number.copy_abs() > _LARGEST:  # not abs(): it rounds, and overflows there
+                raise self.fail(column, f"is beyond {_LARGEST:.0e}") from None
             value = int(number)
         if value < minimum:
             raise self.fail(column, f"is below {minimum}")
+        if value > _LARGEST:
+            raise self.fail(column, f"is beyond {_LARGEST:.0e}")
         return value
 
 

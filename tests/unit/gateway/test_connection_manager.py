@@ -208,6 +208,8 @@ async def test_a_failed_send_forgets_the_client() -> None:
     await settle()
     assert gateway.client(client) is None
     assert (gateway.topics(), gateway.totals.send_failures) == ({}, 1)
+    # Dropped, not left open and silent: the client sees it and can reconnect.
+    assert socket.aborted
 
 
 async def test_close_all_closes_every_client_with_going_away() -> None:

@@ -194,3 +194,17 @@ def test_encoding_is_compact_keeps_hangul_and_refuses_nan() -> None:
     assert encode({"type": "x", "name": "삼성전자"}) == '{"type":"x","name":"삼성전자"}'
     with pytest.raises(ValueError, match="Out of range float"):
         encode({"value": float("nan")})
+
+
+def test_a_lone_surrogate_is_shown_escaped_so_the_error_can_be_sent() -> None:
+    # JSON's "\ud800" escape decodes to a str UTF-8 can't encode: an error echoing it as
+    # is could not be sent, and the client silently stopped receiving anything. Found by
+    # the fuzz tier.
+    error = error_of('{"type": "subscribe", "ticker": "\\ud800"}')
+    assert error.message.startswith('"\\ud800" is not a ticker code')
+    error.message.encode()
+    assert error_of({"type": "\udfff삼성"}).message.startswith(
+        'unknown message type "\\udfff\\uc0bc'
+    )
+    # What UTF-8 can carry is shown as sent.
+    assert error_of({"type": "삼성"}).message.startswith('unknown message type "삼성"')

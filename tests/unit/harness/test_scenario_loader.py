@@ -2033,3 +2033,33 @@ def test_market_steps_load_with_their_windows() -> None:
 def test_a_bad_market_step_or_desk_action_is_refused(step: str, message: str) -> None:
     problem = only_problem(f"name: x\nduration: 60\ntimeline:\n  - {step}\n")
     assert message in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Found by tests/fuzz: a key with a bracket read as one of pydantic's union tags.
+        ("name: x\nduration: 5\n'0[': 1\n", "f.yaml:3:1: 0[: unknown key '0['"),
+        ("name: x\nduration: 5\n'list[a]': 1\n", "f.yaml:3:1: list[a]: unknown key 'list[a]'"),
+        # A list as a key (a TypeError once), and infinite times (an OverflowError once).
+        ("name: x\nduration: 5\n[a, b]: 1\n", "f.yaml:3:1: YAML syntax error: a key must be"),
+        ("name: x\nduration: .inf\n", "f.yaml:2:11: duration: Input should be a finite number"),
+        (
+            "name: x\nduration: 5\ntimeline:\n"
+            "  - {at: .inf, market: {kind: gap, code: '005930'}}\n",
+            "f.yaml:4:10: timeline.0.at: Input should be a finite number",
+        ),
+        # ... and a fault that is not a mapping at all.
+        (
+            "name: x\nduration: 5\ntimeline:\n  - {at: 1, fault: 5}\n",
+            "f.yaml:4:20: timeline.0.fault: a fault is a mapping such as "
+            "{target: broker, do: {kind: error}} (target defaults to broker), not int 5",
+        ),
+    ],
+)
+def test_odd_keys_and_values_found_by_fuzzing_get_a_position_and_a_message(
+    text: str, message: str
+) -> None:
+    with pytest.raises(ScenarioError) as raised:
+        load_text(text, "f.yaml")
+    assert message in str(raised.value)

@@ -127,3 +127,26 @@ def test_an_echoed_login_never_shows_the_token_in_an_error() -> None:
         session.parse(json.dumps({"trnm": "ECHO", "token": TOKEN}), now=0.0)
     assert TOKEN not in raised.value.message
     assert '"token": "***"' in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"trnm":' + "[" * 5000,  # json.loads raises RecursionError on this, not ValueError
+        answer("REG", "²"),  # str.isdigit() says yes, int() says no
+        answer("REG", "--5"),
+        answer("REG", "12345678901234567890"),
+    ],
+)
+def test_json_int_cannot_read_is_malformed_not_a_crash(text: str) -> None:
+    # Found by the fuzz tier (tests/fuzz/test_feed_parsers.py).
+    session = KIWOOM.session(TOKEN, custtype="P")
+    session.registration(("0B", "005930"), subscribe=True)
+    with pytest.raises(MalformedMessage):
+        session.parse(text, now=0.0)
+
+
+def test_a_return_code_sent_as_text_is_read() -> None:
+    session = KIWOOM.session(TOKEN, custtype="P")
+    session.registration(("0B", "005930"), subscribe=True)
+    assert session.parse(answer("REG", "0"), now=0.0) == Answer("accepted", ("0B", "005930"))

@@ -222,3 +222,9 @@ def test_error_messages_cut_long_messages_short() -> None:
         parse_message("0|H0STCNT0|001|" + "9^" * 500)
     assert "… (1015 characters)" in str(raised.value)
     assert len(str(raised.value)) < 300
+
+
+def test_json_nested_past_the_readers_limit_is_malformed_not_a_crash() -> None:
+    # json.loads raises RecursionError, not ValueError, on this: found by the fuzz tier.
+    with pytest.raises(MalformedMessage, match="not valid JSON"):
+        parse_message('{"header":' * 5000)

@@ -155,3 +155,10 @@ def test_every_protocol_error_is_a_feed_protocol_error_with_a_safe_excerpt() -> 
     with pytest.raises(FeedProtocolError) as raised:
         parse_message(long, at=AT)
     assert f"({len(long)} characters)" in raised.value.text
+
+
+def test_an_integer_beyond_floats_range_is_an_invalid_value_not_a_crash() -> None:
+    # JSON integers have no size limit; float() raises OverflowError past 1.8e308. Found by
+    # the fuzz tier: the exception escaped and ended the rate feed's task for good.
+    with pytest.raises(InvalidValue, match="ask is a number beyond any price"):
+        parse_message(ticker(quote("USD/KRW", 1380, 10**400)), at=AT)

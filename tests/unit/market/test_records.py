@@ -11,6 +11,7 @@ from tests.unit.market.conftest import (
     ASKP_RSQN1,
     BIDP1,
     BIDP_RSQN1,
+    CNTG_VOL,
     book_record,
     trade_record,
 )
@@ -115,3 +116,13 @@ def test_absurd_book_values(index: int, value: str, says: str) -> None:
     with pytest.raises(InvalidValue) as raised:
         order_book(fields(book_record(**{f"f{index}": value})), at=0.0)
     assert raised.value.problem == says
+
+
+@pytest.mark.parametrize("value", ["1e999999999", "-1E+999999999999999999", "1" + "0" * 19])
+def test_numbers_beyond_any_market_are_refused_at_once(value: str) -> None:
+    # int(Decimal("1e999999999")) builds a billion-digit number: hours, not an error.
+    # Found by the fuzz tier.
+    record = fields(trade_record())
+    record[CNTG_VOL] = value
+    with pytest.raises(InvalidValue, match=r"CNTG_VOL .* is beyond 1e\+18"):
+        trade(record)

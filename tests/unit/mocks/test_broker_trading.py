@@ -101,12 +101,14 @@ async def test_order_whose_hashkey_does_not_match_is_rejected(kis: Kis) -> None:
         ({**order_body(), "PDNO": "999999"}, "KIOK0560"),
         ({**order_body(), "ORD_QTY": "0"}, "OPSQ2001"),
         ({**order_body(), "ORD_DVSN": "09"}, "OPSQ2001"),
+        ({**order_body(), "ORD_DVSN": []}, "OPSQ2001"),  # found by tests/fuzz: was a 500
+        ({**order_body(), "PDNO": 5930}, "OPSQ2001"),
         (order_body(price=70_010), "APBK1680"),  # 100-won tick band
         (order_body(price=10), "APBK1681"),  # far below the lower limit
         (order_body(qty=100_000), "APBK0952"),  # more than the cash
     ],
 )
-async def test_order_validation(kis: Kis, body: dict[str, str], code: str) -> None:
+async def test_order_validation(kis: Kis, body: dict[str, Any], code: str) -> None:
     answer = await kis.order(body)
     assert (answer.json()["rt_cd"], answer.json()["msg_cd"]) == ("1", code)
 

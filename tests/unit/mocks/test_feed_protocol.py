@@ -203,3 +203,12 @@ def test_limit_is_configurable() -> None:
     book = Subscriptions(limit=1)
     assert book.apply(request("subscribe")) == "OPSP0000"
     assert book.apply(request("subscribe", "000660")) == "OPSP0008"
+
+
+def test_a_lone_surrogate_is_named_escaped_so_the_error_ack_can_be_sent() -> None:
+    # JSON's "\ud800" escape decodes to a str UTF-8 can't encode; echoed as is, the ack
+    # failed to send and the connection was reset. Found by the fuzz tier.
+    parsed = parse(json.dumps(message(tr_id="H\ud800", tr_key="\udfff")))
+    assert isinstance(parsed, Invalid)
+    assert (parsed.code, parsed.tr_id, parsed.tr_key) == ("OPSP9003", "H\\ud800", "\\udfff")
+    ack(parsed.code, parsed.tr_id, parsed.tr_key, cipher=CIPHER, detail=parsed.detail).encode()

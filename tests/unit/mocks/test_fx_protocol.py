@@ -124,3 +124,17 @@ def test_ticker_status_pong_and_invalid_messages() -> None:
     invalid = json.loads(fx_protocol.invalid(Invalid("Method not supported", "nope", 2), at=AT))
     assert (invalid["success"], invalid["method"], invalid["req_id"]) == (False, "nope", 2)
     assert json.loads(fx_protocol.HEARTBEAT) == {"channel": "heartbeat"}
+
+
+def test_a_lone_surrogate_is_named_escaped_so_the_answers_can_be_sent() -> None:
+    # JSON's "\ud800" escape decodes to a str UTF-8 can't encode; echoed as is, the answer
+    # failed to send and the connection was closed. Found by the fuzz tier.
+    request = parse_client_message(subscribe("USD/\ud800", "USD/KRW"))
+    assert isinstance(request, TickerRequest)
+    assert request.symbols == ("USD/\\ud800", "USD/KRW")
+    for symbol in request.symbols:
+        fx_protocol.answer(request, symbol, at=AT, error="Currency pair not supported").encode()
+    invalid = parse_client_message(json.dumps({"method": "sub\udfff"}))
+    assert isinstance(invalid, Invalid)
+    assert invalid.method == "sub\\udfff"
+    fx_protocol.invalid(invalid, at=AT).encode()

@@ -197,3 +197,16 @@ def test_a_real_message_in_kiwoom_shape() -> None:
         "trnm": "REAL",
         "data": [{"type": "0B", "name": "주식체결", "item": "005930", "values": {"10": "+100"}}],
     }
+
+
+def test_a_lone_surrogate_is_named_escaped_so_the_answer_can_be_sent() -> None:
+    # JSON's "\ud800" escape decodes to a str UTF-8 can't encode; echoed as is, the answer
+    # failed to send and the connection was reset. Found by the fuzz tier.
+    parsed = parse_client_message(json.dumps({"trnm": "RE\ud800"}))
+    assert isinstance(parsed, Invalid)
+    assert parsed.trnm == "RE\\ud800"
+    kw.answer(parsed.trnm, parsed.code, parsed.detail).encode()
+    code, text = kw.check(registration("00593\udfff"), {"005930"}) or (0, "")
+    assert code == kw.UNKNOWN_ITEM
+    assert "00593\\udfff" in text
+    kw.answer("REG", code, text).encode()
