@@ -163,6 +163,16 @@ def realtime(session: nox.Session) -> None:
 
 
 @nox.session
+def reliability(session: nox.Session) -> None:
+    """The reliability report (harness/reliability): the named reliability scenarios, one
+    table in build/reliability/; fails when a scenario fails or anything is lost,
+    duplicated or left unknown. ``-- --readme`` also writes the table into README.md."""
+    session.run("./scripts/system-deps", "postgresql-15", external=True)  # storage scenarios
+    session.install("-e", ".")
+    session.run("python", "-m", "harness.reliability", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Time compression, budget use, tick latency, gateway fan-out and the TCP fault proxy's
     added latency and throughput, each beside a baseline measured in the same run

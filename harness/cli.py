@@ -572,7 +572,16 @@ def run_scenarios(
             out.print(f"wrote {target}")
     if log is not None and log.exists() and log.stat().st_size:
         out.print(f"log lines of the system and the mocks: {log}")
-    return all(result.passed for result in results)
+    from rich.markup import escape
+
+    from harness import leaks
+
+    # Every file this run wrote, searched for every secret of its runs (harness.leaks).
+    written = [path for path in (report_json, junit, html, log) if path is not None]
+    found = leaks.SEEN.leaks_in_files(path for path in written if path.exists())
+    for line in found[:20]:
+        err.print(f"[red]secret in a report:[/red] {escape(line)}")
+    return all(result.passed for result in results) and not found
 
 
 @contextlib.contextmanager

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from harness.leaks import Secrets
 from harness.result import Check, Launched
 from harness.workload import PlacedOrder
 from mocks.feed.kiwoom_protocol import TRADES as KIWOOM_TRADES
@@ -136,6 +137,23 @@ def unknown_orders_reconciled(
 
 
 SECRETS_NOT_PRINTED = "secrets not printed: no password, appsecret or token in the output"
+
+
+SECRETS_NOT_LEAKED = (
+    "secrets not printed: no appsecret, access token, approval key, operator token or "
+    "database password in the logs, the journals or the results"
+)
+
+
+def secrets_not_leaked(secrets: Secrets, places: Mapping[str, str]) -> Check:
+    """None of a run's secrets in what it leaves for people to read (``places``: a name and
+    its text each, e.g. "the log" and every line logged during the run)."""
+    searched = ", ".join(places)
+    return _verdict(
+        SECRETS_NOT_LEAKED,
+        secrets.leaks(places),
+        f"none of the run's secrets ({secrets.kinds() or 'none'}) in {searched}",
+    )
 
 
 def secrets_not_printed(launched: Launched) -> Check:

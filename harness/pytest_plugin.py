@@ -101,6 +101,8 @@ _RESERVED_MARKERS = frozenset(
 )
 _RESULTS = pytest.StashKey[list["ScenarioResult"]]()
 _HTML_WRITTEN = pytest.StashKey[Path]()
+# Report file lines that hold a secret of a run: "path:line: holds <kind>".
+_LEAKS = pytest.StashKey[list[str]]()
 
 
 # --- options and configuration -----------------------------------------------------------
@@ -316,20 +318,35 @@ def describe_failure(result: ScenarioResult, nodeid: str) -> str:
 # --- reports -----------------------------------------------------------------------------
 
 
+@pytest.hookimpl(trylast=True)  # after the JUnit XML is written: it is searched too
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the HTML report, then fail the session when a report file holds a secret of a
+    run (harness.leaks)."""
     config = session.config
     target: str | None = config.getoption("squall_html")
-    if target is None:
-        return
-    from harness.report import write_html
+    if target is not None:
+        from harness.report import write_html
 
-    # Relative to where pytest was started, even if a test changed the working directory.
-    path = config.invocation_params.dir / target
-    write_html(config.stash[_RESULTS], path)
-    config.stash[_HTML_WRITTEN] = path
+        # Relative to where pytest was started, even if a test changed the working directory.
+        path = config.invocation_params.dir / target
+        write_html(config.stash[_RESULTS], path)
+        config.stash[_HTML_WRITTEN] = path
+    from harness import leaks
+
+    junit: str | None = config.getoption("xmlpath", None)
+    files = [config.invocation_params.dir / name for name in (target, junit) if name]
+    found = leaks.SEEN.leaks_in_files(path for path in files if path.exists())
+    config.stash[_LEAKS] = found
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter, config: pytest.Config) -> None:
+    found = config.stash.get(_LEAKS, [])
+    if found:
+        terminalreporter.write_sep("!", "squall: a report file holds a secret of a run")
+        for line in found[:20]:
+            terminalreporter.write_line(line)
     written = config.stash.get(_HTML_WRITTEN, None)
     if written is not None:
         count = len(config.stash[_RESULTS])

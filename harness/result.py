@@ -89,6 +89,42 @@ class HealthSample:
     reasons: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Strike:
+    """One time a fault rule acted: on a broker request, or on a feed frame or connection.
+
+    ``fault`` is the timeline step's label, ``kind`` what the rule did (``drop``, ``close``,
+    ``reset``, ...) and ``connection`` the feed connection it struck (None on the broker).
+    A fault window says when a fault could act; its strikes say how often it did."""
+
+    at: float
+    fault: str
+    target: str
+    kind: str
+    connection: int | None = None
+
+
+@dataclass(frozen=True)
+class FeedConnection:
+    """One connection of the system to the mock feed: when it opened, when the feed first
+    sent a trade on it (None: never), and when it ended (None: open at the end)."""
+
+    number: int
+    opened: float
+    first_price: float | None
+    closed: float | None
+
+
+@dataclass(frozen=True)
+class UnknownOutcome:
+    """An order whose outcome was unknown (sent, no verdict) from ``since`` until the system
+    settled it by asking the broker at ``settled`` (None: still unknown at the end)."""
+
+    client_order_id: str
+    since: float
+    settled: float | None
+
+
 @dataclass
 class Timeline:
     duration: float
@@ -97,6 +133,23 @@ class Timeline:
     broker_calls: list[BrokerCall] = field(default_factory=list)
     system_calls: list[SystemCall] = field(default_factory=list)
     health: list[HealthSample] = field(default_factory=list)
+    strikes: list[Strike] = field(default_factory=list)
+    feed_connections: list[FeedConnection] = field(default_factory=list)
+    unknown_outcomes: list[UnknownOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many things of one kind a run handled (``what``: orders, writes, calls), and how
+    many of them were lost, duplicated or left of unknown outcome. None: that cannot happen
+    to this kind of thing (a quote is not placed twice, a write has no unknown outcome).
+    The definitions are in ``harness.reliability.facts``."""
+
+    what: str
+    total: int
+    lost: int
+    duplicated: int | None = None
+    unknown: int | None = None
 
 
 @dataclass
@@ -114,6 +167,8 @@ class ScenarioResult:
     error: str | None = None  # the run itself broke (set-up failed, a part crashed)
     summary: str = ""
     tags: tuple[str, ...] = ()
+    # Orders, writes and calls counted after the run: what was lost, doubled or left unknown.
+    tallies: list[Tally] = field(default_factory=list)
 
     @property
     def failed_checks(self) -> list[Check]:

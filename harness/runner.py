@@ -15,11 +15,13 @@ import dataclasses
 import gc
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from harness import leaks
 from harness import stack as stacks
 from harness.clock import ClockKind, run
 from harness.crowd import Crowd
@@ -35,12 +37,19 @@ from harness.history import (
 )
 from harness.invariants import (
     orders_not_duplicated,
+    secrets_not_leaked,
     secrets_not_printed,
     ticks_match_market,
     unknown_orders_reconciled,
 )
 from harness.postgres import PostgresClusterError
 from harness.redis_server import RedisServer, RedisServerError
+from harness.reliability.facts import (
+    feed_connections,
+    gather_tallies,
+    strikes,
+    unknown_outcomes,
+)
 from harness.result import (
     BrokerCall,
     Check,
@@ -207,6 +216,37 @@ async def _play(
     progress: Progress | None,
     api: Api = "kis",
 ) -> ScenarioResult:
+    said = _LogLines()
+    logging.getLogger().addHandler(said)
+    try:
+        return await _play_on(scenario, path, seed, clock, progress, api, said)
+    finally:
+        logging.getLogger().removeHandler(said)
+
+
+class _LogLines(logging.Handler):
+    """Every line logged during a run, exceptions included: searched for the run's secrets
+    (``secrets-not-printed``), as an operator's log would show them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a record that can't be formatted has no text
+            self.lines.append(self.format(record))
+
+
+async def _play_on(
+    scenario: Scenario,
+    path: str,
+    seed: int,
+    clock: ClockKind,
+    progress: Progress | None,
+    api: Api,
+    said: _LogLines,
+) -> ScenarioResult:
     async with stacks.start(scenario, seed, api) as stack:
         feed_control = stack.feed_control
         origin = stack.origin
@@ -348,6 +388,7 @@ async def _play(
         simulated = history.now()
         stored = await _stored_checks(scenario, stack, probe)
         traded = await _history_checks(scenario, stack, origin)
+        tallies = await gather_tallies(stack, history.calls)
         final_metrics = stack.metrics()
         records = stack.service.orders()
         journal = await stack.broker.journal()
@@ -355,6 +396,8 @@ async def _play(
         alerts = [] if stack.webhook is None else stack.webhook.entries()
         market = stack.market_at
         halts = [] if stack.desk is None else halts_seen(stack.desk, origin)
+        secrets = stack.secrets()
+        leaks.SEEN.update(secrets)
     evidence = Evidence(
         duration=scenario.duration,
         journal=journal,
@@ -381,6 +424,21 @@ async def _play(
                 until=scenario.duration - 1.0,
             )
         )
+    timeline = _timeline(scenario, evidence, marks, records, origin)
+    if "secrets-not-printed" in scenario.invariant_names:
+        checks.append(
+            secrets_not_leaked(
+                secrets,
+                {
+                    "the log": "\n".join(said.lines),
+                    "the broker's journal": json.dumps([e.to_json() for e in journal]),
+                    "the feed's journal": json.dumps([e.to_json() for e in feed_journal]),
+                    "the alerts": json.dumps([repr(alert) for alert in alerts]),
+                    "the verdicts": "\n".join(f"{c.description} {c.observed}" for c in checks),
+                    "the timeline": repr(timeline),
+                },
+            )
+        )
     return ScenarioResult(
         name=scenario.name,
         path=path,
@@ -391,9 +449,10 @@ async def _play(
         wall_seconds=0.0,
         journal_digest=journal_digest(journal, feed_journal, with_times=clock == "virtual"),
         checks=checks,
-        timeline=_timeline(scenario, evidence, marks),
+        timeline=timeline,
         summary=scenario.summary,
         tags=tuple(scenario.tags),
+        tallies=tallies,
     )
 
 
@@ -577,7 +636,13 @@ def _invariants(
     return checks
 
 
-def _timeline(scenario: Scenario, evidence: Evidence, marks: list[Mark]) -> Timeline:
+def _timeline(
+    scenario: Scenario,
+    evidence: Evidence,
+    marks: list[Mark],
+    records: Sequence[OrderRecord],
+    origin: float,
+) -> Timeline:
     return Timeline(
         duration=scenario.duration,
         faults=[
@@ -595,6 +660,9 @@ def _timeline(scenario: Scenario, evidence: Evidence, marks: list[Mark]) -> Time
         ],
         system_calls=evidence.calls,
         health=[sample.health for sample in evidence.samples],
+        strikes=strikes(scenario.faults, evidence.journal, evidence.feed_journal),
+        feed_connections=feed_connections(evidence.feed_journal),
+        unknown_outcomes=unknown_outcomes(records, origin),
     )
 
 

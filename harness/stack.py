@@ -21,16 +21,19 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from harness.clock import realtime_guard
 from harness.database import Database, serve_database
+from harness.leaks import Secrets
 from harness.redis_server import RedisServer, redis_server
 from harness.scenario.model import Scenario
 from harness.stored import RecordLog
 from mocks.broker import BrokerConfig, create_app
 from mocks.broker.config import Api, Profile
+from mocks.broker.tokens import TokenBook
 from mocks.control_client import BrokerControl, FeedControl
 from mocks.feed import FeedConfig, opening_bell
 from mocks.server import serve
@@ -104,6 +107,25 @@ class Stack:
     rates: RateFeedClient | None = None
     # With ``redis`` in needs: the server the gateway shares signals through.
     redis: RedisServer | None = None
+    # The mock broker's tokens: what it issued is among the run's secrets.
+    broker_tokens: TokenBook | None = None
+
+    def secrets(self) -> Secrets:
+        """Every secret of this run, as far as now: what no log, journal or report of it may
+        hold (harness.leaks)."""
+        found = Secrets()
+        found.add("the appsecret", [APPSECRET])
+        if self.broker_tokens is not None:
+            tokens, approval_keys = self.broker_tokens.secrets_issued()
+            found.add("an access token", tokens)
+            found.add("an approval key", approval_keys)
+        if self.gateway is not None and self.gateway.settings.operator_token is not None:
+            found.add(
+                "the operator token", [self.gateway.settings.operator_token.get_secret_value()]
+            )
+        if self.database is not None:
+            found.add("the database password", [urlsplit(self.database.direct_url).password])
+        return found
 
     @property
     def feed_control(self) -> FeedControl | None:
@@ -389,7 +411,14 @@ async def _broker_only(
             client, ServiceSettings.model_validate(scenario.system.service), recorder=storage
         )
         async with service:
-            stack = Stack(server.url, control, service, origin, database=database)
+            stack = Stack(
+                server.url,
+                control,
+                service,
+                origin,
+                database=database,
+                broker_tokens=app.state.broker.tokens,
+            )
             _observe_storage(stack, storage)
             yield stack
 
@@ -455,6 +484,7 @@ async def _realtime(
                 alerts=system.alerts,
                 rates=system.rates,
                 redis=redis,
+                broker_tokens=world.broker_app.state.broker.tokens,
             )
             _observe_storage(stack, system.storage)
             if "gateway" not in scenario.needs:

@@ -66,7 +66,8 @@ INVARIANTS: tuple[str, ...] = get_args(Invariant)
 FEED_INVARIANTS = ("ticks-match-market",)
 # Invariants over what the system stored; "all" includes them only with the database.
 DATABASE_INVARIANTS = ("writes-not-lost", "groups-not-half-written")
-# Invariants over what a started server printed; "all" includes them only with ``start``.
+# What a start-up scenario checks: what the started server printed. Every other scenario
+# checks it too, over its logs, journals and results.
 START_INVARIANTS = ("secrets-not-printed",)
 # History checks of the trading desk's run; "all" includes them only with ``trading``.
 TRADING_INVARIANTS = (
@@ -1208,12 +1209,10 @@ class Scenario(_Strict):
                         ("invariants", index),
                         f"{name!r} checks the trading desk's history; add trading to 'needs'",
                     )
-                if (name in START_INVARIANTS) != (self.start is not None):
+                if self.start is not None and name not in START_INVARIANTS:
                     raise Misplaced(
                         ("invariants", index),
-                        f"{name!r} applies to start-up scenarios only"
-                        if self.start is None
-                        else f"{name!r} needs a timeline; a start-up scenario checks "
+                        f"{name!r} needs a timeline; a start-up scenario checks "
                         f"{', '.join(START_INVARIANTS)}",
                     )
 
@@ -1293,7 +1292,6 @@ class Scenario(_Strict):
                 if (name not in FEED_INVARIANTS or "feed" in self.needs)
                 and (name not in DATABASE_INVARIANTS or "database" in self.needs)
                 and (name not in TRADING_INVARIANTS or "trading" in self.needs)
-                and name not in START_INVARIANTS
             )
         if self.invariants == "none":
             return ()

@@ -62,6 +62,9 @@ class ApprovalKeys:
         """The app key ``approval_key`` was issued to; None if this broker never issued it."""
         return self._owners.get(approval_key)
 
+    def keys(self) -> list[str]:
+        return list(self._owners)
+
     def clear(self) -> None:
         self._owners.clear()
 
@@ -140,6 +143,11 @@ class TokenBook:
         )
         signature = base64.urlsafe_b64encode(self._rng.randbytes(64)).rstrip(b"=").decode()
         return f"{header}.{claims}.{signature}"
+
+    def secrets_issued(self) -> tuple[list[str], list[str]]:
+        """Every access token and approval key issued since the last reset: what a harness
+        searches its reports for, as none may ever be printed."""
+        return list(self._by_value), self.approvals.keys()
 
     def current(self, appkey: str) -> Token | None:
         """The token last issued to ``appkey``, unless it was revoked."""

@@ -282,3 +282,36 @@ def test_stack_fixture_opens_a_scenarios_parts(project: pytest.Pytester) -> None
         """
     )
     project.runpytest_subprocess("test_stack.py").assert_outcomes(passed=1)
+
+
+def test_a_report_file_holding_a_secret_fails_the_session(project: pytest.Pytester) -> None:
+    # The scenario's name stands for a secret that reached the reports: the conftest adds
+    # it to the run's secrets, as the runner adds the tokens a broker issued.
+    write(project, "scenarios/tiny.yaml", TINY.replace("name: tiny", "name: tiny-leaky-name-1"))
+    write(
+        project,
+        "conftest.py",
+        "from harness import leaks\nleaks.SEEN.add('a test secret', ['tiny-leaky-name-1'])\n",
+    )
+    result = project.runpytest_subprocess(
+        "scenarios", "--squall-html", "report.html", "--junitxml", "junit.xml"
+    )
+    result.assert_outcomes(passed=1)  # the scenario itself passed ...
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # ... the session did not
+    result.stdout.fnmatch_lines(
+        [
+            "*squall: a report file holds a secret of a run*",
+            "*report.html:*: holds a test secret",
+            "*junit.xml:*: holds a test secret",
+        ]
+    )
+    assert "tiny-leaky-name-1" not in "\n".join(line for line in result.outlines if "holds" in line)
+
+
+def test_clean_report_files_leave_the_session_green(project: pytest.Pytester) -> None:
+    write(project, "scenarios/tiny.yaml", TINY)
+    result = project.runpytest_subprocess(
+        "scenarios", "--squall-html", "report.html", "--junitxml", "junit.xml"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert "holds a secret" not in result.stdout.str()

@@ -16,7 +16,6 @@ from harness.scenario import Problem, Scenario, ScenarioError, discover, load_fi
 from harness.scenario.model import (
     DATABASE_INVARIANTS,
     INVARIANTS,
-    START_INVARIANTS,
     TRADING_INVARIANTS,
     FeedFaultSpec,
 )
@@ -63,7 +62,11 @@ def test_a_minimal_scenario_loads_with_its_defaults() -> None:
     assert scenario.clock == "virtual"
     assert scenario.invariants == "all"
     # "all" leaves out the feed's invariant when the feed isn't needed.
-    assert scenario.invariant_names == ("orders-not-duplicated", "unknown-orders-reconciled")
+    assert scenario.invariant_names == (
+        "orders-not-duplicated",
+        "unknown-orders-reconciled",
+        "secrets-not-printed",
+    )
     assert scenario.needs == ["broker"]
     assert scenario.timeline == []
     assert scenario.expect == []
@@ -878,9 +881,7 @@ def test_a_realtime_scenario_loads_with_its_parts() -> None:
 def test_all_invariants_include_the_feeds_when_the_feed_is_needed() -> None:
     scenario = load("name: x\nduration: 10\nneeds: [broker, feed]\n")
     assert scenario.invariant_names == tuple(
-        name
-        for name in INVARIANTS
-        if name not in (*DATABASE_INVARIANTS, *START_INVARIANTS, *TRADING_INVARIANTS)
+        name for name in INVARIANTS if name not in (*DATABASE_INVARIANTS, *TRADING_INVARIANTS)
     )
     assert "ticks-match-market" in scenario.invariant_names
 
@@ -892,6 +893,7 @@ def test_all_invariants_include_the_stored_ones_when_the_database_is_needed() ->
         "unknown-orders-reconciled",
         "writes-not-lost",
         "groups-not-half-written",
+        "secrets-not-printed",
     )
 
 
@@ -1887,8 +1889,11 @@ def test_a_start_up_loads_and_checks_only_its_printed_secrets() -> None:
     assert scenario.start.label == "squall system (database wrong-password)"
     assert [e.measure for e in scenario.expect] == ["exit_status", "output"]
     assert scenario.invariant_names == ("secrets-not-printed",)
-    # ... and a timeline scenario never checks it, even with every invariant.
-    assert "secrets-not-printed" not in load(START).invariant_names
+    # ... and a timeline scenario checks it too, over its logs, journals and results.
+    assert "secrets-not-printed" in load(START).invariant_names
+    assert load(START + "invariants: [secrets-not-printed]\n").invariant_names == (
+        "secrets-not-printed",
+    )
 
 
 @pytest.mark.parametrize(
@@ -1949,12 +1954,6 @@ def test_a_start_up_loads_and_checks_only_its_printed_secrets() -> None:
             (6, 5),
             "expect.0: 'output' takes no window: a start-up is judged on its whole run",
             id="output-takes-no-window",
-        ),
-        pytest.param(
-            START + "invariants: [secrets-not-printed]\n",
-            (4, 14),
-            "invariants.0: 'secrets-not-printed' applies to start-up scenarios only",
-            id="secrets-not-printed-needs-a-start-up",
         ),
         pytest.param(
             START + FEED_TAKEN + "invariants: [orders-not-duplicated]\n",
