@@ -9,7 +9,7 @@ import bisect
 import math
 import re
 
-_CODE = re.compile(r"^\d{6}$")
+_CODE = re.compile(r"[0-9]{6}\Z")  # ASCII digits, no trailing newline
 
 # (upper bound exclusive, tick) pairs; the last tick applies to everything above.
 _TICKS: tuple[tuple[int, int], ...] = (

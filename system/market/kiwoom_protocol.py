@@ -45,8 +45,9 @@ TRADES = "0B"  # 주식체결
 OK = 0
 
 PROTOCOL = "Kiwoom's realtime protocol"
-_SIGNED = re.compile(r"^[+-]?\d{1,15}$")
-_RATE = re.compile(r"^[+-]?\d{1,6}(\.\d{1,4})?$")
+# ASCII digits and \Z: \d would take full-width digits, $ a trailing newline.
+_SIGNED = re.compile(r"[+-]?[0-9]{1,15}\Z")
+_RATE = re.compile(r"[+-]?[0-9]{1,6}(\.[0-9]{1,4})?\Z")
 _RETURN_CODE = re.compile(r"-?[0-9]{1,9}\Z")  # a return code sent as text ("0", "-1")
 
 

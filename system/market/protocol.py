@@ -39,7 +39,7 @@ SUBSCRIBE: TrType = "1"
 UNSUBSCRIBE: TrType = "2"
 
 # KIS pads the count to three digits; a frame claims at least one record.
-_COUNT = re.compile(r"^\d{1,3}$")
+_COUNT = re.compile(r"[0-9]{1,3}\Z")  # ASCII digits only, no trailing newline
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from system.market.errors import InvalidValue
 from system.market.model import BookLevel, OrderBook
 
 # KRX short codes: six characters, digits for stocks, some newer listings use letters.
-STOCK_CODE = re.compile(r"^[0-9A-Z]{6}$")
-TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3])[0-5]\d[0-5]\d$")
+# [0-9] and \Z, not \d and $: \d takes any Unicode digit, and $ matches before a final
+# newline, so "005930\n" passed as a code (found by tests/fuzz).
+STOCK_CODE = re.compile(r"[0-9A-Z]{6}\Z")
+TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]\Z")
 # (price, quantity) columns of each book level, best first; named once, not per record.
 _ASK_LEVELS = tuple((f"ASKP{i}", f"ASKP_RSQN{i}") for i in range(1, BOOK_LEVELS + 1))
 _BID_LEVELS = tuple((f"BIDP{i}", f"BIDP_RSQN{i}") for i in range(1, BOOK_LEVELS + 1))

@@ -82,6 +82,12 @@ def test_absurd_volumes_and_codes() -> None:
         trade(fields(trade_record(accumulated=-5)))
     with pytest.raises(InvalidValue, match="MKSC_SHRN_ISCD '5930' is not a 6-character"):
         trade(fields(trade_record("5930")))
+    # Found by tests/fuzz: a trailing newline and full-width digits passed as codes and times.
+    for code in ("005930\n", "００５９３０"):
+        with pytest.raises(InvalidValue, match=r"MKSC_SHRN_ISCD .* is not a 6-character"):
+            trade(fields(trade_record(code)))
+    with pytest.raises(InvalidValue, match="is not a time of day"):
+        trade(fields(trade_record(time="090000\n")))
 
 
 def test_a_book_record_best_first() -> None:
