@@ -580,7 +580,8 @@ def run_scenarios(
     written = [path for path in (report_json, junit, html, log) if path is not None]
     found = leaks.SEEN.leaks_in_files(path for path in written if path.exists())
     for line in found[:20]:
-        err.print(f"[red]secret in a report:[/red] {escape(line)}")
+        # Not wrapped: the path and line number must stay one piece to be found.
+        err.print(f"[red]secret in a report:[/red] {escape(line)}", soft_wrap=True)
     return all(result.passed for result in results) and not found
 
 

@@ -68,8 +68,9 @@ def test_squall_run_fails_when_a_file_it_wrote_holds_a_secret(
     quiet = Console(file=io.StringIO())
     assert not run_scenarios([scenario], report_json=report, console=quiet)
     said = capsys.readouterr().err
-    assert f"{report}:" in said
+    assert f"secret in a report: {report}:" in said
     assert "holds a test secret" in said
+    assert "tiny-leaky-name-2" not in said
     # ... and passes when the reports are clean.
     monkeypatch.setattr(leaks, "SEEN", Secrets())
     assert run_scenarios([scenario], report_json=report, console=quiet)
