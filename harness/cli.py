@@ -577,8 +577,9 @@ def run_scenarios(
     from harness import leaks
 
     # Every file this run wrote, searched for every secret of its runs (harness.leaks).
-    written = [path for path in (report_json, junit, html, log) if path is not None]
-    found = leaks.SEEN.leaks_in_files(path for path in written if path.exists())
+    found = leaks.SEEN.leaks_in_files(
+        path for path in (report_json, junit, html, log) if path is not None
+    )
     for line in found[:20]:
         # Not wrapped: the path and line number must stay one piece to be found.
         err.print(f"[red]secret in a report:[/red] {escape(line)}", soft_wrap=True)

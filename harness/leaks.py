@@ -60,9 +60,12 @@ class Secrets:
         ]
 
     def leaks_in_files(self, paths: Iterable[Path]) -> list[str]:
-        """``path:line: holds <kind>`` for every line of the files that holds a secret."""
+        """``path:line: holds <kind>`` for every line of the files that holds a secret (a
+        file that was not written is skipped)."""
         found: list[str] = []
         for path in paths:
+            if not path.exists():
+                continue
             text = path.read_text(encoding="utf-8", errors="replace")
             for number, line in enumerate(text.splitlines(), start=1):
                 for kind in sorted(self.found_in(line)):

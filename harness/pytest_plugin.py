@@ -334,8 +334,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from harness import leaks
 
     junit: str | None = config.getoption("xmlpath", None)
-    files = [config.invocation_params.dir / name for name in (target, junit) if name]
-    found = leaks.SEEN.leaks_in_files(path for path in files if path.exists())
+    found = leaks.SEEN.leaks_in_files(
+        config.invocation_params.dir / name for name in (target, junit) if name
+    )
     config.stash[_LEAKS] = found
     if found:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -17,9 +17,10 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from harness import leaks
 from harness import stack as stacks
@@ -71,13 +72,13 @@ from harness.scenario.model import (
     slug,
 )
 from harness.startup import DEFAULT_LAUNCHER, launch
-from harness.stored import HalfWrittenProbe, writes_not_lost
+from harness.stored import HalfWrittenProbe, StoredRows, read_stored, writes_not_lost
 from harness.watchers import Watchers
 from harness.workload import History, Workloads
 from mocks.broker.config import Api
 from mocks.control_client import ControlError
 from mocks.faults import Cut, FaultRule, FeedFaultRule, ProxyFaultRule, Refuse
-from mocks.journal import Entry, FeedEntry
+from mocks.journal import Entry
 from mocks.server import PortInUse
 from mocks.webhook import WebhookFaultRule
 from system.market import PriceUpdate
@@ -386,9 +387,13 @@ async def _play_on(
             await asyncio.gather(*steps, *background, return_exceptions=True)
             await workloads.stop()
         simulated = history.now()
-        stored = await _stored_checks(scenario, stack, probe)
-        traded = await _history_checks(scenario, stack, origin)
-        tallies = await gather_tallies(stack, history.calls)
+        # PostgreSQL's rows and the broker's books are read once each, for the checks and
+        # the tallies alike.
+        stored_rows = await _final_rows(stack)
+        stored = _stored_checks(scenario, stack, probe, stored_rows)
+        booked = await _final_books(stack)
+        traded = _history_checks(scenario, stack, origin, booked)
+        tallies = gather_tallies(stack, history.calls, booked, stored_rows)
         final_metrics = stack.metrics()
         records = stack.service.orders()
         journal = await stack.broker.journal()
@@ -425,14 +430,17 @@ async def _play_on(
             )
         )
     timeline = _timeline(scenario, evidence, marks, records, origin)
+    # The journals as JSON, once: for the digest and the secret scan alike.
+    broker_rows = [entry.to_json() for entry in journal]
+    feed_rows = [event.to_json() for event in feed_journal]
     if "secrets-not-printed" in scenario.invariant_names:
         checks.append(
             secrets_not_leaked(
                 secrets,
                 {
                     "the log": "\n".join(said.lines),
-                    "the broker's journal": json.dumps([e.to_json() for e in journal]),
-                    "the feed's journal": json.dumps([e.to_json() for e in feed_journal]),
+                    "the broker's journal": json.dumps(broker_rows),
+                    "the feed's journal": json.dumps(feed_rows),
                     "the alerts": json.dumps([repr(alert) for alert in alerts]),
                     "the verdicts": "\n".join(f"{c.description} {c.observed}" for c in checks),
                     "the timeline": repr(timeline),
@@ -447,7 +455,7 @@ async def _play_on(
         passed=all(check.passed for check in checks),
         simulated_seconds=simulated,
         wall_seconds=0.0,
-        journal_digest=journal_digest(journal, feed_journal, with_times=clock == "virtual"),
+        journal_digest=journal_digest(broker_rows, feed_rows, with_times=clock == "virtual"),
         checks=checks,
         timeline=timeline,
         summary=scenario.summary,
@@ -505,37 +513,55 @@ async def _start_up(
     )
 
 
-async def _stored_checks(
-    scenario: Scenario, stack: stacks.Stack, probe: HalfWrittenProbe | None
-) -> list[Check]:
-    """The stored invariants, once the write buffer has written what it still held (the
+async def _final_rows(stack: stacks.Stack) -> StoredRows | None:
+    """What PostgreSQL holds once the write buffer has written what it still held (the
     database faults are lifted first, all of them, since the proxy in front of this run's
-    database carries nothing else: the scenario is over, and its backlog gets its chance)."""
+    database carries nothing else: the scenario is over, and its backlog gets its chance);
+    None without storage."""
     if stack.storage is None or stack.database is None or stack.records is None:
-        return []
+        return None
     await stack.database.proxy.clear_faults()
     with contextlib.suppress(WriteBufferError):
         await stack.storage.buffer.flush(FINAL_FLUSH_S)
+    return await read_stored(stack.database.direct_url)
+
+
+def _stored_checks(
+    scenario: Scenario,
+    stack: stacks.Stack,
+    probe: HalfWrittenProbe | None,
+    stored_rows: StoredRows | None,
+) -> list[Check]:
+    """The stored invariants, over what ``_final_rows`` read."""
+    if stored_rows is None or stack.records is None:
+        return []
     checks: list[Check] = []
     if "writes-not-lost" in scenario.invariant_names:
-        checks.append(await writes_not_lost(stack.database.direct_url, stack.records.accepted))
+        checks.append(writes_not_lost(stored_rows, stack.records.accepted))
     if probe is not None:
         checks.append(probe.check())
     return checks
 
 
-async def _history_checks(scenario: Scenario, stack: stacks.Stack, origin: float) -> list[Check]:
+async def _final_books(stack: stacks.Stack) -> list[dict[str, Any]]:
+    """The broker's books once the run is over. With a desk, the desk opens nothing more
+    first, and the orders still working get a bounded while to settle; what is still open
+    then is judged as it stands (an order in flight shows as unknown, never as lost)."""
+    if stack.desk is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINAL_FLUSH_S):
+                await stack.desk.wind_down()
+    return await stack.broker.account_orders()
+
+
+def _history_checks(
+    scenario: Scenario, stack: stacks.Stack, origin: float, books: Sequence[Mapping[str, Any]]
+) -> list[Check]:
     """The trading desk's history checks: the broker's books against the system's."""
     names = scenario.invariant_names
     desk = stack.desk
     if desk is None:
         return []
-    # The run is over: the desk opens nothing more, and the orders still working get a
-    # bounded while to settle; what is still open then is judged as it stands (an order in
-    # flight shows as unknown, never as lost).
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(FINAL_FLUSH_S):
-            await desk.wind_down()
     booked = [
         BrokerOrder(
             odno=row["odno"],
@@ -547,7 +573,7 @@ async def _history_checks(scenario: Scenario, stack: stacks.Stack, origin: float
             at=row["at"],
             day=date.fromisoformat(row["day"]),
         )
-        for row in await stack.broker.account_orders()
+        for row in books
     ]
     records = stack.service.orders()
     checks: list[Check] = []
@@ -678,7 +704,10 @@ def broker_outcome(entry: Entry) -> str:
 
 
 def journal_digest(
-    journal: Sequence[Entry], feed_journal: Sequence[FeedEntry] = (), *, with_times: bool
+    journal: Sequence[Mapping[str, Any]],
+    feed_journal: Sequence[Mapping[str, Any]] = (),
+    *,
+    with_times: bool,
 ) -> str:
     """A short hash of what the broker (and the feed) saw, to compare runs of the same seed.
 
@@ -689,23 +718,28 @@ def journal_digest(
     broker in whichever order the kernel reports their sockets ready, and which stock is
     served first is not something the seed decides. On real time the timestamps are left
     out too, since wall-clock jitter moves every one of them.
+
+    ``journal`` and ``feed_journal`` are the entries as JSON (``to_json()``), as the run
+    already holds them for its other checks.
     """
     lines: list[str] = []
     for entry in journal:
-        fields = entry.to_json()
-        for volatile in ("seq", "duration", "at", "query", "body"):
-            fields.pop(volatile)
-        at = f"{entry.at:.3f}" if with_times else "-"
+        fields = {
+            key: value
+            for key, value in entry.items()
+            if key not in ("seq", "duration", "at", "query", "body")
+        }
+        at = f"{entry['at']:.3f}" if with_times else "-"
         lines.append(f"{at} {json.dumps(fields, sort_keys=True, ensure_ascii=False)}")
     for event in feed_journal:
         # A client message's text carries the approval key's bytes only through the seeded
         # broker, but its JSON spacing is the client library's business: keep what it said.
         fields = {
             key: value
-            for key, value in event.to_json().items()
+            for key, value in event.items()
             if key not in ("seq", "at", "message", "detail")
         }
-        at = f"{event.at:.3f}" if with_times else "-"
+        at = f"{event['at']:.3f}" if with_times else "-"
         lines.append(f"{at} feed {json.dumps(fields, sort_keys=True, ensure_ascii=False)}")
     digest = hashlib.sha256()
     for line in sorted(lines):

@@ -146,16 +146,26 @@ class HalfWrittenProbe:
         )
 
 
-async def writes_not_lost(direct_url: str, accepted: Sequence[tuple[int, Record]]) -> Check:
-    """Every accepted record in PostgreSQL (see the module docstring)."""
+@dataclass(frozen=True)
+class StoredRows:
+    """What PostgreSQL holds once a run is over, read once (directly, not through the
+    proxy) for every check and tally that needs it: each table's seqs, every row's seq
+    with its commit time, and each order's state by client order id."""
+
+    seqs: dict[str, set[int]]
+    committed: list[tuple[int, datetime]]
+    orders: dict[str, str]
+
+
+async def read_stored(direct_url: str) -> StoredRows:
     with realtime_guard():
         conn = await asyncpg.connect(direct_url, timeout=10)
         try:
-            stored: dict[str, set[int]] = {}
+            seqs: dict[str, set[int]] = {}
             committed: list[tuple[int, datetime]] = []
             for table in TABLES:
                 rows = await conn.fetch(f"select seq, recorded_at from {table}")
-                stored[table] = {row["seq"] for row in rows}
+                seqs[table] = {row["seq"] for row in rows}
                 committed += [(row["seq"], row["recorded_at"]) for row in rows]
             orders = {
                 row["client_order_id"]: row["state"]
@@ -163,6 +173,13 @@ async def writes_not_lost(direct_url: str, accepted: Sequence[tuple[int, Record]
             }
         finally:
             await conn.close(timeout=5)
+    return StoredRows(seqs, committed, orders)
+
+
+def writes_not_lost(stored_rows: StoredRows, accepted: Sequence[tuple[int, Record]]) -> Check:
+    """Every accepted record in PostgreSQL (see the module docstring)."""
+    stored, orders = stored_rows.seqs, stored_rows.orders
+    committed = sorted(stored_rows.committed, key=lambda row: row[0])
     problems: list[str] = []
     final_state: dict[str, str] = {}
     for seq, record in accepted:
@@ -175,7 +192,6 @@ async def writes_not_lost(direct_url: str, accepted: Sequence[tuple[int, Record]
             problems.append(f"order {cid} is missing")
         elif orders[cid] != state:
             problems.append(f"order {cid} is stored as {orders[cid]!r}, last recorded {state!r}")
-    committed.sort(key=lambda row: row[0])
     for (seq, at), (next_seq, next_at) in itertools.pairwise(committed):
         if next_at < at:
             problems.append(f"seq {next_seq} was committed before seq {seq}")

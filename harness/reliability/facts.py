@@ -1,7 +1,8 @@
 """What a run gathers for the reliability report, from evidence the runner already holds.
 
-Every scenario result carries these (they cost a few set operations and, with a database,
-one read of it), so any report can use them; ``harness.reliability`` turns them into its
+Every scenario result carries these (they cost a few set operations on what the runner
+already read for its checks: the broker's books and, with a database, its rows), so any
+report can use them; ``harness.reliability`` turns them into its
 table.
 
 Tallies: what was lost, duplicated or left unknown, counted rather than judged
@@ -29,36 +30,40 @@ Timeline facts
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-import asyncpg
-
-from harness.clock import realtime_guard
 from harness.history import PLACED
 from harness.invariants import TRADE_TYPES
 from harness.result import FeedConnection, Strike, SystemCall, Tally, UnknownOutcome
 from harness.scenario.model import Step, slug
 from harness.stack import Stack
+from harness.stored import StoredRows
 from mocks.journal import Entry, FeedEntry
 from system.service import OrderRecord
 from system.storage.records import Record, StoredOrder
-from system.storage.store import TABLES
 
 # The service's order events that open and close a spell of unknown outcome.
 _UNKNOWN = "outcome unknown"
 _SETTLED = "reconciled"
 
 
-async def gather_tallies(stack: Stack, calls: Sequence[SystemCall]) -> list[Tally]:
-    """The run's tallies, once its orders have wound down and its writes been flushed."""
+def gather_tallies(
+    stack: Stack,
+    calls: Sequence[SystemCall],
+    booked: Sequence[Mapping[str, Any]],
+    stored: StoredRows | None,
+) -> list[Tally]:
+    """The run's tallies, once its orders have wound down and its writes been flushed:
+    ``booked`` is the broker's books and ``stored`` what PostgreSQL holds then, as the
+    runner read them for its checks."""
     tallies: list[Tally] = []
     records = stack.service.orders()
-    booked = [str(row["odno"]) for row in await stack.broker.account_orders()]
-    if records or booked:
-        tallies.append(order_tally(records, booked))
-    if stack.database is not None and stack.records is not None:
-        stored, orders = await stored_rows(stack.database.direct_url)
-        tallies.append(write_tally(stack.records.accepted, stored, orders))
+    odnos = [str(row["odno"]) for row in booked]
+    if records or odnos:
+        tallies.append(order_tally(records, odnos))
+    if stored is not None and stack.records is not None:
+        tallies.append(write_tally(stack.records.accepted, stored))
     if calls:
         tallies.append(call_tally(calls))
     return tallies
@@ -79,18 +84,15 @@ def order_tally(records: Sequence[OrderRecord], booked: Sequence[str]) -> Tally:
     )
 
 
-def write_tally(
-    accepted: Sequence[tuple[int, Record]], stored: dict[str, set[int]], orders: set[str]
-) -> Tally:
-    """``stored``: the seqs in each table; ``orders``: the client order ids in ``orders``.
-    An order's row is kept by client order id (each update overwrites it), so an accepted
-    order update is there when its order's row is."""
+def write_tally(accepted: Sequence[tuple[int, Record]], stored: StoredRows) -> Tally:
+    """An order's row is kept by client order id (each update overwrites it), so an
+    accepted order update is there when its order's row is."""
     lost = 0
     for seq, record in accepted:
         if isinstance(record, StoredOrder):
-            lost += record.client_order_id not in orders
+            lost += record.client_order_id not in stored.orders
         else:
-            lost += seq not in stored.get(record.table, set())
+            lost += seq not in stored.seqs.get(record.table, set())
     return Tally("writes", total=len(accepted), lost=lost)
 
 
@@ -98,21 +100,6 @@ def call_tally(calls: Sequence[SystemCall]) -> Tally:
     return Tally(
         "calls", total=len(calls), lost=sum(1 for call in calls if call.outcome == "unfinished")
     )
-
-
-async def stored_rows(direct_url: str) -> tuple[dict[str, set[int]], set[str]]:
-    """Every table's seqs, and the stored orders' client order ids."""
-    with realtime_guard():
-        conn = await asyncpg.connect(direct_url, timeout=10)
-        try:
-            stored = {
-                table: {row["seq"] for row in await conn.fetch(f"select seq from {table}")}
-                for table in TABLES
-            }
-            orders = {row[0] for row in await conn.fetch("select client_order_id from orders")}
-        finally:
-            await conn.close(timeout=5)
-    return stored, orders
 
 
 def strikes(

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from mocks.feed.protocol import echoed
 from mocks.fx import FxQuote
 
 CHANNEL = "ticker"
@@ -89,7 +90,7 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     method = message.get("method")
     req_id = message.get("req_id")
     req_id = req_id if isinstance(req_id, int) and not isinstance(req_id, bool) else None
-    shown = _echoed(method) if isinstance(method, str) else None
+    shown = echoed(method, None) if isinstance(method, str) else None
     if method == "ping":
         return Ping(req_id)
     if method not in ("subscribe", "unsubscribe"):
@@ -111,18 +112,11 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     return TickerRequest(
         "subscribe" if method == "subscribe" else "unsubscribe",
         # A symbol named twice is one subscription. Each is named in its answer, so escaped
-        # where UTF-8 can't carry it (see _echoed): no pair has such a name anyway.
-        tuple(dict.fromkeys(_echoed(symbol) for symbol in symbols)),
+        # where UTF-8 can't carry it (see echoed): no pair has such a name anyway.
+        tuple(dict.fromkeys(echoed(symbol, None) for symbol in symbols)),
         snapshot=snapshot is not False,
         req_id=req_id,
     )
-
-
-def _echoed(text: str) -> str:
-    """Part of a request, for an answer that names it. JSON's "\\ud800" escape decodes to a
-    lone surrogate, which UTF-8 can't carry: it is sent escaped, or the answer could not be
-    sent at all."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def rfc3339(at: datetime) -> str:

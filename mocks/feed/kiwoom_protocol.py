@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from mocks.broker.kiwoom import codes
 from mocks.broker.kiwoom.formats import signed, signed_price, signed_rate
+from mocks.feed.protocol import echoed
 from mocks.feed.records import TRADE_COLUMNS
 from mocks.vocabulary import FeedMeaning
 
@@ -143,7 +144,7 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     if trnm == LOGIN:
         token = parsed.get("token")
         return Login(token if isinstance(token, str) else "")
-    shown = _echoed(trnm) if isinstance(trnm, str) else ""
+    shown = echoed(trnm, _EXCERPT) if isinstance(trnm, str) else ""
     if trnm not in (REG, REMOVE):
         return Invalid(shown, BAD_INPUT, message(BAD_INPUT, "trnm", f"{shown!r} not served"))
 
@@ -172,13 +173,6 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     return Registration(action, grp_no, "0" if refresh == "0" else "1", tuple(pairs))
 
 
-def _echoed(text: str) -> str:
-    """Part of a request, cut short, for an answer. JSON's "\\ud800" escape decodes to a
-    lone surrogate, which UTF-8 can't carry: it is sent escaped, or the answer could not be
-    sent at all."""
-    return text[:_EXCERPT].encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _strings(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
@@ -193,7 +187,7 @@ def check(request: Registration, listed: Collection[str]) -> tuple[int, str] | N
             served = ", ".join(NAMES)
             return BAD_INPUT, message(BAD_INPUT, "type", f"{kind[:_EXCERPT]!r}; served: {served}")
         if item not in listed:
-            return UNKNOWN_ITEM, message(UNKNOWN_ITEM, _echoed(item))
+            return UNKNOWN_ITEM, message(UNKNOWN_ITEM, echoed(item, _EXCERPT))
     return None
 
 

@@ -154,7 +154,7 @@ def parse_client_message(text: str, *, max_chars: int = 4096) -> ClientMessage:
     echo_key = tr_key if isinstance(tr_key, str) else ""
 
     def invalid(code: str, detail: str) -> Invalid:
-        return Invalid(code, detail, _echoed(echo_id), _echoed(echo_key))
+        return Invalid(code, detail, echoed(echo_id), echoed(echo_key))
 
     approval_key = header.get("approval_key")
     if not isinstance(approval_key, str) or not approval_key:
@@ -184,11 +184,12 @@ def _shown(value: object) -> str:
     return repr(value)[:_EXCERPT] if value is not None else "nothing"
 
 
-def _echoed(text: str) -> str:
-    """A field of a request, cut short, for the ack's header. JSON's "\\ud800" escape
-    decodes to a lone surrogate, which UTF-8 can't carry: it is sent escaped, or the ack
-    could not be sent at all."""
-    return text[:_EXCERPT].encode("utf-8", "backslashreplace").decode("utf-8")
+def echoed(text: str, limit: int | None = _EXCERPT) -> str:
+    """Part of a client's request, for an answer that names it (every feed protocol's):
+    cut to ``limit`` characters (None: whole). JSON's "\\ud800" escape decodes to a lone
+    surrogate, which UTF-8 can't carry: it is sent escaped, or the answer could not be sent
+    at all."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,8 @@ from tests.fuzz.strategies import (
     objects_like,
     variants,
 )
+from tests.unit.mocks.conftest import APPKEY, APPSECRET, PRICE, Kis
 
-APPKEY = "PSfuzz" + "k" * 30
-APPSECRET = "s" * 180
-PRICE = "/uapi/domestic-stock/v1/quotations/inquire-price"
 # Each endpoint with the tr_id it serves ("" where none is needed).
 KIS_ENDPOINTS = [
     ("POST", "/oauth2/tokenP", ""),
@@ -117,11 +115,12 @@ async def kiwoom() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _kis_token(client: httpx.AsyncClient) -> str:
-    body = {"grant_type": "client_credentials", "appkey": APPKEY, "appsecret": APPSECRET}
-    response = await client.post("/oauth2/tokenP", json=body)
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+async def _kis_token(client: httpx.AsyncClient) -> Kis:
+    """A well-behaved caller holding a fresh token (re-issued: an example may revoke it)."""
+    kis = Kis(client)
+    issued = await kis.issue()
+    assert issued.status_code == 200, issued.text
+    return kis
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:
@@ -197,7 +196,7 @@ async def test_the_kis_mock_answers_every_request_in_its_own_terms(
     kis: httpx.AsyncClient, request: tuple[str, str, dict[str, Any], dict[str, Any], bytes]
 ) -> None:
     method, path, headers, query, body = request
-    token = await _kis_token(kis)
+    token = (await _kis_token(kis)).token
     headers = dict(headers)
     auth = headers.pop("authorization")
     if auth == "valid":
@@ -208,18 +207,7 @@ async def test_the_kis_mock_answers_every_request_in_its_own_terms(
     _check_kis(response)
 
     # Still serving a well-behaved client.
-    token = await _kis_token(kis)
-    price = await kis.get(
-        PRICE,
-        params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"},
-        headers={
-            "authorization": f"Bearer {token}",
-            "appkey": APPKEY,
-            "appsecret": APPSECRET,
-            "tr_id": "FHKST01010100",
-            "custtype": "P",
-        },
-    )
+    price = await (await _kis_token(kis)).price()
     assert price.status_code == 200, price.text
     assert price.json()["rt_cd"] == "0", price.text
 

@@ -64,19 +64,12 @@ def _replaced(tree: Any, path: tuple[Any, ...], change: Any) -> Any:
     if not path:
         return change
     head, rest = path[0], path[1:]
-    if isinstance(tree, dict):
-        copy = dict(tree)
-        if not rest and change is _DROP:
-            del copy[head]
-        else:
-            copy[head] = _replaced(tree[head], rest, change)
-        return copy
-    copy_list = list(tree)
+    copy: Any = dict(tree) if isinstance(tree, dict) else list(tree)
     if not rest and change is _DROP:
-        del copy_list[head]
+        del copy[head]
     else:
-        copy_list[head] = _replaced(tree[head], rest, change)
-    return copy_list
+        copy[head] = _replaced(tree[head], rest, change)
+    return copy
 
 
 _DROP = object()

@@ -67,3 +67,7 @@ def test_secrets_of_several_runs_add_up() -> None:
     other.add("an access token", ["another-token-value-123"])
     seen.update(other)
     assert seen.kinds() == "an access token ×2, the database password ×1"
+
+
+def test_a_file_that_was_never_written_is_skipped(tmp_path: Path) -> None:
+    assert secrets().leaks_in_files([tmp_path / "missing.html"]) == []

@@ -14,6 +14,7 @@ from harness.reliability.facts import (
 )
 from harness.result import FeedConnection, Strike, SystemCall, Tally, UnknownOutcome
 from harness.scenario import load_text
+from harness.stored import StoredRows
 from mocks.journal import Entry, FeedEntry
 from system.broker import OrderRequest
 from system.service import OrderRecord
@@ -54,9 +55,10 @@ def test_a_write_is_lost_when_its_row_is_not_in_the_database() -> None:
     audit = AuditEvent(kind="order-recorded", detail={}, at=1.0)
     order = StoredOrder("a", "005930", "buy", 1, None, "acked", None, 1.0)
     accepted: list[tuple[int, Record]] = [(1, audit), (2, order), (3, audit), (4, order)]
-    assert write_tally(accepted, {"audit_events": {1, 3}}, {"a"}) == Tally("writes", 4, 0)
+    stored = StoredRows({"audit_events": {1, 3}}, [], {"a": "acked"})
+    assert write_tally(accepted, stored) == Tally("writes", 4, 0)
     # Seq 3 never arrived, nor did order "a": both of its accepted updates are lost.
-    assert write_tally(accepted, {"audit_events": {1}}, set()).lost == 3
+    assert write_tally(accepted, StoredRows({"audit_events": {1}}, [], {})).lost == 3
 
 
 def test_a_call_still_waiting_at_the_end_is_lost_and_a_refusal_is_not() -> None:
