@@ -22,6 +22,7 @@ import httpx
 from system.broker.clock import Today, kst_today, loop_time
 from system.broker.errors import OrderOutcomeUnknown
 from system.broker.gateway import BrokerGateway, OrderPermit, TokenIssue, Unanswered, Wire
+from system.broker.http import BrokerHttp
 from system.broker.ledger import OrderLedger
 from system.broker.models import BrokerMetrics, DailyOrder, OrderAck, OrderRequest
 from system.broker.ratelimit import RateLimiter
@@ -67,7 +68,7 @@ class AccountClient(Lifecycle):
         wire: Wire,
         issue: TokenIssue,
         counters: Counters,
-        http: httpx.AsyncClient,
+        http: BrokerHttp,
         rng: random.Random | None = None,
         today: Today = kst_today,
     ) -> None:
@@ -81,11 +82,11 @@ class AccountClient(Lifecycle):
     @staticmethod
     def http_client(
         settings: BrokerSettings, transport: httpx.AsyncBaseTransport | None
-    ) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=settings.base_url,
-            transport=transport or BrokerTransport(verify=tls_context()),
-            timeout=httpx.Timeout(settings.timeout_s),
+    ) -> BrokerHttp:
+        return BrokerHttp(
+            settings.base_url,
+            transport or BrokerTransport(verify=tls_context()),
+            httpx.Timeout(settings.timeout_s),
         )
 
     async def aclose(self) -> None:

@@ -43,6 +43,7 @@ from system.broker.errors import (
     RateLimited,
     TokenUnavailable,
 )
+from system.broker.http import BrokerHttp
 from system.broker.models import OrderRequest
 from system.broker.ratelimit import RateLimiter
 from system.broker.settings import BrokerSettings, KisSettings
@@ -196,13 +197,13 @@ class Unanswered:
 
 
 class BrokerGateway:
-    """Sends ``Call``s through one shared ``httpx.AsyncClient`` under the account's budget,
+    """Sends ``Call``s through one shared ``BrokerHttp`` under the account's budget,
     in ``wire``'s dialect, with tokens from ``issue``."""
 
     def __init__(
         self,
         settings: BrokerSettings,
-        http: httpx.AsyncClient,
+        http: BrokerHttp,
         rng: random.Random,
         *,
         wire: Wire,

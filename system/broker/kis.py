@@ -46,7 +46,7 @@ ORDER_TR_IDS = {"buy": "TTTC0012U", "sell": "TTTC0011U"}
 
 
 class KisClient(AccountClient):
-    """One KIS account over one shared ``httpx.AsyncClient``; use ``async with`` or ``aclose``.
+    """One KIS account over one shared ``BrokerHttp``; use ``async with`` or ``aclose``.
 
     ``transport`` is the test seam (respx, an ASGI app); ``rng`` makes retry jitter
     reproducible; ``today`` gives the KST trading date for order inquiries.

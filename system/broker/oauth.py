@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from system.broker.errors import TokenIssuanceFailed, TokenUnavailable
+from system.broker.http import BrokerHttp
 from system.broker.settings import BrokerSettings, KisSettings
 from system.broker.token import IssuedToken
 from system.broker.wire import (
@@ -46,7 +47,7 @@ class TokenIssuer:
     def __init__(
         self,
         settings: BrokerSettings,
-        http: httpx.AsyncClient,
+        http: BrokerHttp,
         counters: Counters,
         *,
         path: str,
@@ -100,9 +101,7 @@ class TokenIssuer:
         )
 
 
-def kis_token_issuer(
-    settings: KisSettings, http: httpx.AsyncClient, counters: Counters
-) -> TokenIssuer:
+def kis_token_issuer(settings: KisSettings, http: BrokerHttp, counters: Counters) -> TokenIssuer:
     """``POST /oauth2/tokenP`` {grant_type, appkey, appsecret} → {access_token, expires_in}."""
 
     def credentials() -> dict[str, str]:

@@ -216,8 +216,8 @@ class BrokerTransport(httpx.AsyncHTTPTransport):
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         super().__init__(verify=verify, limits=limits)
         # httpx 0.28 takes no network backend (encode/httpx#3749 proposes one), so the pool it
-        # built is swapped for the same pool on ours. httpx is pinned in uv.lock, and
-        # tests/unit/test_broker_transport.py fails if this stops taking effect.
+        # built is swapped for the same pool on ours;
+        # tests/unit/broker/test_transport.py fails if this stops taking effect.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=verify,
             max_connections=limits.max_connections,

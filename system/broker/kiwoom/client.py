@@ -40,7 +40,7 @@ LIMIT, MARKET = "0", "3"  # trde_tp
 
 
 class KiwoomClient(AccountClient):
-    """One Kiwoom app's account over one shared ``httpx.AsyncClient``; use ``async with``
+    """One Kiwoom app's account over one shared ``BrokerHttp``; use ``async with``
     or ``aclose``.
 
     ``transport`` is the test seam; ``rng`` makes retry jitter reproducible; ``today`` gives

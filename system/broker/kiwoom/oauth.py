@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from system.broker.clock import KST, Now, kst_now
+from system.broker.http import BrokerHttp
 from system.broker.kiwoom.settings import KiwoomSettings
 from system.broker.kiwoom.wire import TOKEN_PATH, return_code
 from system.broker.oauth import DEFAULT_TOKEN_LIFETIME_S, TokenIssuer, TokenReading
@@ -26,7 +25,7 @@ from system.broker.wire import Counters
 
 def kiwoom_token_issuer(
     settings: KiwoomSettings,
-    http: httpx.AsyncClient,
+    http: BrokerHttp,
     counters: Counters,
     *,
     wall: Now = kst_now,

@@ -4,6 +4,7 @@ refusals and TLS, seen through httpx's public API and exceptions."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import shutil
 import socket
 import ssl
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from harness.ports import free_port
+from system.broker.http import BrokerHttp
 from system.broker.transport import AsyncioBackend, BrokerTransport
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"rt_cd":0}'
@@ -225,3 +227,80 @@ async def test_a_body_larger_than_the_read_buffer_arrives_whole(
     async with _client(server.url) as client:
         response = await client.get("/large")
     assert response.content == body
+
+
+# BrokerHttp: requests straight to the transport, on the same real sockets.
+
+
+def _broker_http(url: str, timeout: float = 2.0) -> BrokerHttp:
+    transport = BrokerTransport(verify=ssl.create_default_context())
+    return BrokerHttp(url + "/", transport, httpx.Timeout(timeout))
+
+
+async def test_broker_http_sends_what_httpx_would_and_reads_the_answer_whole(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            try:
+                heads.append(await _read_request(reader))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            writer.write(OK)
+            await writer.drain()
+
+    server = await serve(record)
+    http = _broker_http(server.url)
+    try:
+        request = http.build_request(
+            "GET", "/quote", params={"FID_INPUT_ISCD": "005930"}, headers={"TR_ID": "FHK"}
+        )
+        response = await http.send(request)
+        again = await http.send(http.build_request("GET", "/quote"))
+    finally:
+        await http.aclose()
+    assert str(request.url) == f"{server.url}/quote?FID_INPUT_ISCD=005930"
+    assert response.json() == {"rt_cd": 0}
+    assert response.request is request
+    assert again.status_code == 200
+    assert server.connections == [0]  # kept alive, reused
+    head = heads[0].decode().lower()
+    assert head.startswith("get /quote?fid_input_iscd=005930 http/1.1\r\n")
+    for line in ("host: 127.0.0.1:", "tr_id: fhk", "accept: */*", "connection: keep-alive"):
+        assert f"\r\n{line}" in head
+
+
+async def test_broker_http_keeps_httpx_timeouts_and_exceptions(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await _read_request(reader)
+        await asyncio.sleep(5)
+
+    server = await serve(silent)
+    http = _broker_http(server.url, timeout=0.1)
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.send(http.build_request("GET", "/slow"))
+    finally:
+        await http.aclose()
+    refused = _broker_http(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(httpx.ConnectError):
+        await refused.send(refused.build_request("GET", "/"))
+    await refused.aclose()
+
+
+async def test_a_closed_broker_http_refuses_to_send() -> None:
+    http = _broker_http("http://127.0.0.1:9")
+    await http.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await http.send(http.build_request("GET", "/"))
+
+
+def test_httpcore_finds_sniffio() -> None:
+    # httpcore imports sniffio on every lock it sets up (several per request); without it
+    # each import fails anew after searching sys.path, which cost the EGW00133 storm a third
+    # of its speed. anyio no longer depends on it, so pyproject.toml names it.
+    assert importlib.util.find_spec("sniffio") is not None, "pip install sniffio"
