@@ -4,8 +4,8 @@
   warm-up) of the EGW00133 storm and the ten-minute mix, beside two baselines: the
   compression of an *idle* scenario of the same length (what the harness costs with no
   traffic at all), and the ceiling the scenario's requests allow if each cost only a bare
-  httpx-to-uvicorn exchange on loopback (what the wire costs). A slow machine shows up in
-  all three alike.
+  exchange of the system's broker client with uvicorn on loopback (what the wire costs).
+  A slow machine shows up in all three alike.
 - The wall time of the full trading day (scenarios/trading; the median of three runs),
   beside an idle scenario of its 6.5 hours.
 - The broker client's budget use on the real profile: quotes served per second ÷ 18 while

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +17,7 @@ import pytest
 
 from harness.ports import free_port
 from system.broker.http import BrokerHttp
-from system.broker.transport import AsyncioBackend, BrokerTransport
+from system.broker.transport import MAX_BODY_BYTES, BrokerTransport
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"rt_cd":0}'
 
@@ -96,7 +95,7 @@ async def test_requests_go_through_the_asyncio_backend_and_reuse_one_connection(
             response = await client.get("/uapi/domestic-stock/v1/quotations/inquire-price")
             assert response.json() == {"rt_cd": 0}
         stream = response.extensions["network_stream"]
-    # The stream httpcore used is ours: the pool swap in BrokerTransport took effect.
+    # The connection is ours: the pool swap in BrokerTransport took effect.
     assert type(stream).__module__ == "system.broker.transport"
     assert server.connections == [0]
 
@@ -178,22 +177,6 @@ async def test_tls_verifies_the_server_and_refuses_an_untrusted_one(
     async with _client(server.url, verify=ssl.create_default_context()) as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.get("/oauth2/tokenP")
-
-
-async def test_socket_options_are_applied() -> None:
-    backend = AsyncioBackend()
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        stream = await backend.connect_tcp(
-            "127.0.0.1", port, socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-        )
-        sock = stream.get_extra_info("socket")
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-        await stream.aclose()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -304,3 +287,112 @@ def test_httpcore_finds_sniffio() -> None:
     # each import fails anew after searching sys.path, which cost the EGW00133 storm a third
     # of its speed. anyio no longer depends on it, so pyproject.toml names it.
     assert importlib.util.find_spec("sniffio") is not None, "pip install sniffio"
+
+
+async def _answer_with(raw: bytes) -> Handler:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            try:
+                await _read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            writer.write(raw)
+            await writer.drain()
+            if b"connection: close" in raw.lower():
+                return
+
+    return answer
+
+
+async def test_a_chunked_answer_arrives_whole_and_keeps_the_connection(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    chunked = (
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'
+    )
+    server = await serve(await _answer_with(chunked))
+    async with _client(server.url) as client:
+        assert (await client.get("/a")).json() == {"a": 1}
+        assert (await client.get("/b")).json() == {"a": 1}
+    assert server.connections == [0]
+
+
+async def test_an_answer_without_length_runs_to_the_close_and_is_not_reused(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    until_close = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"rt_cd":"0"}'
+    server = await serve(await _answer_with(until_close))
+    async with _client(server.url) as client:
+        assert (await client.get("/a")).json() == {"rt_cd": "0"}
+        assert (await client.get("/b")).json() == {"rt_cd": "0"}
+    assert server.connections == [0, 1]
+
+
+async def test_an_answer_that_is_not_http_is_a_protocol_error(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(await _answer_with(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+    async with _client(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match=r"not an HTTP/1\.1 answer"):
+            await client.get("/a")
+
+
+async def test_an_answer_over_the_body_limit_is_refused(
+    serve: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("system.broker.transport.MAX_BODY_BYTES", 1000)
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000
+    server = await serve(await _answer_with(big))
+    async with _client(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="passed 1000 bytes"):
+            await client.get("/a")
+    assert MAX_BODY_BYTES >= 1024 * 1024  # the real limit is far above any broker answer
+
+
+async def test_the_pool_limit_queues_requests_and_times_out_the_wait(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            try:
+                await _read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            await asyncio.sleep(0.05)
+            writer.write(OK)
+            await writer.drain()
+
+    server = await serve(slow)
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    transport = BrokerTransport(verify=ssl.create_default_context(), limits=one)
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+        answers = await asyncio.gather(*(client.get(f"/{n}") for n in range(3)))
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert server.connections == [0]  # one connection, taken in turn
+        short = httpx.Timeout(2.0, pool=0.01)
+        with pytest.raises(httpx.PoolTimeout):
+            await asyncio.gather(client.get("/a", timeout=short), client.get("/b", timeout=short))
+
+
+async def test_bytes_on_an_idle_connection_retire_it(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    # An answer followed by bytes nobody asked for: the connection's state is unknown.
+    server = await serve(await _answer_with(OK + b"HTTP/1.1 200 OK\r\n"))
+    async with _client(server.url) as client:
+        assert (await client.get("/a")).status_code == 200
+        await asyncio.sleep(0.05)
+        assert (await client.get("/b")).status_code == 200
+    assert server.connections == [0, 1]
+
+
+async def test_an_informational_answer_before_the_answer_is_passed_over(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await serve(await _answer_with(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK))
+    async with _client(server.url) as client:
+        response = await client.get("/a")
+        assert response.status_code == 200
+        assert "link" not in response.headers
+        assert (await client.get("/b")).json() == {"rt_cd": 0}
+    assert server.connections == [0]
