@@ -36,16 +36,26 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
-async def _answer_forever(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int
-) -> None:
-    while True:
-        try:
-            await _read_request(reader)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        writer.write(OK)
-        await writer.drain()
+def _answer_with(raw: bytes, delay: float = 0.0) -> Handler:
+    """A handler that answers every request on its connection with ``raw`` after ``delay``
+    seconds, and hangs up after one that says ``Connection: close``."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            try:
+                await _read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            await asyncio.sleep(delay)
+            writer.write(raw)
+            await writer.drain()
+            if b"connection: close" in raw.lower():
+                return
+
+    return answer
+
+
+_answer_forever = _answer_with(OK)
 
 
 @pytest.fixture
@@ -289,28 +299,13 @@ def test_httpcore_finds_sniffio() -> None:
     assert importlib.util.find_spec("sniffio") is not None, "pip install sniffio"
 
 
-async def _answer_with(raw: bytes) -> Handler:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            try:
-                await _read_request(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            writer.write(raw)
-            await writer.drain()
-            if b"connection: close" in raw.lower():
-                return
-
-    return answer
-
-
 async def test_a_chunked_answer_arrives_whole_and_keeps_the_connection(
     serve: Callable[..., Awaitable[Server]],
 ) -> None:
     chunked = (
         b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'
     )
-    server = await serve(await _answer_with(chunked))
+    server = await serve(_answer_with(chunked))
     async with _client(server.url) as client:
         assert (await client.get("/a")).json() == {"a": 1}
         assert (await client.get("/b")).json() == {"a": 1}
@@ -321,7 +316,7 @@ async def test_an_answer_without_length_runs_to_the_close_and_is_not_reused(
     serve: Callable[..., Awaitable[Server]],
 ) -> None:
     until_close = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"rt_cd":"0"}'
-    server = await serve(await _answer_with(until_close))
+    server = await serve(_answer_with(until_close))
     async with _client(server.url) as client:
         assert (await client.get("/a")).json() == {"rt_cd": "0"}
         assert (await client.get("/b")).json() == {"rt_cd": "0"}
@@ -331,7 +326,7 @@ async def test_an_answer_without_length_runs_to_the_close_and_is_not_reused(
 async def test_an_answer_that_is_not_http_is_a_protocol_error(
     serve: Callable[..., Awaitable[Server]],
 ) -> None:
-    server = await serve(await _answer_with(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+    server = await serve(_answer_with(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
     async with _client(server.url) as client:
         with pytest.raises(httpx.RemoteProtocolError, match=r"not an HTTP/1\.1 answer"):
             await client.get("/a")
@@ -342,7 +337,7 @@ async def test_an_answer_over_the_body_limit_is_refused(
 ) -> None:
     monkeypatch.setattr("system.broker.transport.MAX_BODY_BYTES", 1000)
     big = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000
-    server = await serve(await _answer_with(big))
+    server = await serve(_answer_with(big))
     async with _client(server.url) as client:
         with pytest.raises(httpx.RemoteProtocolError, match="passed 1000 bytes"):
             await client.get("/a")
@@ -352,17 +347,7 @@ async def test_an_answer_over_the_body_limit_is_refused(
 async def test_the_pool_limit_queues_requests_and_times_out_the_wait(
     serve: Callable[..., Awaitable[Server]],
 ) -> None:
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            try:
-                await _read_request(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            await asyncio.sleep(0.05)
-            writer.write(OK)
-            await writer.drain()
-
-    server = await serve(slow)
+    server = await serve(_answer_with(OK, delay=0.05))
     one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     transport = BrokerTransport(verify=ssl.create_default_context(), limits=one)
     async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
@@ -378,7 +363,7 @@ async def test_bytes_on_an_idle_connection_retire_it(
     serve: Callable[..., Awaitable[Server]],
 ) -> None:
     # An answer followed by bytes nobody asked for: the connection's state is unknown.
-    server = await serve(await _answer_with(OK + b"HTTP/1.1 200 OK\r\n"))
+    server = await serve(_answer_with(OK + b"HTTP/1.1 200 OK\r\n"))
     async with _client(server.url) as client:
         assert (await client.get("/a")).status_code == 200
         await asyncio.sleep(0.05)
@@ -389,7 +374,7 @@ async def test_bytes_on_an_idle_connection_retire_it(
 async def test_an_informational_answer_before_the_answer_is_passed_over(
     serve: Callable[..., Awaitable[Server]],
 ) -> None:
-    server = await serve(await _answer_with(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK))
+    server = await serve(_answer_with(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK))
     async with _client(server.url) as client:
         response = await client.get("/a")
         assert response.status_code == 200
