@@ -55,7 +55,7 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         body, more = await _read_body(receive)
-        replay = _replaying(body, receive) if not more else receive
+        replay = _replaying(body, more, receive)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         lowered = {name.lower(): value for name, value in headers}
         tr_id = next((lowered[h] for h in _ID_HEADERS if h in lowered), None)
@@ -193,14 +193,16 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), True
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
+def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
+    """``receive`` for the route: what was read first (all of it, or the first
+    ``_JOURNALED_BODY_LIMIT`` and more to come), then the rest from the client."""
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
     return replay

@@ -196,3 +196,22 @@ async def test_a_bad_cursor_is_rejected(kis: Kis) -> None:
         headers=kis.headers("TTTC8434R", tr_cont="N"),
     )
     assert answer.json()["msg_cd"] == "OPSQ2001"
+
+
+async def test_a_body_past_the_journals_limit_reaches_the_route_whole(kis: Kis) -> None:
+    # In-process (no server's 413 in front), in chunks: the fault injector reads the first
+    # 64 KiB for the journal and must hand all of it, and the rest, to the route.
+    body = {"PDNO": "005930", "NOTE": "x" * 200_000}
+    raw = json.dumps(body).encode()
+
+    async def chunks() -> Any:
+        for start in range(0, len(raw), 8192):
+            yield raw[start : start + 8192]
+
+    answer = await kis.http.post(
+        "/uapi/hashkey",
+        content=chunks(),
+        headers={"appkey": APPKEY, "appsecret": APPSECRET, "content-type": "application/json"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["JsonBody"] == body
