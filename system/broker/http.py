@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import httpx
 
-# httpx's own defaults for a client, less what the broker never uses (compression it does
-# not apply to these answers is still accepted).
+# The headers httpx.AsyncClient adds to every request, so the broker sees the same requests
+# as before BrokerHttp; a request's own headers (the wire's) win over them.
 _DEFAULT_HEADERS = {
     "accept": "*/*",
     "accept-encoding": "gzip, deflate",

@@ -70,8 +70,7 @@ class _Answer:
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = bytearray()
-        self.started = False  # any byte of it has arrived
-        self.begun = False
+        self.begun = False  # a byte of it has arrived (llhttp begins a message on its first)
         self.extra = False  # a second message followed it in the same bytes
         self.too_large = False
         self.informational = False  # a 1xx came first; the answer follows it
@@ -153,7 +152,6 @@ class _Connection(asyncio.Protocol):
         if answer is None or answer.complete:
             self.stray = True
             return
-        answer.started = True
         try:
             answer.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -241,7 +239,7 @@ class _Connection(asyncio.Protocol):
             answer.complete = True
             answer.keep_alive = False
             return
-        if not answer.started:
+        if not answer.begun:
             raise httpcore.RemoteProtocolError("Server disconnected without sending a response.")
         raise httpcore.RemoteProtocolError(
             "the server closed the connection in the middle of its answer"
@@ -291,10 +289,9 @@ def _request_head(request: httpcore.Request) -> bytes:
 
 
 async def _request_body(request: httpcore.Request) -> bytes:
-    stream = request.stream
-    if isinstance(stream, bytes):
-        return stream
-    return b"".join([chunk async for chunk in cast(AsyncIterable[bytes], stream)])
+    # httpx hands the pool its request stream, which is async-iterable (a broker's are bytes
+    # already in memory).
+    return b"".join([chunk async for chunk in cast(AsyncIterable[bytes], request.stream)])
 
 
 class BrokerPool:

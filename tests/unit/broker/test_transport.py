@@ -381,3 +381,13 @@ async def test_an_informational_answer_before_the_answer_is_passed_over(
         assert "link" not in response.headers
         assert (await client.get("/b")).json() == {"rt_cd": 0}
     assert server.connections == [0]
+
+
+async def test_a_clean_close_in_the_middle_of_an_answer_is_a_protocol_error(
+    serve: Callable[..., Awaitable[Server]],
+) -> None:
+    half = b'HTTP/1.1 200 OK\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{"rt_cd":'
+    server = await serve(_answer_with(half))
+    async with _client(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="in the middle of its answer"):
+            await client.get("/a")
